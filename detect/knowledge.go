@@ -1,0 +1,94 @@
+package detect
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/idna"
+)
+
+// Knowledge is what the engine knows about the sender's world, beyond its
+// built-in lists.
+type Knowledge struct {
+	// Protected are the organisation's own domains or whole suffixes
+	// ("mil", "army.mil", "example.com"). Everything under them is the
+	// organisation's space; lookalikes outside it are leaks.
+	Protected []string
+	// Known are correspondent domains the organisation really writes to,
+	// with how often (a count of at least 1).
+	Known map[string]int
+	// NoBuiltin leaves out the built-in provider list.
+	NoBuiltin bool
+}
+
+// ReadKnown reads a known-correspondents file: one "DOMAIN [COUNT]" a line,
+// blank lines and "#" comments ignored. A missing count means 1. Domains are
+// normalised to lower-case ASCII; repeated domains add up.
+func ReadKnown(r io.Reader) (map[string]int, error) {
+	known := map[string]int{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := sc.Text()
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) > 2 {
+			return nil, fmt.Errorf("known: line %d: want \"DOMAIN [COUNT]\", got %d fields", n, len(f))
+		}
+		d, err := NormalizeDomain(f[0])
+		if err != nil {
+			return nil, fmt.Errorf("known: line %d: %w", n, err)
+		}
+		count := 1
+		if len(f) == 2 {
+			count, err = strconv.Atoi(f[1])
+			if err != nil || count < 0 {
+				return nil, fmt.Errorf("known: line %d: count %q is not a non-negative integer", n, f[1])
+			}
+		}
+		known[d] += count
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("known: line %d: %w", n+1, err)
+	}
+	return known, nil
+}
+
+var domainProfile = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.Transitional(false))
+
+// NormalizeDomain returns the lower-case ASCII (A-label) form of a domain,
+// without a trailing dot. A leading "." (a suffix such as ".mil") is allowed
+// and dropped.
+func NormalizeDomain(d string) (string, error) {
+	d = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(d), "."), ".")
+	if d == "" {
+		return "", fmt.Errorf("empty domain")
+	}
+	a, err := domainProfile.ToASCII(d)
+	if err != nil {
+		return "", fmt.Errorf("domain %q: %w", d, err)
+	}
+	a = strings.ToLower(a)
+	for _, l := range strings.Split(a, ".") {
+		if l == "" || len(l) > 63 {
+			return "", fmt.Errorf("domain %q: empty or overlong label", d)
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return "", fmt.Errorf("domain %q: invalid character %q", d, c)
+			}
+		}
+	}
+	return a, nil
+}

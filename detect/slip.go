@@ -1,0 +1,184 @@
+package detect
+
+import (
+	"fmt"
+
+	"github.com/stray-mail/stray/internal/knowledge"
+)
+
+// editOp is the single edit that turns the intended domain into the typed one.
+type editOp uint8
+
+const (
+	opNone editOp = iota
+	opOmit                // a character of intended is missing
+	opInsert              // typed has an extra character
+	opSubst               // one character replaced
+	opTranspose           // two neighbours swapped
+)
+
+// edit describes how typed differs from intended by exactly one operation.
+type edit struct {
+	op   editOp
+	pos  int  // position in intended (omit, subst, transpose) or typed (insert)
+	want byte // the intended character (omit, subst)
+	got  byte // the typed character (insert, subst)
+}
+
+// oneEdit finds the single Damerau edit between typed and intended, if any.
+func oneEdit(typed, intended string) (edit, bool) {
+	lt, li := len(typed), len(intended)
+	i := 0
+	for i < lt && i < li && typed[i] == intended[i] {
+		i++
+	}
+	switch {
+	case lt == li:
+		if i == lt {
+			return edit{}, false
+		}
+		if typed[i+1:] == intended[i+1:] {
+			return edit{op: opSubst, pos: i, want: intended[i], got: typed[i]}, true
+		}
+		if i+1 < lt && typed[i] == intended[i+1] && typed[i+1] == intended[i] && typed[i+2:] == intended[i+2:] {
+			return edit{op: opTranspose, pos: i}, true
+		}
+	case lt == li-1:
+		if typed[i:] == intended[i+1:] {
+			return edit{op: opOmit, pos: i, want: intended[i]}, true
+		}
+	case lt == li+1:
+		if typed[i+1:] == intended[i:] {
+			return edit{op: opInsert, pos: i, got: typed[i]}, true
+		}
+	}
+	return edit{}, false
+}
+
+// slipModel turns an edit into a likelihood that a person made it, using
+// keyboard geometry: hitting a neighbouring key is far more common than an
+// arbitrary substitution, and dropping one of a doubled letter is the most
+// common omission.
+type slipModel struct {
+	adj []*knowledge.Adjacency // most common layout first
+}
+
+func newSlipModel() *slipModel {
+	m := &slipModel{}
+	for _, l := range knowledge.Layouts() {
+		m.adj = append(m.adj, l.Adjacent())
+	}
+	return m
+}
+
+// adjacent reports whether a and b touch on the first layout (primary) or on
+// any layout.
+func (m *slipModel) adjacent(a, b byte) (primary, any bool) {
+	if a >= 128 || b >= 128 {
+		return false, false
+	}
+	for i, adj := range m.adj {
+		if adj[a][b] {
+			return i == 0, true
+		}
+	}
+	return false, false
+}
+
+func isVowel(c byte) bool {
+	switch c {
+	case 'a', 'e', 'i', 'o', 'u', 'y':
+		return true
+	}
+	return false
+}
+
+// lookalike ASCII pairs people misread or mistype by sight.
+func asciiLookalike(a, b byte) bool {
+	if a > b {
+		a, b = b, a
+	}
+	switch string([]byte{a, b}) {
+	case "0o", "1l", "1i", "il", "5s", "2z", "8b", "0d", "uv", "gq", "ce":
+		return true
+	}
+	return false
+}
+
+// slip is one explanation of a typo: its reason kind, likelihood and a
+// sentence for the sender.
+type slip struct {
+	kind string
+	p    float64
+	why  string
+}
+
+// explain classifies the edit from intended to typed.
+func (m *slipModel) explain(typed, intended string, e edit) slip {
+	switch e.op {
+	case opTranspose:
+		a, b := intended[e.pos], intended[e.pos+1]
+		if a == '.' || b == '.' {
+			return slip{KindShiftedDot, 0.85, fmt.Sprintf("the dot is shifted: %s for %s", typed, intended)}
+		}
+		return slip{KindTransposition, 0.85, fmt.Sprintf("%q and %q are swapped", a, b)}
+	case opOmit:
+		c := e.want
+		if c == '.' {
+			return slip{KindMissingDot, 0.75, "a dot is missing"}
+		}
+		if (e.pos > 0 && intended[e.pos-1] == c) || (e.pos+1 < len(intended) && intended[e.pos+1] == c) {
+			return slip{KindOmission, 0.85, fmt.Sprintf("one %q of a double letter is missing", c)}
+		}
+		return slip{KindOmission, 0.6, fmt.Sprintf("the letter %q is missing", c)}
+	case opInsert:
+		c := e.got
+		var prev, next byte
+		if e.pos > 0 {
+			prev = typed[e.pos-1]
+		}
+		if e.pos+1 < len(typed) {
+			next = typed[e.pos+1]
+		}
+		if c == '.' {
+			return slip{KindExtraDot, 0.55, "there is an extra dot"}
+		}
+		if c == prev || c == next {
+			return slip{KindRepetition, 0.75, fmt.Sprintf("the letter %q is doubled", c)}
+		}
+		p1, a1 := m.adjacent(c, prev)
+		p2, a2 := m.adjacent(c, next)
+		switch {
+		case p1 || p2:
+			return slip{KindKeyboardSlip, 0.7, fmt.Sprintf("an extra %q, a neighbouring key, was typed", c)}
+		case a1 || a2:
+			return slip{KindKeyboardSlip, 0.55, fmt.Sprintf("an extra %q, a neighbouring key on some keyboards, was typed", c)}
+		}
+		return slip{KindInsertion, 0.2, fmt.Sprintf("an extra %q was typed", c)}
+	case opSubst:
+		a, b := e.want, e.got
+		if a == '.' || b == '.' {
+			return slip{KindSubstitution, 0.3, fmt.Sprintf("%q was typed for %q", b, a)}
+		}
+		prim, anyAdj := m.adjacent(a, b)
+		switch {
+		case prim:
+			return slip{KindKeyboardSlip, 0.75, fmt.Sprintf("%q was typed for %q, its neighbour on the keyboard", b, a)}
+		case anyAdj:
+			return slip{KindKeyboardSlip, 0.6, fmt.Sprintf("%q was typed for %q, its neighbour on QWERTZ/AZERTY keyboards", b, a)}
+		case asciiLookalike(a, b):
+			return slip{KindHomoglyph, 0.6, fmt.Sprintf("%q looks like %q", b, a)}
+		case isVowel(a) && isVowel(b):
+			return slip{KindSubstitution, 0.35, fmt.Sprintf("the vowel %q was typed for %q", b, a)}
+		case bitFlip(a, b):
+			return slip{KindBitFlip, 0.2, fmt.Sprintf("%q differs from %q by one bit", b, a)}
+		}
+		return slip{KindSubstitution, 0.15, fmt.Sprintf("%q was typed for %q", b, a)}
+	}
+	return slip{}
+}
+
+func bitFlip(a, b byte) bool {
+	x := a ^ b
+	return x != 0 && x&(x-1) == 0
+}

@@ -1,0 +1,186 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/stray-mail/stray/detect"
+	"github.com/stray-mail/stray/internal/config"
+)
+
+const checkHelp = `usage: stray check [--protect DOMAIN]... [--known FILE]... [--config FILE] [--format text|json] [ADDRESS...]
+
+Checks recipient addresses for mistyped domains and suggests the address the
+sender most likely meant. Addresses come from the arguments, or one per line
+from standard input when there are none. Each gets a verdict:
+
+  ok     no reason to doubt it
+  warn   a weak signal
+  hold   a likely typo: ask the sender before delivering
+  block  near-certain and leaking (a lookalike of your own domain outside it,
+         a homoglyph of a domain you mean)
+
+Knowledge: --protect names your own domains or whole suffixes (mail to a
+lookalike outside them leaks); --known names files of domains you write to
+("DOMAIN [COUNT]" lines, # comments); popular providers are built in.
+
+--format json prints exactly one JSON object per input line, in input order:
+{"address","verdict","intended","suggestion","score","reasons":[{"kind","message"}]}
+and, for an address that cannot be parsed, an "error" with verdict ok.
+
+Exit status: 0 nothing flagged, 1 something flagged, 2 usage or input error.
+
+Examples:
+  stray check --protect mil j.smith@army.ml
+  stray check j@gmial.com k@gmаil.com
+  stray check --known known.txt --format json < recipients.txt
+`
+
+func runCheck(ctx context.Context, args []string, std Stdio) int {
+	fs := newFlagSet("check", checkHelp, std)
+	var protect, known stringsFlag
+	fs.Var(&protect, "protect", "your own domain or suffix (repeatable): mil, army.mil, example.com")
+	fs.Var(&known, "known", "file of known correspondent domains, `FILE` lines \"DOMAIN [COUNT]\" (repeatable)")
+	configPath := fs.String("config", "", "YAML config `FILE` (its detect section)")
+	format := fs.String("format", "text", "output format: text or json")
+	addrs, err := parseInterleaved(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	if *format != "text" && *format != "json" {
+		fmt.Fprintf(std.Err, "stray check: --format %q: want text or json\n", *format)
+		return ExitUsage
+	}
+	checker, err := buildChecker(*configPath, protect, known)
+	if err != nil {
+		fmt.Fprintf(std.Err, "stray check: %v\n", err)
+		return ExitUsage
+	}
+	out := bufio.NewWriterSize(std.Out, 64*1024)
+	defer out.Flush()
+	emit := emitText
+	if *format == "json" {
+		emit = emitJSON
+	}
+	code := ExitOK
+	one := func(line string) {
+		f, err := checker.Check(line)
+		f.Address = strings.TrimSpace(line)
+		emit(out, f, err)
+		switch {
+		case err != nil:
+			code = ExitUsage
+		case f.Flagged() && code == ExitOK:
+			code = ExitFlagged
+		}
+	}
+	if len(addrs) > 0 {
+		for _, a := range addrs {
+			one(a)
+		}
+		return code
+	}
+	err = eachLine(ctx, std.In, one)
+	if err != nil {
+		out.Flush()
+		fmt.Fprintf(std.Err, "stray check: reading input: %v\n", err)
+		return ExitUsage
+	}
+	return code
+}
+
+func buildChecker(configPath string, protect, known []string) (*detect.Checker, error) {
+	cfg := config.Default()
+	if configPath != "" {
+		var err error
+		if cfg, err = config.Load(configPath); err != nil {
+			return nil, err
+		}
+	}
+	k, err := cfg.Knowledge(protect, known)
+	if err != nil {
+		return nil, err
+	}
+	return detect.New(k)
+}
+
+// maxLine bounds one input line; longer lines are cut (and then fail to parse
+// as an address) but never stop the run or desynchronise the output.
+const maxLine = 64 * 1024
+
+// eachLine calls fn for every line of r, without its line ending.
+func eachLine(ctx context.Context, r io.Reader, fn func(string)) error {
+	br := bufio.NewReaderSize(r, 64*1024)
+	var buf []byte
+	for n := 0; ; n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		buf = buf[:0]
+		var err error
+		for {
+			var chunk []byte
+			chunk, err = br.ReadSlice('\n')
+			if len(buf)+len(chunk) <= maxLine {
+				buf = append(buf, chunk...)
+			}
+			if err != bufio.ErrBufferFull {
+				break
+			}
+		}
+		if len(buf) == 0 && err == io.EOF {
+			return nil
+		}
+		line := strings.TrimSuffix(strings.TrimSuffix(string(buf), "\n"), "\r")
+		fn(line)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+type jsonError struct {
+	Address    string          `json:"address"`
+	Error      string          `json:"error"`
+	Verdict    detect.Verdict  `json:"verdict"`
+	Intended   *string         `json:"intended"`
+	Suggestion *string         `json:"suggestion"`
+	Score      float64         `json:"score"`
+	Reasons    []detect.Reason `json:"reasons"`
+}
+
+func emitJSON(w *bufio.Writer, f detect.Finding, err error) {
+	var b []byte
+	if err != nil {
+		b, _ = json.Marshal(jsonError{Address: f.Address, Error: err.Error(), Reasons: []detect.Reason{}})
+	} else {
+		b, _ = json.Marshal(f)
+	}
+	w.Write(b)
+	w.WriteByte('\n')
+}
+
+func emitText(w *bufio.Writer, f detect.Finding, err error) {
+	switch {
+	case err != nil:
+		fmt.Fprintf(w, "%-6s %s: %v\n", "error", f.Address, err)
+	case !f.Flagged():
+		fmt.Fprintf(w, "%-6s %s\n", "ok", f.Address)
+	default:
+		fmt.Fprintf(w, "%-6s %s", f.Verdict, f.Address)
+		if f.Suggestion != "" {
+			fmt.Fprintf(w, "  did you mean %s?", f.Suggestion)
+		}
+		fmt.Fprintf(w, "  (score %.2f)\n", f.Score)
+		for _, r := range f.Reasons {
+			fmt.Fprintf(w, "       %s: %s\n", r.Kind, r.Message)
+		}
+	}
+}

@@ -1,0 +1,126 @@
+// Package cli implements stray's subcommands: flag parsing, input and output
+// formats and exit codes. It translates between people (or scripts) and the
+// engine; it never decides whether an address is a typo.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Exit codes, like grep's.
+const (
+	ExitOK      = 0 // nothing flagged
+	ExitFlagged = 1 // something flagged
+	ExitUsage   = 2 // usage or input error
+)
+
+// Stdio is a command's standard streams.
+type Stdio struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+type command struct {
+	name     string
+	synopsis string
+	run      func(ctx context.Context, args []string, io Stdio) int
+}
+
+func commands() []command {
+	return []command{
+		{"check", "check recipient addresses for mistyped domains", runCheck},
+		{"version", "print the version", runVersion},
+	}
+}
+
+// Version is stray's version, set at build time with -ldflags.
+var Version = "dev"
+
+// Run runs the subcommand named by args[0] and returns the exit code.
+func Run(ctx context.Context, args []string, std Stdio) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		if len(args) > 1 {
+			return Run(ctx, []string{args[1], "--help"}, std)
+		}
+		usage(std.Out)
+		if len(args) == 0 {
+			return ExitUsage
+		}
+		return ExitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], std)
+		}
+	}
+	fmt.Fprintf(std.Err, "stray: unknown command %q\n\n", args[0])
+	usage(std.Err)
+	return ExitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, "usage: stray COMMAND [FLAGS] [ARGS]\n\n"+
+		"stray stops e-mail to mistyped recipient domains: army.ml for army.mil,\n"+
+		"gmial.com for gmail.com, gmаil.com with a Cyrillic а.\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.synopsis)
+	}
+	fmt.Fprint(w, "\nRun `stray COMMAND --help` for a command's flags and examples.\n")
+}
+
+func runVersion(_ context.Context, _ []string, std Stdio) int {
+	fmt.Fprintf(std.Out, "stray %s\n", Version)
+	return ExitOK
+}
+
+// strings is a repeatable string flag.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
+func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
+
+// parseInterleaved parses flags that may appear before, between or after
+// positional arguments, as people type them.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// newFlagSet makes a flag set whose --help prints help to std.Out.
+func newFlagSet(name, help string, std Stdio) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(std.Err)
+	fs.Usage = func() {
+		fmt.Fprint(std.Out, help, "\nFlags:\n")
+		fs.SetOutput(std.Out)
+		fs.PrintDefaults()
+		fs.SetOutput(std.Err)
+	}
+	return fs
+}
+
+// flagExit maps a flag parse error to an exit code.
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	return ExitUsage
+}
