@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync"
 
 	"golang.org/x/net/publicsuffix"
 
@@ -48,6 +49,7 @@ type Checker struct {
 	knownUnder map[string]int
 	families   map[string]bool
 	slips      *slipModel
+	tlds       sync.Map // TLDs known to exist → true
 }
 
 // New builds a Checker from knowledge. Building is linear in the size of the
@@ -112,7 +114,7 @@ func New(k Knowledge) (*Checker, error) {
 	}
 	for _, p := range c.protected {
 		for _, v := range suffixVariants(p) {
-			if !c.inProtected(v) && suffixExists(v) {
+			if !c.inProtected(v) && c.suffixExists(v) {
 				c.variants[v] = appendUnique(c.variants[v], p)
 			}
 		}
@@ -189,20 +191,26 @@ func orgParents(d string) []string {
 }
 
 // tldExists reports whether tld is a TLD in the root zone (ICANN section of
-// the Public Suffix List, which includes every IANA TLD).
-func tldExists(tld string) bool {
+// the Public Suffix List, which includes every IANA TLD). Answers that a TLD
+// exists are cached: there are about 1,500, while garbage is unbounded.
+func (c *Checker) tldExists(tld string) bool {
+	if _, ok := c.tlds.Load(tld); ok {
+		return true
+	}
 	if tld == "" || strings.Contains(tld, ".") {
 		return false
 	}
 	// Probe below the TLD: wildcard rules (*.np) do not list the TLD itself.
-	_, icann := publicsuffix.PublicSuffix("stray-probe." + tld)
-	return icann
+	if _, icann := publicsuffix.PublicSuffix("stray-probe." + tld); !icann {
+		return false
+	}
+	c.tlds.Store(tld, true)
+	return true
 }
 
-// suffixExists reports whether every TLD of s exists (s's last label).
-func suffixExists(s string) bool {
-	i := strings.LastIndexByte(s, '.')
-	return tldExists(s[i+1:])
+// suffixExists reports whether s's TLD exists.
+func (c *Checker) suffixExists(s string) bool {
+	return c.tldExists(tldOf(s))
 }
 
 const domainAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789-."
@@ -299,12 +307,30 @@ func (c *Checker) trusted(d string) bool {
 		}
 		s = s[i+1:]
 	}
+	if !c.hasFamilyLabel(d) {
+		return false
+	}
 	if reg, err := publicsuffix.EffectiveTLDPlusOne(d); err == nil {
 		label := reg[:strings.IndexByte(reg, '.')]
 		tld := reg[strings.LastIndexByte(reg, '.')+1:]
-		if c.families[label] && tldExists(tld) && !knowledge.IsConfusionTLD(tld) {
+		if c.families[label] && c.tldExists(tld) && !knowledge.IsConfusionTLD(tld) {
 			return true
 		}
+	}
+	return false
+}
+
+// hasFamilyLabel reports whether any label of d is a provider brand.
+func (c *Checker) hasFamilyLabel(d string) bool {
+	for len(d) > 0 {
+		i := strings.IndexByte(d, '.')
+		if i < 0 {
+			return c.families[d]
+		}
+		if c.families[d[:i]] {
+			return true
+		}
+		d = d[i+1:]
 	}
 	return false
 }
@@ -326,7 +352,7 @@ func (c *Checker) assess(a address.Address) (candidate, bool) {
 	// A TLD that does not exist: mail bounces, but the sender meant
 	// something; find it.
 	tld := d[strings.LastIndexByte(d, '.')+1:]
-	if !tldExists(tld) {
+	if !c.tldExists(tld) {
 		cands = append(cands, c.nonexistentTLD(d, tld)...)
 	}
 	// A lookalike suffix of a protected entry: army.ml for mil.
@@ -382,6 +408,7 @@ func (c *Checker) slipsFrom(d string, factor float64) []candidate {
 	var out []candidate
 	prefix := ""
 	s := d
+	ps, _ := publicsuffix.PublicSuffix(d)
 	var ids []int32
 	for depth := 0; depth < 3; depth++ {
 		ids = c.index.lookup(s, ids[:0])
@@ -420,7 +447,7 @@ func (c *Checker) slipsFrom(d string, factor float64) []candidate {
 			break
 		}
 		parent := s[i+1:]
-		if ps, _ := publicsuffix.PublicSuffix(parent); ps == parent || !strings.Contains(parent, ".") {
+		if len(parent) <= len(ps) || !strings.Contains(parent, ".") {
 			break
 		}
 		prefix += s[:i+1]
@@ -456,7 +483,7 @@ func (c *Checker) tldSwap(typed, intended string) (Reason, bool) {
 		return Reason{}, false
 	}
 	tt := typed[ti+1:]
-	if !tldExists(tt) {
+	if !c.tldExists(tt) {
 		return Reason{}, false
 	}
 	return Reason{KindTLDConfusion, fmt.Sprintf(".%s is a real country or generic TLD one slip from .%s: mail there is delivered to a stranger", tt, intended[ii+1:])}, true
@@ -471,7 +498,7 @@ func (c *Checker) nonexistentTLD(d, tld string) []candidate {
 	var fallback string
 	fallbackRank := math.MaxInt
 	for _, fix := range oneEditVariants(tld) {
-		if strings.Contains(fix, ".") || !tldExists(fix) {
+		if strings.Contains(fix, ".") || !c.tldExists(fix) {
 			continue
 		}
 		fixed := name + "." + fix

@@ -10,11 +10,11 @@ import (
 type editOp uint8
 
 const (
-	opNone editOp = iota
-	opOmit                // a character of intended is missing
-	opInsert              // typed has an extra character
-	opSubst               // one character replaced
-	opTranspose           // two neighbours swapped
+	opNone      editOp = iota
+	opOmit             // a character of intended is missing
+	opInsert           // typed has an extra character
+	opSubst            // one character replaced
+	opTranspose        // two neighbours swapped
 )
 
 // edit describes how typed differs from intended by exactly one operation.

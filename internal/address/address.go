@@ -115,9 +115,11 @@ func Parse(s string) (Address, error) {
 	if err != nil {
 		return Address{}, err
 	}
-	uni, err := profile.ToUnicode(ascii)
-	if err != nil || uni == "" {
-		uni = ascii
+	uni := ascii
+	if strings.Contains(ascii, "xn--") {
+		if u, err := profile.ToUnicode(ascii); err == nil && u != "" {
+			uni = u
+		}
 	}
 	return Address{Local: local, Domain: ascii, UnicodeDomain: uni}, nil
 }
@@ -362,9 +364,14 @@ func normalizeDomain(d string) (string, error) {
 			}
 		}
 	}
-	ascii, err := profile.ToASCII(d)
-	if err != nil {
-		return "", idnaError(err)
+	// Fast path: plain LDH ASCII without punycode needs no IDNA mapping,
+	// only lower-casing (what the mapping would do to it).
+	ascii, plain := plainLower(d)
+	if !plain {
+		var err error
+		if ascii, err = profile.ToASCII(d); err != nil {
+			return "", idnaError(err)
+		}
 	}
 	// Strip one trailing dot. This is done after mapping so that a trailing
 	// ideographic or fullwidth full stop counts as well.
@@ -457,4 +464,27 @@ func clip(s string) string {
 		n--
 	}
 	return s[:n] + "..."
+}
+
+// plainLower returns d lower-cased and true when d is only ASCII letters,
+// digits, hyphens and dots and holds no punycode label.
+func plainLower(d string) (string, bool) {
+	upper := false
+	for i := 0; i < len(d); i++ {
+		c := d[i]
+		switch {
+		case 'A' <= c && c <= 'Z':
+			upper = true
+		case c >= utf8.RuneSelf || (!isLDH(c) && c != '.'):
+			return "", false
+		}
+	}
+	lower := d
+	if upper {
+		lower = strings.ToLower(d)
+	}
+	if strings.Contains(lower, "xn--") {
+		return "", false
+	}
+	return lower, true
 }
