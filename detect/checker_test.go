@@ -244,3 +244,18 @@ func TestFindingJSONHasNullsWhenOK(t *testing.T) {
 		t.Errorf("got %s", got)
 	}
 }
+
+func TestSlipRanksKeyboardNeighboursAboveArbitraryLetters(t *testing.T) {
+	t.Parallel()
+	kind, near, ok := Slip("gnail.com", "gmail.com")
+	if !ok || kind != KindKeyboardSlip {
+		t.Fatalf("gnail: %s %v", kind, ok)
+	}
+	_, far, _ := Slip("gqail.com", "gmail.com")
+	if near <= far {
+		t.Errorf("neighbour key %.2f not above arbitrary %.2f", near, far)
+	}
+	if _, _, ok := Slip("gmail.com", "yahoo.com"); ok {
+		t.Error("two unrelated domains explained as one slip")
+	}
+}

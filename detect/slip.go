@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/stray-mail/stray/internal/knowledge"
 )
@@ -181,4 +182,21 @@ func (m *slipModel) explain(typed, intended string, e edit) slip {
 func bitFlip(a, b byte) bool {
 	x := a ^ b
 	return x != 0 && x&(x-1) == 0
+}
+
+var defaultSlips = sync.OnceValue(newSlipModel)
+
+// Slip explains typed as a one-slip typo of intended under stray's typo
+// model: the reason kind (KindTransposition, KindKeyboardSlip…) and how
+// likely a person is to make that slip (0..1). ok is false when the two are
+// not exactly one edit (omission, insertion, substitution, transposition)
+// apart. Other tools (lookalike generation) use it to rank candidates the way
+// the engine does.
+func Slip(typed, intended string) (kind string, likelihood float64, ok bool) {
+	e, ok := oneEdit(typed, intended)
+	if !ok {
+		return "", 0, false
+	}
+	s := defaultSlips().explain(typed, intended, e)
+	return s.kind, s.p, true
 }
