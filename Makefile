@@ -30,6 +30,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./detect
 	$(GO) test -run '^$$' -fuzz '^FuzzReadKnown$$' -fuzztime $(FUZZTIME) ./detect
 	$(GO) test -run '^$$' -fuzz '^FuzzConfig$$' -fuzztime $(FUZZTIME) ./internal/config
+	$(GO) test -run '^$$' -fuzz '^FuzzReadPacket$$' -fuzztime $(FUZZTIME) ./internal/milter
+	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) ./internal/milter
+	$(GO) test -run '^$$' -fuzz '^FuzzReadRequest$$' -fuzztime $(FUZZTIME) ./internal/policyd
+	$(GO) test -run '^$$' -fuzz '^FuzzGenerate$$' -fuzztime $(FUZZTIME) ./permute
+	$(GO) test -run '^$$' -fuzz '^FuzzReadState$$' -fuzztime $(FUZZTIME) ./internal/scan
 
 # Recall / fix / false-positive rate per scenario on the development corpus;
 # fails below the targets.

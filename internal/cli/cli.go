@@ -34,6 +34,10 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"check", "check recipient addresses for mistyped domains", runCheck},
+		{"serve", "run the configured listeners (milter, policy, http) in one daemon", runServe},
+		{"milter", "run the milter front end for Postfix or Sendmail", runMilter},
+		{"policy", "run the Postfix policy delegation server", runPolicy},
+		{"config", "validate a configuration file (config check FILE)", runConfig},
 		{"version", "print the version", runVersion},
 	}
 }

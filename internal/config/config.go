@@ -11,18 +11,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/stray-mail/stray/detect"
+	"github.com/stray-mail/stray/internal/policy"
 )
 
 // Config is the whole configuration file.
 type Config struct {
-	Detect Detect `yaml:"detect"`
+	Detect Detect        `yaml:"detect"`
+	Policy policy.Config `yaml:"policy"`
+	Listen Listen        `yaml:"listen"`
+	Log    Log           `yaml:"log"`
+	// ShutdownTimeout bounds the drain on SIGTERM before connections are
+	// closed (default 30s).
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 
 	// dir is the directory of the config file; relative paths in it are
 	// resolved against it.
@@ -39,10 +49,48 @@ type Detect struct {
 	Builtin *bool `yaml:"builtin"`
 }
 
+// Listen names the listeners `stray serve` runs; an empty one is off.
+type Listen struct {
+	// Milter: inet:HOST:PORT or unix:PATH.
+	Milter string `yaml:"milter"`
+	// Policy: HOST:PORT for Postfix policy delegation.
+	Policy string `yaml:"policy"`
+	// HTTP: HOST:PORT for /metrics and /healthz.
+	HTTP string `yaml:"http"`
+}
+
+// Log configures the structured log on standard error.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // text (default) or json
+}
+
+// Duration is a time.Duration written as "30s" in YAML.
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
+
+// Loopback defaults: a newcomer's `stray serve` listens only on this machine.
+const (
+	DefaultMilter = "inet:127.0.0.1:8895"
+	DefaultPolicy = "127.0.0.1:10045"
+	DefaultHTTP   = "127.0.0.1:8098"
+)
+
 // Default returns the configuration used when no file is given.
 func Default() *Config {
 	t := true
-	return &Config{Detect: Detect{Builtin: &t}}
+	return &Config{
+		Detect:          Detect{Builtin: &t},
+		Listen:          Listen{Milter: DefaultMilter, Policy: DefaultPolicy, HTTP: DefaultHTTP},
+		Log:             Log{Level: "info", Format: "text"},
+		ShutdownTimeout: Duration(30 * time.Second),
+	}
 }
 
 // Load reads and validates a configuration file.
@@ -100,10 +148,54 @@ func (c *Config) Validate() error {
 			p = append(p, fmt.Sprintf("detect.known[%d]: %v (want a file of \"DOMAIN [COUNT]\" lines)", i, err))
 		}
 	}
+	if _, err := policy.Compile(c.Policy, "policy"); err != nil {
+		var pp policy.Problems
+		if errors.As(err, &pp) {
+			p = append(p, pp...)
+		} else {
+			p = append(p, err.Error())
+		}
+	}
+	if c.Listen.Milter != "" && !validMilterListen(c.Listen.Milter) {
+		p = append(p, fmt.Sprintf("listen.milter: %q: want inet:HOST:PORT or unix:PATH", c.Listen.Milter))
+	}
+	for name, a := range map[string]string{"listen.policy": c.Listen.Policy, "listen.http": c.Listen.HTTP} {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			p = append(p, fmt.Sprintf("%s: %q: %v (want HOST:PORT)", name, a, err))
+		}
+	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		p = append(p, fmt.Sprintf("log.level: %q: want debug, info, warn or error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		p = append(p, fmt.Sprintf("log.format: %q: want text or json", c.Log.Format))
+	}
+	if c.ShutdownTimeout < 0 {
+		p = append(p, "shutdown_timeout: negative")
+	}
+	sort.Strings(p)
 	if len(p) > 0 {
 		return p
 	}
 	return nil
+}
+
+func validMilterListen(s string) bool {
+	switch {
+	case strings.HasPrefix(s, "unix:"), strings.HasPrefix(s, "local:"):
+		return len(s) > strings.IndexByte(s, ':')+1
+	case strings.HasPrefix(s, "inet:"), strings.HasPrefix(s, "inet6:"):
+		_, _, err := net.SplitHostPort(s[strings.IndexByte(s, ':')+1:])
+		return err == nil
+	}
+	return false
 }
 
 // Path resolves a path from the config file relative to its directory.

@@ -1,0 +1,164 @@
+// Package e2e tests the stray binary end to end against a real Postfix
+// started by the test harness (internal/postfixtest). CI installs Postfix and
+// sets STRAY_REQUIRE_POSTFIX so these tests cannot silently skip there.
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stray-mail/stray/internal/postfixtest"
+)
+
+var strayBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "stray-e2e-bin-")
+	if err != nil {
+		panic(err)
+	}
+	strayBin = filepath.Join(dir, "stray")
+	out, err := exec.Command("go", "build", "-o", strayBin, "../cmd/stray").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building stray: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// stray is a running `stray serve` process.
+type stray struct {
+	t      *testing.T
+	cfg    string
+	cmd    *exec.Cmd
+	log    *syncBuffer
+	Milter string // 127.0.0.1:PORT
+	Policy string
+	HTTP   string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startStray writes a config with the given detect/policy YAML and loopback
+// listeners on free ports, and starts `stray serve`.
+func startStray(t *testing.T, body string) *stray {
+	t.Helper()
+	s := &stray{t: t, log: &syncBuffer{}}
+	s.Milter = fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
+	s.Policy = fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
+	s.HTTP = fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
+	s.cfg = filepath.Join(t.TempDir(), "stray.yaml")
+	cfg := fmt.Sprintf("listen:\n  milter: inet:%s\n  policy: %s\n  http: %s\nlog:\n  level: debug\nshutdown_timeout: 5s\n%s", s.Milter, s.Policy, s.HTTP, body)
+	if err := os.WriteFile(s.cfg, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	t.Cleanup(func() {
+		s.stop()
+		if t.Failed() {
+			t.Logf("stray log:\n%s", s.log.String())
+		}
+	})
+	return s
+}
+
+func (s *stray) start() {
+	s.t.Helper()
+	s.cmd = exec.Command(strayBin, "serve", "--config", s.cfg)
+	s.cmd.Stderr = s.log
+	s.cmd.Stdout = s.log
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("tcp", s.Milter, 200*time.Millisecond); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Fatalf("stray did not start:\n%s", s.log.String())
+}
+
+func (s *stray) signal(sig syscall.Signal) {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Signal(sig)
+	}
+}
+
+// kill9 kills stray with SIGKILL and waits for it.
+func (s *stray) kill9() {
+	s.signal(syscall.SIGKILL)
+	s.cmd.Wait()
+	s.cmd = nil
+}
+
+func (s *stray) stop() {
+	if s.cmd == nil {
+		return
+	}
+	s.signal(syscall.SIGCONT)
+	s.signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		s.signal(syscall.SIGKILL)
+		<-done
+	}
+	s.cmd = nil
+}
+
+const milConfig = `
+detect:
+  protect: [mil]
+policy:
+  allow: [partner.ml]
+`
+
+const msg = "From: a@army.mil\nTo: undisclosed-recipients:;\nSubject: test\n\nhello\n"
+
+func codes(rs []postfixtest.Reply) []int {
+	out := make([]int, len(rs))
+	for i, r := range rs {
+		out[i] = r.Code
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}

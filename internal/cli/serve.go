@@ -1,0 +1,383 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/stray-mail/stray/detect"
+	"github.com/stray-mail/stray/internal/config"
+	"github.com/stray-mail/stray/internal/gate"
+	"github.com/stray-mail/stray/internal/milter"
+	"github.com/stray-mail/stray/internal/policy"
+	"github.com/stray-mail/stray/internal/policyd"
+)
+
+const serveHelp = `usage: stray serve [--config FILE] [--protect DOMAIN]... [--known FILE]...
+
+Runs every listener the config names in one daemon: the milter (Postfix
+smtpd_milters / Sendmail INPUT_MAIL_FILTER), the Postfix policy server
+(check_policy_service), and HTTP (/metrics, /healthz). Without --config it
+runs on the embedded defaults, on loopback only:
+
+  milter  inet:127.0.0.1:8895
+  policy  127.0.0.1:10045
+  http    127.0.0.1:8098
+
+One log line per decision goes to standard error (queue id, sender,
+recipient, verdict, intended, action). SIGHUP reloads the config and the
+knowledge files and swaps them in atomically (messages in flight finish
+with the old ones; listener addresses need a restart). SIGTERM or SIGINT
+stops accepting, lets messages in progress finish for shutdown_timeout, then
+closes what is left: the MTA tempfails those messages and retries them.
+
+Examples:
+  stray serve
+  stray serve --config /etc/stray/stray.yaml
+  stray serve --protect mil --known /var/lib/stray/known.txt
+`
+
+const milterHelp = `usage: stray milter --listen inet:HOST:PORT|unix:PATH [--protect DOMAIN]... [--known FILE]... [--config FILE]
+
+Runs only the milter front end. Postfix: smtpd_milters = inet:HOST:PORT,
+milter_default_action = tempfail. A recipient whose verdict maps to reject is
+refused at RCPT with a 550 5.1.2 reply naming the suggested address; the
+message's other recipients are delivered. hold quarantines the message in
+Postfix's hold queue; warn adds an X-Stray-Warning header.
+
+Examples:
+  stray milter --listen inet:127.0.0.1:8895 --protect mil
+  stray milter --listen unix:/var/spool/postfix/stray/milter.sock --config /etc/stray/stray.yaml
+`
+
+const policyHelp = `usage: stray policy --listen HOST:PORT [--protect DOMAIN]... [--known FILE]... [--config FILE]
+
+Runs only the Postfix policy delegation server. Postfix:
+smtpd_recipient_restrictions = ..., check_policy_service inet:HOST:PORT.
+Answers 550 5.1.2 (reject, with the suggestion), HOLD, PREPEND
+X-Stray-Warning, or DUNNO.
+
+Examples:
+  stray policy --listen 127.0.0.1:10045 --protect mil
+`
+
+// daemon is a running set of listeners around one gate.
+type daemon struct {
+	cfgPath        string
+	protect, known []string
+	log            *slog.Logger
+	gate           *gate.Gate
+	reg            *prometheus.Registry
+	shutdown       []func(context.Context) error
+	errs           chan error
+	wg             sync.WaitGroup
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(orDefault(c.Level, "info")))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// loadConfig reads the config file, or the defaults when there is none.
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default(), nil
+	}
+	return config.Load(path)
+}
+
+// buildEngine builds detection knowledge and policy from a config.
+func buildEngine(cfg *config.Config, protect, known []string) (*gate.Engine, error) {
+	k, err := cfg.Knowledge(protect, known)
+	if err != nil {
+		return nil, err
+	}
+	c, err := detect.New(k)
+	if err != nil {
+		return nil, err
+	}
+	p, err := policy.Compile(cfg.Policy, "policy")
+	if err != nil {
+		return nil, err
+	}
+	return &gate.Engine{Checker: c, Policy: p}, nil
+}
+
+func newDaemon(cfgPath string, protect, known []string, std Stdio) (*daemon, *config.Config, error) {
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	eng, err := buildEngine(cfg, protect, known)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := &daemon{cfgPath: cfgPath, protect: protect, known: known, log: newLogger(cfg.Log, std.Err),
+		reg: prometheus.NewRegistry(), errs: make(chan error, 4)}
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.gate = gate.New(eng, d.log, d.reg)
+	return d, cfg, nil
+}
+
+// listen opens a listener; a unix socket left by a previous run is removed.
+func listen(network, addr string) (net.Listener, error) {
+	if network == "unix" {
+		if fi, err := os.Stat(addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			os.Remove(addr)
+		}
+		l, err := net.Listen(network, addr)
+		if err == nil {
+			os.Chmod(addr, 0o666) // the MTA runs as another user
+		}
+		return l, err
+	}
+	return net.Listen(network, addr)
+}
+
+func (d *daemon) startMilter(addr string) error {
+	network, a, err := milter.ParseListen(addr)
+	if err != nil {
+		return err
+	}
+	l, err := listen(network, a)
+	if err != nil {
+		return fmt.Errorf("milter: %w", err)
+	}
+	s := &milter.Server{Gate: d.gate}
+	d.run("milter", addr, func() error { return s.Serve(l) }, s.Shutdown)
+	return nil
+}
+
+func (d *daemon) startPolicy(addr string) error {
+	l, err := listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+	s := &policyd.Server{Gate: d.gate}
+	d.run("policy", addr, func() error { return s.Serve(l) }, s.Shutdown)
+	return nil
+}
+
+func (d *daemon) startHTTP(addr string) error {
+	l, err := listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	d.run("http", addr, func() error {
+		if err := s.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, s.Shutdown)
+	return nil
+}
+
+func (d *daemon) run(name, addr string, serve func() error, shutdown func(context.Context) error) {
+	d.log.Info("listening", "listener", name, "addr", addr)
+	d.shutdown = append(d.shutdown, shutdown)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := serve(); err != nil {
+			d.errs <- fmt.Errorf("%s: %w", name, err)
+		}
+	}()
+}
+
+// reload re-reads the config and knowledge and swaps them in; on error the
+// running ones stay.
+func (d *daemon) reload() {
+	cfg, err := loadConfig(d.cfgPath)
+	if err == nil {
+		var eng *gate.Engine
+		if eng, err = buildEngine(cfg, d.protect, d.known); err == nil {
+			d.gate.Swap(eng)
+			d.log.Info("reloaded configuration and knowledge", "config", d.cfgPath)
+			return
+		}
+	}
+	d.log.Error("reload failed; keeping the running configuration", "err", err)
+}
+
+// wait runs until ctx ends or a listener fails, reloading on SIGHUP, then
+// shuts everything down within timeout.
+func (d *daemon) wait(ctx context.Context, timeout time.Duration) int {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	code := ExitOK
+loop:
+	for {
+		select {
+		case <-hup:
+			d.reload()
+		case err := <-d.errs:
+			d.log.Error("listener failed", "err", err)
+			code = 1
+			break loop
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	d.log.Info("shutting down", "timeout", timeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, f := range d.shutdown {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(sctx) }()
+	}
+	wg.Wait()
+	d.wg.Wait()
+	d.log.Info("stopped")
+	return code
+}
+
+func runServe(ctx context.Context, args []string, std Stdio) int {
+	fs := newFlagSet("serve", serveHelp, std)
+	var protect, known stringsFlag
+	fs.Var(&protect, "protect", "your own domain or suffix (repeatable)")
+	fs.Var(&known, "known", "known correspondents `FILE` (repeatable)")
+	cfgPath := fs.String("config", "", "YAML config `FILE` (default: embedded defaults, loopback listeners)")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return flagExit(err)
+	}
+	d, cfg, err := newDaemon(*cfgPath, protect, known, std)
+	if err != nil {
+		fmt.Fprintf(std.Err, "stray serve: %v\n", err)
+		return ExitUsage
+	}
+	starts := []struct {
+		addr  string
+		start func(string) error
+	}{{cfg.Listen.Milter, d.startMilter}, {cfg.Listen.Policy, d.startPolicy}, {cfg.Listen.HTTP, d.startHTTP}}
+	n := 0
+	for _, s := range starts {
+		if s.addr == "" {
+			continue
+		}
+		if err := s.start(s.addr); err != nil {
+			fmt.Fprintf(std.Err, "stray serve: %v\n", err)
+			d.wait(canceled(), time.Second)
+			return 1
+		}
+		n++
+	}
+	if n == 0 {
+		fmt.Fprintln(std.Err, "stray serve: no listeners configured (listen.milter, listen.policy, listen.http)")
+		return ExitUsage
+	}
+	return d.wait(ctx, time.Duration(cfg.ShutdownTimeout))
+}
+
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+// runSingle runs one front end (stray milter, stray policy).
+func runSingle(ctx context.Context, name, help string, args []string, std Stdio, start func(*daemon, string) error) int {
+	fs := newFlagSet(name, help, std)
+	var protect, known stringsFlag
+	fs.Var(&protect, "protect", "your own domain or suffix (repeatable)")
+	fs.Var(&known, "known", "known correspondents `FILE` (repeatable)")
+	cfgPath := fs.String("config", "", "YAML config `FILE` (detect, policy and log sections)")
+	addr := fs.String("listen", "", "listen address (required)")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return flagExit(err)
+	}
+	if *addr == "" {
+		fmt.Fprintf(std.Err, "stray %s: --listen is required\n", name)
+		return ExitUsage
+	}
+	d, cfg, err := newDaemon(*cfgPath, protect, known, std)
+	if err != nil {
+		fmt.Fprintf(std.Err, "stray %s: %v\n", name, err)
+		return ExitUsage
+	}
+	if err := start(d, *addr); err != nil {
+		fmt.Fprintf(std.Err, "stray %s: %v\n", name, err)
+		return 1
+	}
+	return d.wait(ctx, time.Duration(cfg.ShutdownTimeout))
+}
+
+func runMilter(ctx context.Context, args []string, std Stdio) int {
+	return runSingle(ctx, "milter", milterHelp, args, std, (*daemon).startMilter)
+}
+
+func runPolicy(ctx context.Context, args []string, std Stdio) int {
+	return runSingle(ctx, "policy", policyHelp, args, std, (*daemon).startPolicy)
+}
+
+const configHelp = `usage: stray config check FILE
+
+Validates a configuration file without starting anything: strict YAML (an
+unknown key is an error), every field checked, every problem reported at
+once with its field path, and the knowledge files read.
+
+Exit status: 0 valid, 2 problems (one per line on standard error).
+
+Examples:
+  stray config check /etc/stray/stray.yaml
+`
+
+func runConfig(_ context.Context, args []string, std Stdio) int {
+	fs := newFlagSet("config", configHelp, std)
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	if len(pos) != 2 || pos[0] != "check" {
+		fmt.Fprint(std.Err, configHelp)
+		return ExitUsage
+	}
+	cfg, err := config.Load(pos[1])
+	if err == nil {
+		_, err = buildEngine(cfg, nil, nil)
+	}
+	if err != nil {
+		var probs config.Problems
+		if errors.As(err, &probs) {
+			fmt.Fprintf(std.Err, "%s: %d problem(s):\n", pos[1], len(probs))
+			for _, p := range probs {
+				fmt.Fprintf(std.Err, "  %s\n", p)
+			}
+		} else {
+			fmt.Fprintf(std.Err, "stray config check: %v\n", err)
+		}
+		return ExitUsage
+	}
+	fmt.Fprintf(std.Out, "%s: ok\n", pos[1])
+	return ExitOK
+}

@@ -1,0 +1,183 @@
+// Package milter is stray's milter front end for Postfix and Sendmail: a
+// small, fuzzed implementation of the milter protocol (version 6) that
+// translates MAIL, RCPT, DATA and end-of-message into a gate.Session and the
+// gate's answers into milter replies.
+//
+// It decides nothing itself. It asks the MTA only for the stages stray needs
+// (no connect, helo, headers or body), accepts a clean message at DATA so
+// its content is never streamed, and keeps per-message state across
+// recipients: a rejected recipient does not reset the others.
+package milter
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Commands from the MTA.
+const (
+	cmdAbort   = 'A'
+	cmdBody    = 'B'
+	cmdConnect = 'C'
+	cmdMacro   = 'D'
+	cmdEOM     = 'E'
+	cmdHelo    = 'H'
+	cmdQuitNC  = 'K'
+	cmdHeader  = 'L'
+	cmdMail    = 'M'
+	cmdEOH     = 'N'
+	cmdOptneg  = 'O'
+	cmdQuit    = 'Q'
+	cmdRcpt    = 'R'
+	cmdData    = 'T'
+	cmdUnknown = 'U'
+)
+
+// Replies to the MTA.
+const (
+	respAccept     = 'a'
+	respContinue   = 'c'
+	respTempfail   = 't'
+	respReplyCode  = 'y'
+	respAddHeader  = 'h'
+	respQuarantine = 'q'
+	respOptneg     = 'O'
+)
+
+// Actions (what the milter may do at end of message).
+const (
+	actAddHeader  = 0x01
+	actQuarantine = 0x20
+)
+
+// Protocol flags: steps the MTA should skip, and replies it should not wait
+// for.
+const (
+	protNoConnect = 0x01
+	protNoHelo    = 0x02
+	protNoBody    = 0x10
+	protNoHeaders = 0x20
+	protNoEOH     = 0x40
+	protNoUnknown = 0x100
+	protNRHeader  = 0x80
+)
+
+// Version is the milter protocol version stray speaks.
+const Version = 6
+
+// MaxPacket bounds one packet; the MTA's body chunks are at most 64 KiB.
+const MaxPacket = 1 << 20
+
+// ErrPacketTooLarge is returned for a packet over MaxPacket.
+var ErrPacketTooLarge = errors.New("milter: packet too large")
+
+// Packet is one milter message: a command or reply code and its data.
+type Packet struct {
+	Code byte
+	Data []byte
+}
+
+// ReadPacket reads one packet: a 4-byte big-endian length (code + data),
+// the code, the data.
+func ReadPacket(r *bufio.Reader) (Packet, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return Packet{}, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 {
+		return Packet{}, errors.New("milter: empty packet")
+	}
+	if n > MaxPacket {
+		return Packet{}, ErrPacketTooLarge
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return Packet{}, fmt.Errorf("milter: truncated packet: %w", err)
+	}
+	return Packet{Code: buf[0], Data: buf[1:]}, nil
+}
+
+// WritePacket writes one packet.
+func WritePacket(w io.Writer, code byte, data []byte) error {
+	buf := make([]byte, 5+len(data))
+	binary.BigEndian.PutUint32(buf, uint32(1+len(data)))
+	buf[4] = code
+	copy(buf[5:], data)
+	_, err := w.Write(buf)
+	return err
+}
+
+// optneg is an option negotiation packet's contents.
+type optneg struct {
+	version, actions, protocol uint32
+}
+
+func parseOptneg(data []byte) (optneg, error) {
+	if len(data) < 12 {
+		return optneg{}, fmt.Errorf("milter: option negotiation of %d bytes, want 12", len(data))
+	}
+	return optneg{
+		version:  binary.BigEndian.Uint32(data[0:4]),
+		actions:  binary.BigEndian.Uint32(data[4:8]),
+		protocol: binary.BigEndian.Uint32(data[8:12]),
+	}, nil
+}
+
+func (o optneg) bytes() []byte {
+	b := make([]byte, 12)
+	binary.BigEndian.PutUint32(b[0:4], o.version)
+	binary.BigEndian.PutUint32(b[4:8], o.actions)
+	binary.BigEndian.PutUint32(b[8:12], o.protocol)
+	return b
+}
+
+// splitNUL splits NUL-terminated strings ("a\x00b\x00" → a, b). A missing
+// final NUL is tolerated.
+func splitNUL(data []byte) []string {
+	if len(data) == 0 {
+		return nil
+	}
+	data = bytes.TrimSuffix(data, []byte{0})
+	parts := bytes.Split(data, []byte{0})
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		out[i] = string(p)
+	}
+	return out
+}
+
+// parseMacros parses a macro packet: the command it precedes, then
+// name/value pairs. Names lose their braces ({i} → i).
+func parseMacros(data []byte) (byte, map[string]string, error) {
+	if len(data) < 1 {
+		return 0, nil, errors.New("milter: empty macro packet")
+	}
+	kv := splitNUL(data[1:])
+	m := make(map[string]string, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		name := kv[i]
+		if len(name) > 2 && name[0] == '{' && name[len(name)-1] == '}' {
+			name = name[1 : len(name)-1]
+		}
+		m[name] = kv[i+1]
+	}
+	return data[0], m, nil
+}
+
+// nul joins strings as NUL-terminated fields.
+func nul(ss ...string) []byte {
+	var b []byte
+	for _, s := range ss {
+		b = append(b, s...)
+		b = append(b, 0)
+	}
+	return b
+}

@@ -1,0 +1,290 @@
+// Package policy turns a detection Finding into an Action, under the
+// organisation's rules: an action per verdict, allow rules (a real partner
+// under a lookalike-looking domain), deny rules (all of .ml, as the DoD did in
+// May 2024), per-sender-domain scopes, and an audit-only mode for a safe
+// rollout.
+//
+// It decides what to do, never how: front ends translate Actions into their
+// protocol (a milter reply, a policy-delegation answer, an SMTP status).
+package policy
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/stray-mail/stray/detect"
+)
+
+// Action is what a gate does with one recipient.
+type Action uint8
+
+const (
+	Pass     Action = iota // deliver, say nothing
+	Log                    // deliver, log the finding
+	Warn                   // deliver, add a warning header
+	Hold                   // keep the message until the sender confirms
+	Tempfail               // refuse the recipient for now (4xx)
+	Reject                 // refuse the recipient (5xx)
+)
+
+var actionNames = [...]string{"pass", "log", "warn", "hold", "tempfail", "reject"}
+
+func (a Action) String() string {
+	if int(a) < len(actionNames) {
+		return actionNames[a]
+	}
+	return fmt.Sprintf("action(%d)", a)
+}
+
+// ParseAction parses an action name.
+func ParseAction(s string) (Action, error) {
+	for i, n := range actionNames {
+		if n == s {
+			return Action(i), nil
+		}
+	}
+	return Pass, fmt.Errorf("unknown action %q (want one of %s)", s, strings.Join(actionNames[:], ", "))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (a *Action) UnmarshalText(b []byte) error {
+	v, err := ParseAction(string(b))
+	*a = v
+	return err
+}
+
+// Config is the policy section of stray's configuration.
+type Config struct {
+	// Mode is "enforce" (default) or "audit": in audit mode every decision
+	// is made and logged, and nothing is enforced.
+	Mode string `yaml:"mode"`
+	// Actions maps a verdict (warn, hold, block) to an action.
+	Actions map[string]string `yaml:"actions"`
+	// Allow lists recipients never flagged: addresses (j@partner.ml),
+	// domains (partner.ml, exactly) or suffixes (.partner.ml: it and
+	// everything under it).
+	Allow []string `yaml:"allow"`
+	// Deny lists recipients always blocked, in the same forms (.ml: all of
+	// Mali). Allow wins over deny.
+	Deny []string `yaml:"deny"`
+	// Scopes refine the policy for mail from some sender domains; the first
+	// scope that matches the sender applies, on top of the above.
+	Scopes []Scope `yaml:"scopes"`
+}
+
+// Scope is a policy refinement for some senders.
+type Scope struct {
+	// Senders are sender domains or suffixes (.example.com), or addresses.
+	Senders []string          `yaml:"senders"`
+	Actions map[string]string `yaml:"actions"`
+	Allow   []string          `yaml:"allow"`
+	Deny    []string          `yaml:"deny"`
+}
+
+// Defaults: block → reject, hold → hold, warn → warn.
+var defaultActions = map[detect.Verdict]Action{detect.OK: Pass, detect.Warn: Warn, detect.Hold: Hold, detect.Block: Reject}
+
+// Policy is a compiled Config. It is immutable and safe for concurrent use.
+type Policy struct {
+	audit   bool
+	actions map[detect.Verdict]Action
+	allow   matcher
+	deny    matcher
+	scopes  []scope
+}
+
+type scope struct {
+	senders matcher
+	actions map[detect.Verdict]Action
+	allow   matcher
+	deny    matcher
+}
+
+// Compile checks a Config and compiles it. Problems are reported all at
+// once, each with its field path below prefix (e.g. "policy").
+func Compile(c Config, prefix string) (*Policy, error) {
+	var probs []string
+	p := &Policy{actions: map[detect.Verdict]Action{}}
+	switch c.Mode {
+	case "", "enforce":
+	case "audit":
+		p.audit = true
+	default:
+		probs = append(probs, fmt.Sprintf("%s.mode: %q: want enforce or audit", prefix, c.Mode))
+	}
+	for v, a := range defaultActions {
+		p.actions[v] = a
+	}
+	probs = append(probs, compileActions(c.Actions, p.actions, prefix+".actions")...)
+	var e []string
+	p.allow, e = compileMatcher(c.Allow, prefix+".allow")
+	probs = append(probs, e...)
+	p.deny, e = compileMatcher(c.Deny, prefix+".deny")
+	probs = append(probs, e...)
+	for i, sc := range c.Scopes {
+		path := fmt.Sprintf("%s.scopes[%d]", prefix, i)
+		s := scope{actions: map[detect.Verdict]Action{}}
+		for v, a := range p.actions {
+			s.actions[v] = a
+		}
+		if len(sc.Senders) == 0 {
+			probs = append(probs, path+".senders: empty (a scope applies to some sender domains)")
+		}
+		s.senders, e = compileMatcher(sc.Senders, path+".senders")
+		probs = append(probs, e...)
+		probs = append(probs, compileActions(sc.Actions, s.actions, path+".actions")...)
+		s.allow, e = compileMatcher(sc.Allow, path+".allow")
+		probs = append(probs, e...)
+		s.deny, e = compileMatcher(sc.Deny, path+".deny")
+		probs = append(probs, e...)
+		p.scopes = append(p.scopes, s)
+	}
+	if len(probs) > 0 {
+		return nil, Problems(probs)
+	}
+	return p, nil
+}
+
+// Problems lists every problem found in a policy config.
+type Problems []string
+
+func (p Problems) Error() string { return strings.Join(p, "; ") }
+
+func compileActions(in map[string]string, into map[detect.Verdict]Action, path string) []string {
+	var probs []string
+	for vs, as := range in {
+		v, err := detect.ParseVerdict(vs)
+		if err != nil || v == detect.OK {
+			probs = append(probs, fmt.Sprintf("%s: %q: want a verdict warn, hold or block", path, vs))
+			continue
+		}
+		a, err := ParseAction(as)
+		if err != nil {
+			probs = append(probs, fmt.Sprintf("%s.%s: %v", path, vs, err))
+			continue
+		}
+		into[v] = a
+	}
+	return probs
+}
+
+// Decision is the policy's answer for one recipient.
+type Decision struct {
+	Finding detect.Finding
+	// Action is what to do; in audit mode it is Log (or Pass) and
+	// Intended holds what enforcement would have done.
+	Action Action
+	// Enforced is the action that enforcement would take.
+	Enforced Action
+	// Rule names the rule that decided, if any: "allow", "deny".
+	Rule  string
+	Audit bool
+}
+
+// Decide applies the policy to a finding for mail from sender (an address
+// or "" for the null sender).
+func (p *Policy) Decide(sender string, f detect.Finding) Decision {
+	actions, allow, deny := p.actions, p.allow, p.deny
+	var sc *scope
+	if sd := addrDomain(sender); sd != "" {
+		for i := range p.scopes {
+			if p.scopes[i].senders.match(sender, sd) {
+				sc = &p.scopes[i]
+				actions = sc.actions
+				break
+			}
+		}
+	}
+	d := Decision{Finding: f, Audit: p.audit}
+	addr, dom := f.Address, f.Domain
+	switch {
+	case allow.match(addr, dom) || (sc != nil && sc.allow.match(addr, dom)):
+		d.Rule = "allow"
+		d.Finding.Verdict, d.Finding.Intended, d.Finding.Suggestion, d.Finding.Reasons = detect.OK, "", "", nil
+	case deny.match(addr, dom) || (sc != nil && sc.deny.match(addr, dom)):
+		d.Rule = "deny"
+		d.Finding.Verdict = detect.Block
+		d.Finding.Reasons = append([]detect.Reason{{Kind: "deny", Message: dom + " is on your deny list"}}, f.Reasons...)
+	}
+	d.Enforced = actions[d.Finding.Verdict]
+	d.Action = d.Enforced
+	if p.audit && d.Action > Log {
+		d.Action = Log
+	}
+	return d
+}
+
+// Audit reports whether the policy is in audit-only mode.
+func (p *Policy) Audit() bool { return p.audit }
+
+func addrDomain(a string) string {
+	i := strings.LastIndexByte(a, '@')
+	if i < 0 {
+		return ""
+	}
+	return strings.ToLower(strings.TrimSuffix(a[i+1:], "."))
+}
+
+// matcher matches addresses, exact domains and suffixes.
+type matcher struct {
+	addrs    map[string]bool
+	domains  map[string]bool
+	suffixes []string // without the leading dot
+}
+
+func compileMatcher(entries []string, path string) (matcher, []string) {
+	m := matcher{addrs: map[string]bool{}, domains: map[string]bool{}}
+	var probs []string
+	for i, e := range entries {
+		e = strings.TrimSpace(e)
+		switch {
+		case strings.Contains(e, "@"):
+			local, dom := e[:strings.LastIndexByte(e, '@')], e[strings.LastIndexByte(e, '@')+1:]
+			d, err := detect.NormalizeDomain(dom)
+			if err != nil || local == "" {
+				probs = append(probs, fmt.Sprintf("%s[%d]: %q: not an address", path, i, e))
+				continue
+			}
+			m.addrs[strings.ToLower(local)+"@"+d] = true
+		case strings.HasPrefix(e, ".") || strings.HasPrefix(e, "*."):
+			d, err := detect.NormalizeDomain(strings.TrimPrefix(strings.TrimPrefix(e, "*"), "."))
+			if err != nil {
+				probs = append(probs, fmt.Sprintf("%s[%d]: %q: %v (want .suffix)", path, i, e, err))
+				continue
+			}
+			m.suffixes = append(m.suffixes, d)
+		default:
+			d, err := detect.NormalizeDomain(e)
+			if err != nil {
+				probs = append(probs, fmt.Sprintf("%s[%d]: %q: %v (want an address, a domain or a .suffix)", path, i, e, err))
+				continue
+			}
+			m.domains[d] = true
+		}
+	}
+	return m, probs
+}
+
+// match reports whether addr (local@domain) or its domain matches.
+func (m matcher) match(addr, domain string) bool {
+	if domain == "" {
+		return false
+	}
+	if m.domains[domain] {
+		return true
+	}
+	if len(m.addrs) > 0 {
+		if i := strings.LastIndexByte(addr, '@'); i >= 0 && m.addrs[strings.ToLower(addr[:i])+"@"+domain] {
+			return true
+		}
+	}
+	for _, s := range m.suffixes {
+		if domain == s || strings.HasSuffix(domain, "."+s) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,159 @@
+package policyd
+
+import (
+	"bufio"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stray-mail/stray/detect"
+	"github.com/stray-mail/stray/internal/gate"
+	"github.com/stray-mail/stray/internal/policy"
+)
+
+func newGate(t testing.TB, k detect.Knowledge, pc policy.Config) *gate.Gate {
+	t.Helper()
+	c, err := detect.New(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Compile(pc, "policy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gate.New(&gate.Engine{Checker: c, Policy: p}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+}
+
+func start(t testing.TB, g *gate.Gate) (*Server, string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Gate: g, IdleTimeout: 5 * time.Second}
+	go s.Serve(l)
+	t.Cleanup(func() { s.Shutdown(t.Context()) })
+	return s, l.Addr().String()
+}
+
+// transcript is a request block and the expected answer's prefix.
+type exchange struct{ request, want string }
+
+func readTranscript(t *testing.T, path string) []exchange {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []exchange
+	var req strings.Builder
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(line, "#"):
+		case strings.HasPrefix(line, "=> "):
+			out = append(out, exchange{req.String() + "\n", strings.TrimPrefix(line, "=> ")})
+			req.Reset()
+		case line == "":
+		default:
+			req.WriteString(line + "\n")
+		}
+	}
+	return out
+}
+
+func TestTranscriptsAnswerLikePostfixExpects(t *testing.T) {
+	t.Parallel()
+	g := newGate(t, detect.Knowledge{Protected: []string{"mil"}, Known: map[string]int{"westlandhigh.school.nz": 1000}},
+		policy.Config{Allow: []string{"partner.ml"}})
+	_, addr := start(t, g)
+	files, _ := filepath.Glob("testdata/*.txt")
+	if len(files) == 0 {
+		t.Fatal("no transcripts")
+	}
+	for _, f := range files {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(nc)
+		for i, ex := range readTranscript(t, f) {
+			nc.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(nc, ex.request)
+			got, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s #%d: %v", f, i, err)
+			}
+			if blank, _ := r.ReadString('\n'); blank != "\n" {
+				t.Fatalf("%s #%d: answer not ended by a blank line: %q", f, i, blank)
+			}
+			if !strings.HasPrefix(strings.TrimSuffix(got, "\n"), ex.want) {
+				t.Errorf("%s #%d: got %q, want prefix %q", f, i, got, ex.want)
+			}
+		}
+		nc.Close()
+	}
+}
+
+func TestMalformedAndOversizedRequestsCloseTheConnection(t *testing.T) {
+	t.Parallel()
+	_, addr := start(t, newGate(t, detect.Knowledge{}, policy.Config{}))
+	for name, junk := range map[string]string{
+		"no equals":      "request smtpd_access_policy\n\n",
+		"empty name":     "=x\n\n",
+		"overlong line":  "recipient=" + strings.Repeat("a", MaxLine+10) + "\n\n",
+		"too many attrs": strings.Repeat("a=b\n", MaxAttributes+1) + "\n",
+		"binary":         "\x00\x01\x02\xff\n\n",
+	} {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetDeadline(time.Now().Add(3 * time.Second))
+		io.WriteString(nc, junk)
+		b, err := io.ReadAll(nc)
+		if err != nil {
+			t.Errorf("%s: %v (connection not closed)", name, err)
+		}
+		if len(b) != 0 {
+			t.Errorf("%s: answered %q", name, b)
+		}
+		nc.Close()
+	}
+	// Still serving.
+	nc, _ := net.Dial("tcp", addr)
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(3 * time.Second))
+	io.WriteString(nc, "request=smtpd_access_policy\nprotocol_state=RCPT\nsender=a@b.org\nrecipient=c@gmail.com\n\n")
+	if got, _ := bufio.NewReader(nc).ReadString('\n'); got != "action=DUNNO\n" {
+		t.Errorf("after junk: %q", got)
+	}
+}
+
+func FuzzReadRequest(f *testing.F) {
+	f.Add("request=smtpd_access_policy\nprotocol_state=RCPT\nrecipient=b@army.ml\n\n")
+	f.Add("\n\nx=y\n")
+	f.Add("a=b=c\n\nd=e\n\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		r := bufio.NewReader(strings.NewReader(s))
+		for i := 0; i < 50; i++ {
+			req, err := ReadRequest(r)
+			if err != nil {
+				return
+			}
+			if len(req) == 0 || len(req) > MaxAttributes {
+				t.Fatalf("request of %d attributes", len(req))
+			}
+			for k := range req {
+				if k == "" || strings.Contains(k, "\n") {
+					t.Fatalf("bad name %q", k)
+				}
+			}
+		}
+	})
+}
