@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test lint bench fuzz eval eval-peers speed generate
+.PHONY: all build test lint bench fuzz eval eval-peers speed generate perf
 
 all: build
 
@@ -51,3 +51,9 @@ speed:
 
 generate:
 	$(GO) generate ./...
+
+# Measurements against a real Postfix (minutes; needs postfix and root):
+# throughput with and without the milter, and a 100k-message milter soak.
+perf:
+	STRAY_PERF_MESSAGES=3000 STRAY_PERF_UNIX=1 $(GO) test -count=1 -run '^TestPerfPostfixThroughput' -v -timeout 30m ./e2e
+	STRAY_SOAK=100000 STRAY_SOAK_RATE=500 $(GO) test -count=1 -run '^TestPerfMilterSoak' -v -timeout 30m ./e2e

@@ -48,6 +48,7 @@ type Checker struct {
 	// knownUnder counts, per protected entry, the known domains inside it.
 	knownUnder map[string]int
 	families   map[string]bool
+	deny       map[string]string // registered lookalike → intended
 	slips      *slipModel
 	tlds       sync.Map // TLDs known to exist → true
 }
@@ -76,6 +77,10 @@ func New(k Knowledge) (*Checker, error) {
 		if strings.Contains(p, ".") {
 			c.addTarget(target{name: p, class: classProtected, weight: 1})
 		}
+	}
+	c.deny = make(map[string]string, len(k.Deny))
+	for d, intended := range k.Deny {
+		c.deny[d] = intended
 	}
 	known := make([]string, 0, len(k.Known))
 	for d := range k.Known {
@@ -320,6 +325,17 @@ func (c *Checker) trusted(d string) bool {
 	return false
 }
 
+// denied is the finding for a recipient at (or below) a registered
+// lookalike from the deny list.
+func (c *Checker) denied(d, lookalike, intended string) candidate {
+	msg := fmt.Sprintf("%s is a registered lookalike that accepts mail", lookalike)
+	if intended != "" {
+		msg = fmt.Sprintf("%s is a registered lookalike of %s that accepts mail", lookalike, intended)
+		intended = d[:len(d)-len(lookalike)] + intended
+	}
+	return candidate{intended: intended, score: 1, verdict: Block, reasons: []Reason{{KindRegistered, msg}}}
+}
+
 // hasFamilyLabel reports whether any label of d is a provider brand.
 func (c *Checker) hasFamilyLabel(d string) bool {
 	for len(d) > 0 {
@@ -337,6 +353,18 @@ func (c *Checker) hasFamilyLabel(d string) bool {
 
 func (c *Checker) assess(a address.Address) (candidate, bool) {
 	d := a.Domain
+	if len(c.deny) > 0 && !c.inProtected(d) {
+		for s := d; ; {
+			if intended, ok := c.deny[s]; ok {
+				return c.denied(d, s, intended), true
+			}
+			i := strings.IndexByte(s, '.')
+			if i < 0 {
+				break
+			}
+			s = s[i+1:]
+		}
+	}
 	if c.trusted(d) {
 		return candidate{}, false
 	}

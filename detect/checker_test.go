@@ -259,3 +259,21 @@ func TestSlipRanksKeyboardNeighboursAboveArbitraryLetters(t *testing.T) {
 		t.Error("two unrelated domains explained as one slip")
 	}
 }
+
+func TestRegisteredLookalikesFromScanAreBlocked(t *testing.T) {
+	t.Parallel()
+	deny, err := ReadDeny(strings.NewReader("# stray scan\narmymil.com army.mil # omission, registered\nweird.example\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mustChecker(t, Knowledge{Protected: []string{"army.mil"}, Deny: deny})
+	checkAll(t, c, []wantFinding{
+		{"a@armymil.com", Block, "a@army.mil", KindRegistered},
+		{"a@mail.armymil.com", Block, "a@mail.army.mil", KindRegistered},
+		{"a@weird.example", Block, "", KindRegistered},
+		{"a@army.mil", OK, "", ""},
+	})
+	if _, err := ReadDeny(strings.NewReader("a.com b.com c.com\n")); err == nil {
+		t.Error("three fields accepted")
+	}
+}

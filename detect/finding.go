@@ -52,24 +52,25 @@ func ParseVerdict(s string) (Verdict, error) {
 
 // Reason kinds: machine-readable names of why a recipient was flagged.
 const (
-	KindTLDConfusion       = "tld-confusion"       // a real TLD one slip from the intended one (mil → ml)
-	KindNonexistentTLD     = "nonexistent-tld"     // the TLD does not exist (.con)
-	KindKeyboardSlip       = "keyboard-slip"       // a neighbouring key hit instead of or next to the right one
-	KindOmission           = "omission"            // a character left out
-	KindRepetition         = "repetition"          // a character typed twice
-	KindInsertion          = "insertion"           // an unrelated extra character
-	KindSubstitution       = "substitution"        // an unrelated character replaced
-	KindTransposition      = "transposition"       // two characters swapped
-	KindMissingDot         = "missing-dot"         // uscompany.com for us.company.com
-	KindExtraDot           = "extra-dot"           // g.mail.com
-	KindShiftedDot         = "shifted-dot"         // gmailc.om
-	KindBitFlip            = "bit-flip"            // one bit of one character flipped
-	KindHomoglyph          = "homoglyph"           // looks the same, different characters (Cyrillic а)
-	KindMixedScript        = "mixed-script"        // a label mixing scripts
-	KindPunycode           = "punycode"            // written in its xn-- form
-	KindProtectedLookalike = "protected-lookalike" // lookalike of the organisation's own domain, outside it
-	KindCorrespondent      = "correspondent"       // lookalike of a domain the organisation writes to
-	KindProvider           = "provider"            // lookalike of a popular mail provider
+	KindTLDConfusion       = "tld-confusion"        // a real TLD one slip from the intended one (mil → ml)
+	KindNonexistentTLD     = "nonexistent-tld"      // the TLD does not exist (.con)
+	KindKeyboardSlip       = "keyboard-slip"        // a neighbouring key hit instead of or next to the right one
+	KindOmission           = "omission"             // a character left out
+	KindRepetition         = "repetition"           // a character typed twice
+	KindInsertion          = "insertion"            // an unrelated extra character
+	KindSubstitution       = "substitution"         // an unrelated character replaced
+	KindTransposition      = "transposition"        // two characters swapped
+	KindMissingDot         = "missing-dot"          // uscompany.com for us.company.com
+	KindExtraDot           = "extra-dot"            // g.mail.com
+	KindShiftedDot         = "shifted-dot"          // gmailc.om
+	KindBitFlip            = "bit-flip"             // one bit of one character flipped
+	KindHomoglyph          = "homoglyph"            // looks the same, different characters (Cyrillic а)
+	KindMixedScript        = "mixed-script"         // a label mixing scripts
+	KindPunycode           = "punycode"             // written in its xn-- form
+	KindProtectedLookalike = "protected-lookalike"  // lookalike of the organisation's own domain, outside it
+	KindCorrespondent      = "correspondent"        // lookalike of a domain the organisation writes to
+	KindProvider           = "provider"             // lookalike of a popular mail provider
+	KindRegistered         = "registered-lookalike" // a lookalike known to exist and accept mail (stray scan)
 )
 
 // Reason is one machine-readable kind with a sentence for people.

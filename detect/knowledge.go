@@ -20,8 +20,51 @@ type Knowledge struct {
 	// Known are correspondent domains the organisation really writes to,
 	// with how often (a count of at least 1).
 	Known map[string]int
+	// Deny maps lookalike domains known to be registered and to accept
+	// mail (from `stray scan --emit-deny`) to the domain they imitate
+	// ("" when unknown). A recipient at one of them, or below one, is
+	// blocked.
+	Deny map[string]string
 	// NoBuiltin leaves out the built-in provider list.
 	NoBuiltin bool
+}
+
+// ReadDeny reads a deny file: one "DOMAIN [INTENDED]" a line, "#" comments
+// (the format `stray scan --emit-deny` writes).
+func ReadDeny(r io.Reader) (map[string]string, error) {
+	deny := map[string]string{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := sc.Text()
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) > 2 {
+			return nil, fmt.Errorf("deny: line %d: want \"DOMAIN [INTENDED]\", got %d fields", n, len(f))
+		}
+		d, err := NormalizeDomain(f[0])
+		if err != nil {
+			return nil, fmt.Errorf("deny: line %d: %w", n, err)
+		}
+		intended := ""
+		if len(f) == 2 {
+			if intended, err = NormalizeDomain(f[1]); err != nil {
+				return nil, fmt.Errorf("deny: line %d: %w", n, err)
+			}
+		}
+		deny[d] = intended
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("deny: line %d: %w", n+1, err)
+	}
+	return deny, nil
 }
 
 // ReadKnown reads a known-correspondents file: one "DOMAIN [COUNT]" a line,

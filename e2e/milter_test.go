@@ -13,7 +13,7 @@ import (
 
 func TestPostfixMilterRejectsMaliAtRcptWithSuggestionAndDeliversTheRest(t *testing.T) {
 	s := startStray(t, milConfig)
-	pf := postfixtest.Start(t, postfixtest.Options{Milter: "inet:" + s.Milter})
+	pf := postfixtest.Start(t, postfixtest.Options{Milter: s.MilterSpec()})
 	rcpt, data, err := postfixtest.Send(pf.SMTP, "a@army.mil", []string{"b@army.ml", "c@army.mil", "sales@partner.ml", "d@army.il"}, msg)
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +42,7 @@ func TestPostfixMilterRejectsMaliAtRcptWithSuggestionAndDeliversTheRest(t *testi
 
 func TestPostfixDenyRuleBlocksAllOfMLExceptThePartner(t *testing.T) {
 	s := startStray(t, "detect:\n  protect: [mil]\npolicy:\n  allow: [partner.ml]\n  deny: [.ml]\n")
-	pf := postfixtest.Start(t, postfixtest.Options{Milter: "inet:" + s.Milter})
+	pf := postfixtest.Start(t, postfixtest.Options{Milter: s.MilterSpec()})
 	rcpt, _, err := postfixtest.Send(pf.SMTP, "a@army.mil", []string{"shop@boutique.ml", "sales@partner.ml", "c@army.mil"}, msg)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +62,7 @@ func TestPostfixHoldsLikelyTyposAndWarnsWeakOnes(t *testing.T) {
 	known := t.TempDir() + "/known.txt"
 	writeFile(t, known, "westlandhigh.school.nz 1000\n")
 	s := startStray(t, "detect:\n  known: ["+known+"]\n")
-	pf := postfixtest.Start(t, postfixtest.Options{Milter: "inet:" + s.Milter})
+	pf := postfixtest.Start(t, postfixtest.Options{Milter: s.MilterSpec()})
 	// Hold: the message stays in Postfix's hold queue, undelivered.
 	rcpt, data, err := postfixtest.Send(pf.SMTP, "a@example.org", []string{"x@gmial.com"}, msg)
 	if err != nil || rcpt[0].Code != 250 || data.Code != 250 {
@@ -92,7 +92,7 @@ func TestPostfixHoldsLikelyTyposAndWarnsWeakOnes(t *testing.T) {
 
 func TestPostfixSMTPUTF8AndIDNRecipients(t *testing.T) {
 	s := startStray(t, milConfig)
-	pf := postfixtest.Start(t, postfixtest.Options{Milter: "inet:" + s.Milter})
+	pf := postfixtest.Start(t, postfixtest.Options{Milter: s.MilterSpec()})
 	to := []string{"k@gmаil.com", "a@xn--gmil-63d.com", "josé@españa.com", "иван@яндекс.рф", "b@army.ml"}
 	rcpt, data, err := postfixtest.Send(pf.SMTP, "a@army.mil", to, msg)
 	if err != nil {
@@ -115,7 +115,7 @@ func TestPostfixSMTPUTF8AndIDNRecipients(t *testing.T) {
 
 func TestPostfixHundredRecipientsPipelined(t *testing.T) {
 	s := startStray(t, milConfig)
-	pf := postfixtest.Start(t, postfixtest.Options{Milter: "inet:" + s.Milter})
+	pf := postfixtest.Start(t, postfixtest.Options{Milter: s.MilterSpec()})
 	c, err := postfixtest.Dial(pf.SMTP)
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +166,7 @@ func TestPostfixHundredRecipientsPipelined(t *testing.T) {
 // delivered, no good recipient is lost.
 func TestPostfixTempfailsWhileStrayIsKilledOrHungAndDeliversAfterRestart(t *testing.T) {
 	s := startStray(t, milConfig)
-	pf := postfixtest.Start(t, postfixtest.Options{Milter: "inet:" + s.Milter, MilterTimeout: 2 * time.Second})
+	pf := postfixtest.Start(t, postfixtest.Options{Milter: s.MilterSpec(), MilterTimeout: 2 * time.Second})
 
 	type result struct {
 		i     int

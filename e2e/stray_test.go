@@ -69,12 +69,27 @@ func (s *syncBuffer) String() string {
 // listeners on free ports, and starts `stray serve`.
 func startStray(t *testing.T, body string) *stray {
 	t.Helper()
+	return startStrayOn(t, "", body)
+}
+
+// startStrayOn is startStray with the milter on a unix socket in sockDir
+// when sockDir is not empty (Milter is then "unix:PATH").
+func startStrayOn(t *testing.T, sockDir, body string) *stray {
+	t.Helper()
 	s := &stray{t: t, log: &syncBuffer{}}
 	s.Milter = fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
+	milterListen := "inet:" + s.Milter
+	if sockDir != "" {
+		s.Milter = "unix:" + filepath.Join(sockDir, "milter.sock")
+		milterListen = s.Milter
+	}
 	s.Policy = fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
 	s.HTTP = fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
 	s.cfg = filepath.Join(t.TempDir(), "stray.yaml")
-	cfg := fmt.Sprintf("listen:\n  milter: inet:%s\n  policy: %s\n  http: %s\nlog:\n  level: debug\nshutdown_timeout: 5s\n%s", s.Milter, s.Policy, s.HTTP, body)
+	if !strings.Contains(body, "\nlog:") {
+		body += "log:\n  level: debug\n"
+	}
+	cfg := fmt.Sprintf("listen:\n  milter: %s\n  policy: %s\n  http: %s\nshutdown_timeout: 5s\n%s", milterListen, s.Policy, s.HTTP, body)
 	if err := os.WriteFile(s.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -91,20 +106,36 @@ func startStray(t *testing.T, body string) *stray {
 func (s *stray) start() {
 	s.t.Helper()
 	s.cmd = exec.Command(strayBin, "serve", "--config", s.cfg)
+	s.cmd.Env = append(os.Environ(), "STRAY_CPUPROFILE="+os.Getenv("STRAY_E2E_CPUPROFILE"))
+	if n := os.Getenv("STRAY_E2E_GOMAXPROCS"); n != "" {
+		s.cmd.Env = append(s.cmd.Env, "GOMAXPROCS="+n)
+	}
 	s.cmd.Stderr = s.log
 	s.cmd.Stdout = s.log
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
+	network, addr := "tcp", s.Milter
+	if strings.HasPrefix(addr, "unix:") {
+		network, addr = "unix", addr[len("unix:"):]
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", s.Milter, 200*time.Millisecond); err == nil {
+		if c, err := net.DialTimeout(network, addr, 200*time.Millisecond); err == nil {
 			c.Close()
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	s.t.Fatalf("stray did not start:\n%s", s.log.String())
+}
+
+// MilterSpec is the milter address as Postfix's smtpd_milters takes it.
+func (s *stray) MilterSpec() string {
+	if strings.HasPrefix(s.Milter, "unix:") {
+		return s.Milter
+	}
+	return "inet:" + s.Milter
 }
 
 func (s *stray) signal(sig syscall.Signal) {

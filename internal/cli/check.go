@@ -12,7 +12,7 @@ import (
 	"github.com/stray-mail/stray/internal/config"
 )
 
-const checkHelp = `usage: stray check [--protect DOMAIN]... [--known FILE]... [--config FILE] [--format text|json] [ADDRESS...]
+const checkHelp = `usage: stray check [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE] [--format text|json] [ADDRESS...]
 
 Checks recipient addresses for mistyped domains and suggests the address the
 sender most likely meant. Addresses come from the arguments, or one per line
@@ -26,7 +26,9 @@ from standard input when there are none. Each gets a verdict:
 
 Knowledge: --protect names your own domains or whole suffixes (mail to a
 lookalike outside them leaks); --known names files of domains you write to
-("DOMAIN [COUNT]" lines, # comments); popular providers are built in.
+("DOMAIN [COUNT]" lines, # comments); --deny names lists of registered
+lookalikes (from stray scan --emit-deny), blocked outright; popular
+providers are built in.
 
 --format json prints exactly one JSON object per input line, in input order:
 {"address","verdict","intended","suggestion","score","reasons":[{"kind","message"}]}
@@ -45,6 +47,8 @@ func runCheck(ctx context.Context, args []string, std Stdio) int {
 	var protect, known stringsFlag
 	fs.Var(&protect, "protect", "your own domain or suffix (repeatable): mil, army.mil, example.com")
 	fs.Var(&known, "known", "file of known correspondent domains, `FILE` lines \"DOMAIN [COUNT]\" (repeatable)")
+	var deny stringsFlag
+	fs.Var(&deny, "deny", "file of registered lookalikes to block, `FILE` from stray scan --emit-deny (repeatable)")
 	configPath := fs.String("config", "", "YAML config `FILE` (its detect section)")
 	format := fs.String("format", "text", "output format: text or json")
 	addrs, err := parseInterleaved(fs, args)
@@ -55,7 +59,7 @@ func runCheck(ctx context.Context, args []string, std Stdio) int {
 		fmt.Fprintf(std.Err, "stray check: --format %q: want text or json\n", *format)
 		return ExitUsage
 	}
-	checker, err := buildChecker(*configPath, protect, known)
+	checker, err := buildChecker(*configPath, protect, known, deny...)
 	if err != nil {
 		fmt.Fprintf(std.Err, "stray check: %v\n", err)
 		return ExitUsage
@@ -93,7 +97,7 @@ func runCheck(ctx context.Context, args []string, std Stdio) int {
 	return code
 }
 
-func buildChecker(configPath string, protect, known []string) (*detect.Checker, error) {
+func buildChecker(configPath string, protect, known []string, deny ...string) (*detect.Checker, error) {
 	cfg := config.Default()
 	if configPath != "" {
 		var err error
@@ -101,7 +105,7 @@ func buildChecker(configPath string, protect, known []string) (*detect.Checker, 
 			return nil, err
 		}
 	}
-	k, err := cfg.Knowledge(protect, known)
+	k, err := cfg.Knowledge(protect, known, deny...)
 	if err != nil {
 		return nil, err
 	}

@@ -136,3 +136,13 @@ func TestEachLineHandlesCRLFNoFinalNewlineAndHugeLines(t *testing.T) {
 		t.Errorf("got %d lines: %q, len(middle)=%d", len(got), got[0], len(got[1]))
 	}
 }
+
+func TestCheckDenyFileFromScanBlocksRegisteredLookalikes(t *testing.T) {
+	t.Parallel()
+	deny := filepath.Join(t.TempDir(), "deny.txt")
+	os.WriteFile(deny, []byte("# stray scan: registered lookalikes that accept mail\n# DOMAIN ORIGINAL # why\narmymil.com army.mil # missing-dot, registered, MX mx.armymil.com\n"), 0o644)
+	code, out, _ := run(t, "", "check", "--deny", deny, "--format", "json", "a@armymil.com")
+	if code != ExitFlagged || !strings.Contains(out, `"verdict":"block"`) || !strings.Contains(out, `"suggestion":"a@army.mil"`) || !strings.Contains(out, "registered-lookalike") {
+		t.Errorf("exit %d: %s", code, out)
+	}
+}

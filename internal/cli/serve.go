@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -26,7 +27,7 @@ import (
 	"github.com/stray-mail/stray/internal/policyd"
 )
 
-const serveHelp = `usage: stray serve [--config FILE] [--protect DOMAIN]... [--known FILE]...
+const serveHelp = `usage: stray serve [--config FILE] [--protect DOMAIN]... [--known FILE]... [--deny FILE]...
 
 Runs every listener the config names in one daemon: the milter (Postfix
 smtpd_milters / Sendmail INPUT_MAIL_FILTER), the Postfix policy server
@@ -76,14 +77,14 @@ Examples:
 
 // daemon is a running set of listeners around one gate.
 type daemon struct {
-	cfgPath        string
-	protect, known []string
-	log            *slog.Logger
-	gate           *gate.Gate
-	reg            *prometheus.Registry
-	shutdown       []func(context.Context) error
-	errs           chan error
-	wg             sync.WaitGroup
+	cfgPath              string
+	protect, known, deny []string
+	log                  *slog.Logger
+	gate                 *gate.Gate
+	reg                  *prometheus.Registry
+	shutdown             []func(context.Context) error
+	errs                 chan error
+	wg                   sync.WaitGroup
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
@@ -112,8 +113,8 @@ func loadConfig(path string) (*config.Config, error) {
 }
 
 // buildEngine builds detection knowledge and policy from a config.
-func buildEngine(cfg *config.Config, protect, known []string) (*gate.Engine, error) {
-	k, err := cfg.Knowledge(protect, known)
+func buildEngine(cfg *config.Config, protect, known []string, deny ...string) (*gate.Engine, error) {
+	k, err := cfg.Knowledge(protect, known, deny...)
 	if err != nil {
 		return nil, err
 	}
@@ -128,16 +129,16 @@ func buildEngine(cfg *config.Config, protect, known []string) (*gate.Engine, err
 	return &gate.Engine{Checker: c, Policy: p}, nil
 }
 
-func newDaemon(cfgPath string, protect, known []string, std Stdio) (*daemon, *config.Config, error) {
+func newDaemon(cfgPath string, protect, known, deny []string, std Stdio) (*daemon, *config.Config, error) {
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		return nil, nil, err
 	}
-	eng, err := buildEngine(cfg, protect, known)
+	eng, err := buildEngine(cfg, protect, known, deny...)
 	if err != nil {
 		return nil, nil, err
 	}
-	d := &daemon{cfgPath: cfgPath, protect: protect, known: known, log: newLogger(cfg.Log, std.Err),
+	d := &daemon{cfgPath: cfgPath, protect: protect, known: known, deny: deny, log: newLogger(cfg.Log, std.Err),
 		reg: prometheus.NewRegistry(), errs: make(chan error, 4)}
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.gate = gate.New(eng, d.log, d.reg)
@@ -156,7 +157,10 @@ func listen(network, addr string) (net.Listener, error) {
 		}
 		return l, err
 	}
-	return net.Listen(network, addr)
+	// No TCP keepalive: MTA connections are local and short, and each
+	// accepted connection would cost four setsockopt calls.
+	lc := net.ListenConfig{KeepAlive: -1}
+	return lc.Listen(context.Background(), network, addr)
 }
 
 func (d *daemon) startMilter(addr string) error {
@@ -219,7 +223,7 @@ func (d *daemon) reload() {
 	cfg, err := loadConfig(d.cfgPath)
 	if err == nil {
 		var eng *gate.Engine
-		if eng, err = buildEngine(cfg, d.protect, d.known); err == nil {
+		if eng, err = buildEngine(cfg, d.protect, d.known, d.deny...); err == nil {
 			d.gate.Swap(eng)
 			d.log.Info("reloaded configuration and knowledge", "config", d.cfgPath)
 			return
@@ -262,16 +266,37 @@ loop:
 	return code
 }
 
+// startProfile writes a CPU profile to $STRAY_CPUPROFILE until the daemon
+// stops: for diagnosing a production load without rebuilding.
+func startProfile(log *slog.Logger) func() {
+	path := os.Getenv("STRAY_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		log.Error("cpu profile", "err", err)
+		return func() {}
+	}
+	log.Info("writing CPU profile", "path", path)
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
 func runServe(ctx context.Context, args []string, std Stdio) int {
 	fs := newFlagSet("serve", serveHelp, std)
 	var protect, known stringsFlag
 	fs.Var(&protect, "protect", "your own domain or suffix (repeatable)")
 	fs.Var(&known, "known", "known correspondents `FILE` (repeatable)")
+	var deny stringsFlag
+	fs.Var(&deny, "deny", "registered lookalikes `FILE` from stray scan --emit-deny (repeatable)")
 	cfgPath := fs.String("config", "", "YAML config `FILE` (default: embedded defaults, loopback listeners)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return flagExit(err)
 	}
-	d, cfg, err := newDaemon(*cfgPath, protect, known, std)
+	d, cfg, err := newDaemon(*cfgPath, protect, known, deny, std)
 	if err != nil {
 		fmt.Fprintf(std.Err, "stray serve: %v\n", err)
 		return ExitUsage
@@ -296,6 +321,7 @@ func runServe(ctx context.Context, args []string, std Stdio) int {
 		fmt.Fprintln(std.Err, "stray serve: no listeners configured (listen.milter, listen.policy, listen.http)")
 		return ExitUsage
 	}
+	defer startProfile(d.log)()
 	return d.wait(ctx, time.Duration(cfg.ShutdownTimeout))
 }
 
@@ -311,6 +337,8 @@ func runSingle(ctx context.Context, name, help string, args []string, std Stdio,
 	var protect, known stringsFlag
 	fs.Var(&protect, "protect", "your own domain or suffix (repeatable)")
 	fs.Var(&known, "known", "known correspondents `FILE` (repeatable)")
+	var deny stringsFlag
+	fs.Var(&deny, "deny", "registered lookalikes `FILE` from stray scan --emit-deny (repeatable)")
 	cfgPath := fs.String("config", "", "YAML config `FILE` (detect, policy and log sections)")
 	addr := fs.String("listen", "", "listen address (required)")
 	if _, err := parseInterleaved(fs, args); err != nil {
@@ -320,7 +348,7 @@ func runSingle(ctx context.Context, name, help string, args []string, std Stdio,
 		fmt.Fprintf(std.Err, "stray %s: --listen is required\n", name)
 		return ExitUsage
 	}
-	d, cfg, err := newDaemon(*cfgPath, protect, known, std)
+	d, cfg, err := newDaemon(*cfgPath, protect, known, deny, std)
 	if err != nil {
 		fmt.Fprintf(std.Err, "stray %s: %v\n", name, err)
 		return ExitUsage

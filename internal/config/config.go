@@ -45,6 +45,9 @@ type Detect struct {
 	Protect []string `yaml:"protect"`
 	// Known lists known-correspondent files ("DOMAIN [COUNT]" lines).
 	Known []string `yaml:"known"`
+	// Deny lists files of registered lookalikes to block ("DOMAIN
+	// [INTENDED]" lines, as `stray scan --emit-deny` writes them).
+	Deny []string `yaml:"deny"`
 	// Builtin enables the built-in provider list (default true).
 	Builtin *bool `yaml:"builtin"`
 }
@@ -148,6 +151,11 @@ func (c *Config) Validate() error {
 			p = append(p, fmt.Sprintf("detect.known[%d]: %v (want a file of \"DOMAIN [COUNT]\" lines)", i, err))
 		}
 	}
+	for i, k := range c.Detect.Deny {
+		if _, err := os.Stat(c.Path(k)); err != nil {
+			p = append(p, fmt.Sprintf("detect.deny[%d]: %v (want a file of \"DOMAIN [INTENDED]\" lines, from stray scan --emit-deny)", i, err))
+		}
+	}
 	if _, err := policy.Compile(c.Policy, "policy"); err != nil {
 		var pp policy.Problems
 		if errors.As(err, &pp) {
@@ -207,9 +215,18 @@ func (c *Config) Path(p string) string {
 }
 
 // Knowledge loads the detection knowledge the config names, adding the
-// extra protected domains and known files given on the command line.
-func (c *Config) Knowledge(protect, knownFiles []string) (detect.Knowledge, error) {
-	k := detect.Knowledge{Known: map[string]int{}, NoBuiltin: !*c.Detect.Builtin}
+// extra protected domains, known files and deny files given on the command
+// line.
+func (c *Config) Knowledge(protect, knownFiles []string, denyFiles ...string) (detect.Knowledge, error) {
+	k := detect.Knowledge{Known: map[string]int{}, Deny: map[string]string{}, NoBuiltin: !*c.Detect.Builtin}
+	for _, f := range c.Detect.Deny {
+		denyFiles = append(denyFiles, c.Path(f))
+	}
+	for _, path := range denyFiles {
+		if err := readDenyFile(path, k.Deny); err != nil {
+			return k, err
+		}
+	}
 	k.Protected = append(append(k.Protected, c.Detect.Protect...), protect...)
 	files := make([]string, 0, len(c.Detect.Known)+len(knownFiles))
 	for _, f := range c.Detect.Known {
@@ -222,6 +239,22 @@ func (c *Config) Knowledge(protect, knownFiles []string) (detect.Knowledge, erro
 		}
 	}
 	return k, nil
+}
+
+func readDenyFile(path string, into map[string]string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	m, err := detect.ReadDeny(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	for d, i := range m {
+		into[d] = i
+	}
+	return nil
 }
 
 func readKnownFile(path string, into map[string]int) error {

@@ -66,3 +66,18 @@ func FuzzConfig(f *testing.F) {
 		_ = c.Validate()
 	})
 }
+
+func TestExampleDecodesStrictlyAndValidates(t *testing.T) {
+	t.Parallel()
+	c, err := Parse(strings.NewReader(Example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := Default()
+	if c.Listen != d.Listen || c.Log != d.Log || c.ShutdownTimeout != d.ShutdownTimeout {
+		t.Errorf("the example's values differ from the defaults: %+v vs %+v", c, d)
+	}
+}

@@ -164,6 +164,9 @@ func (s *Session) logDecision(r RcptResult) {
 	if d.Finding.Verdict == detect.OK && d.Rule == "" {
 		level = slog.LevelDebug
 	}
+	if !s.log.Enabled(context.Background(), level) {
+		return
+	}
 	attrs := []any{"queue_id", s.queueID, "sender", s.sender, "rcpt", clip(r.Recipient),
 		"verdict", d.Finding.Verdict.String(), "intended", d.Finding.Intended, "action", d.Action.String()}
 	if d.Audit {

@@ -64,6 +64,7 @@ const (
 	protNoEOH     = 0x40
 	protNoUnknown = 0x100
 	protNRHeader  = 0x80
+	protNRMail    = 0x4000 // no reply to MAIL: one round trip less per message
 )
 
 // Version is the milter protocol version stray speaks.
@@ -107,6 +108,14 @@ func ReadPacket(r *bufio.Reader) (Packet, error) {
 
 // WritePacket writes one packet.
 func WritePacket(w io.Writer, code byte, data []byte) error {
+	if len(data) <= 64 {
+		var buf [69]byte
+		binary.BigEndian.PutUint32(buf[:], uint32(1+len(data)))
+		buf[4] = code
+		n := copy(buf[5:], data)
+		_, err := w.Write(buf[:5+n])
+		return err
+	}
 	buf := make([]byte, 5+len(data))
 	binary.BigEndian.PutUint32(buf, uint32(1+len(data)))
 	buf[4] = code
@@ -170,6 +179,36 @@ func parseMacros(data []byte) (byte, map[string]string, error) {
 		m[name] = kv[i+1]
 	}
 	return data[0], m, nil
+}
+
+// macroValue finds a macro's value in name/value pairs without allocating
+// a map; name matches with or without braces ({i} or i).
+func macroValue(pairs []byte, name string) (string, bool) {
+	for len(pairs) > 0 {
+		k := bytes.IndexByte(pairs, 0)
+		if k < 0 {
+			return "", false
+		}
+		key := pairs[:k]
+		pairs = pairs[k+1:]
+		v := bytes.IndexByte(pairs, 0)
+		if v < 0 {
+			v = len(pairs)
+		}
+		val := pairs[:v]
+		if v < len(pairs) {
+			pairs = pairs[v+1:]
+		} else {
+			pairs = nil
+		}
+		if len(key) > 2 && key[0] == '{' && key[len(key)-1] == '}' {
+			key = key[1 : len(key)-1]
+		}
+		if string(key) == name {
+			return string(val), true
+		}
+	}
+	return "", false
 }
 
 // nul joins strings as NUL-terminated fields.

@@ -109,10 +109,23 @@ type conn struct {
 	log   *slog.Logger
 }
 
+// Per-connection buffers are pooled: Postfix opens a milter connection per
+// SMTP session, often for a single message.
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 512) }}
+)
+
+// shutdownGrace is how long an idle connection may still start a message
+// after shutdown begins: the MTA does not wait for an answer to MAIL, so a
+// MAIL may already be on its way.
+const shutdownGrace = 250 * time.Millisecond
+
 func (c *conn) closeIfIdle() {
 	if !c.inMsg.Load() {
-		// Wake the reader; it sees the server closing and stops.
-		c.nc.SetReadDeadline(time.Now())
+		// Wake the reader soon; unless a message starts, it sees the
+		// server closing and stops.
+		c.nc.SetReadDeadline(time.Now().Add(shutdownGrace))
 	}
 }
 
@@ -152,22 +165,31 @@ func (c *conn) loop() error {
 	if wt <= 0 {
 		wt = 30 * time.Second
 	}
-	r := bufio.NewReaderSize(c.nc, 16*1024)
-	w := bufio.NewWriterSize(c.nc, 4*1024)
+	r := readers.Get().(*bufio.Reader)
+	r.Reset(c.nc)
+	defer func() { r.Reset(nil); readers.Put(r) }()
+	w := writers.Get().(*bufio.Writer)
+	w.Reset(c.nc)
+	defer func() { w.Reset(nil); writers.Put(w) }()
 	sess := c.srv.Gate.NewSession("milter", c.log)
-	var macros map[string]string
+	queueID := ""
+	noMailReply := false
+	// One write deadline per message, not per reply.
+	c.nc.SetWriteDeadline(time.Now().Add(wt))
 	reply := func(code byte, data []byte) error {
-		c.nc.SetWriteDeadline(time.Now().Add(wt))
 		if err := WritePacket(w, code, data); err != nil {
 			return err
 		}
 		return w.Flush()
 	}
 	for {
+		// Between messages while shutting down, wait only briefly: a
+		// message the MTA already started (macros, MAIL) is still served.
 		if c.srv.closing.Load() && !c.inMsg.Load() {
-			return nil
+			c.nc.SetReadDeadline(time.Now().Add(shutdownGrace))
+		} else {
+			c.nc.SetReadDeadline(time.Now().Add(idle))
 		}
-		c.nc.SetReadDeadline(time.Now().Add(idle))
 		p, err := ReadPacket(r)
 		if err != nil {
 			return err
@@ -184,26 +206,20 @@ func (c *conn) loop() error {
 			want := optneg{
 				version:  min(o.version, Version),
 				actions:  o.actions & (actAddHeader | actQuarantine),
-				protocol: o.protocol & (protNoConnect | protNoHelo | protNoBody | protNoHeaders | protNoEOH | protNoUnknown),
+				protocol: o.protocol & (protNoConnect | protNoHelo | protNoBody | protNoHeaders | protNoEOH | protNoUnknown | protNRMail),
 			}
+			noMailReply = want.protocol&protNRMail != 0
 			if err := reply(respOptneg, want.bytes()); err != nil {
 				return err
 			}
 		case cmdMacro:
-			_, m, err := parseMacros(p.Data)
-			if err != nil {
-				return err
+			// Only the queue id matters; it arrives with MAIL or, when
+			// Postfix opens the queue file late, with a later RCPT.
+			if len(p.Data) < 1 {
+				return errors.New("milter: empty macro packet")
 			}
-			// Postfix sends each stage's macros before its command;
-			// keep them all for the message (the queue id arrives with
-			// MAIL or RCPT).
-			if macros == nil {
-				macros = map[string]string{}
-			}
-			for k, v := range m {
-				macros[k] = v
-			}
-			if id := macros["i"]; id != "" {
+			if id, ok := macroValue(p.Data[1:], "i"); ok && id != "" {
+				queueID = id
 				sess.SetQueueID(id)
 			}
 		case cmdConnect, cmdHelo:
@@ -217,8 +233,12 @@ func (c *conn) loop() error {
 				from = args[0]
 			}
 			sess.Mail(from)
-			sess.SetQueueID(macros["i"])
+			sess.SetQueueID(queueID)
 			c.inMsg.Store(true)
+			c.nc.SetWriteDeadline(time.Now().Add(wt))
+			if noMailReply {
+				continue
+			}
 			if err := reply(respContinue, nil); err != nil {
 				return err
 			}
@@ -227,7 +247,6 @@ func (c *conn) loop() error {
 			if len(args) == 0 {
 				return errors.New("milter: RCPT without an address")
 			}
-			sess.SetQueueID(macros["i"])
 			res := sess.Rcpt(args[0])
 			if res.Reply != nil {
 				if err := reply(respReplyCode, nul(res.Reply.String())); err != nil {
@@ -243,7 +262,7 @@ func (c *conn) loop() error {
 			// here: the MTA sends no headers, body or end of message.
 			if !sess.NeedsEnd() {
 				sess.End()
-				c.endMessage(&macros)
+				c.endMessage(&queueID)
 				if err := reply(respAccept, nil); err != nil {
 					return err
 				}
@@ -258,7 +277,7 @@ func (c *conn) loop() error {
 			}
 		case cmdEOM:
 			end := sess.End()
-			c.endMessage(&macros)
+			c.endMessage(&queueID)
 			for _, h := range end.Headers {
 				if err := reply(respAddHeader, nul(h.Name, h.Value)); err != nil {
 					return err
@@ -274,10 +293,10 @@ func (c *conn) loop() error {
 			}
 		case cmdAbort:
 			sess.Reset()
-			c.endMessage(&macros)
+			c.endMessage(&queueID)
 		case cmdQuitNC:
 			sess.Reset()
-			c.endMessage(&macros)
+			c.endMessage(&queueID)
 		case cmdQuit:
 			return nil
 		default:
@@ -286,11 +305,10 @@ func (c *conn) loop() error {
 	}
 }
 
-// endMessage forgets the message's state; macros of the connection stage
-// would be re-sent by the MTA for the next message.
-func (c *conn) endMessage(macros *map[string]string) {
+// endMessage forgets the message's state.
+func (c *conn) endMessage(queueID *string) {
 	c.inMsg.Store(false)
-	*macros = nil
+	*queueID = ""
 }
 
 // ParseListen parses a milter listen address: inet:HOST:PORT, unix:PATH,

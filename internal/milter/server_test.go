@@ -22,7 +22,7 @@ func TestNegotiationAsksOnlyForTheEnvelope(t *testing.T) {
 	if o.version != 6 {
 		t.Errorf("version %d, want 6", o.version)
 	}
-	for _, skip := range []uint32{protNoConnect, protNoHelo, protNoHeaders, protNoBody, protNoEOH} {
+	for _, skip := range []uint32{protNoConnect, protNoHelo, protNoHeaders, protNoBody, protNoEOH, protNRMail} {
 		if o.protocol&skip == 0 {
 			t.Errorf("protocol %#x does not skip %#x", o.protocol, skip)
 		}
@@ -215,7 +215,16 @@ func FuzzReadPacket(f *testing.F) {
 				t.Fatal("packet over MaxPacket")
 			}
 			splitNUL(p.Data)
-			parseMacros(p.Data)
+			// The allocation-free lookup agrees with the full parse
+			// (for names given once; with duplicates the map keeps the
+			// last value, the lookup the first).
+			if _, kv, err := parseMacros(p.Data); err == nil {
+				for k, v := range kv {
+					if got, ok := macroValue(p.Data[1:], k); (!ok || got != v) && strings.Count(string(p.Data), k) < 2 {
+						t.Fatalf("macroValue(%q) = %q, map has %q", k, got, v)
+					}
+				}
+			}
 			parseOptneg(p.Data)
 		}
 	})

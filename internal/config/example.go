@@ -1,0 +1,63 @@
+package config
+
+// Example is a complete, annotated configuration: every key with its
+// default or a typical value. docs/config.md is generated from it, and a test
+// checks that it decodes strictly and validates.
+const Example = `# stray configuration (YAML). Unknown keys are errors; relative paths are
+# relative to this file. Validate with: stray config check FILE
+
+detect:
+  # Your own domains or whole suffixes. Everything under them is yours; a
+  # lookalike outside them is a leak (verdict block).
+  protect: [example.com]
+  # Files of domains you write to, one "DOMAIN [COUNT]" a line (# comments),
+  # e.g. from "stray learn". A first-time domain one slip from one of them is
+  # held; a known domain is never flagged.
+  known: []
+  # Files of registered lookalikes that accept mail, blocked outright:
+  # "DOMAIN [INTENDED]" lines, as "stray scan --emit-deny FILE" writes them.
+  deny: []
+  # The built-in list of popular mail providers and their legitimate
+  # near-neighbours.
+  builtin: true
+
+policy:
+  # enforce, or audit: decide and log, enforce nothing (a safe rollout).
+  mode: enforce
+  # Action per verdict: reject, tempfail, hold, warn, log or pass.
+  actions:
+    block: reject
+    hold: hold
+    warn: warn
+  # Recipients never flagged: addresses (j@partner.ml), domains (partner.ml,
+  # exactly) or suffixes (.partner.ml: it and everything under it).
+  allow: []
+  # Recipients always blocked, in the same forms (.ml: all of Mali). Allow
+  # wins over deny.
+  deny: []
+  # Refinements for some sender domains; the first that matches applies.
+  scopes:
+    - senders: [.hr.example.com]
+      actions: {hold: reject}
+      allow: []
+      deny: []
+
+listen:
+  # Milter for Postfix (smtpd_milters) and Sendmail: inet:HOST:PORT or
+  # unix:PATH. Empty: off.
+  milter: inet:127.0.0.1:8895
+  # Postfix policy delegation (check_policy_service): HOST:PORT. Empty: off.
+  policy: 127.0.0.1:10045
+  # HTTP: /metrics (Prometheus) and /healthz. Empty: off.
+  http: 127.0.0.1:8098
+
+log:
+  # debug (also every clean recipient), info, warn or error.
+  level: info
+  # text or json, on standard error.
+  format: text
+
+# On SIGTERM: how long messages in progress may take before connections
+# are closed (the MTA then tempfails them).
+shutdown_timeout: 30s
+`
