@@ -43,6 +43,7 @@ type stray struct {
 	cfg    string
 	cmd    *exec.Cmd
 	log    *syncBuffer
+	env    []string
 	Milter string // 127.0.0.1:PORT
 	Policy string
 	HTTP   string
@@ -65,18 +66,30 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startStray writes a config with the given detect/policy YAML and loopback
-// listeners on free ports, and starts `stray serve`.
+// startStray writes a config with the given YAML and loopback listeners on
+// free ports, and starts `stray serve`.
 func startStray(t *testing.T, body string) *stray {
 	t.Helper()
-	return startStrayOn(t, "", body)
+	return newStray(t, "", nil, func(*stray) string { return body })
 }
 
 // startStrayOn is startStray with the milter on a unix socket in sockDir
 // when sockDir is not empty (Milter is then "unix:PATH").
 func startStrayOn(t *testing.T, sockDir, body string) *stray {
 	t.Helper()
-	s := &stray{t: t, log: &syncBuffer{}}
+	return newStray(t, sockDir, nil, func(*stray) string { return body })
+}
+
+// startStrayEnv starts stray with extra environment variables and a config
+// body computed once its listener addresses are known.
+func startStrayEnv(t *testing.T, env []string, body func(*stray) string) *stray {
+	t.Helper()
+	return newStray(t, "", env, body)
+}
+
+func newStray(t *testing.T, sockDir string, env []string, bodyFn func(*stray) string) *stray {
+	t.Helper()
+	s := &stray{t: t, log: &syncBuffer{}, env: env}
 	s.Milter = fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
 	milterListen := "inet:" + s.Milter
 	if sockDir != "" {
@@ -86,8 +99,12 @@ func startStrayOn(t *testing.T, sockDir, body string) *stray {
 	s.Policy = fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
 	s.HTTP = fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
 	s.cfg = filepath.Join(t.TempDir(), "stray.yaml")
-	if !strings.Contains(body, "\nlog:") {
+	body := bodyFn(s)
+	if !strings.Contains("\n"+body, "\nlog:") {
 		body += "log:\n  level: debug\n"
+	}
+	if !strings.Contains("\n"+body, "\nstore:") {
+		body += "store: \"\"\n" // no store unless a test asks for one
 	}
 	cfg := fmt.Sprintf("listen:\n  milter: %s\n  policy: %s\n  http: %s\nshutdown_timeout: 5s\n%s", milterListen, s.Policy, s.HTTP, body)
 	if err := os.WriteFile(s.cfg, []byte(cfg), 0o644); err != nil {
@@ -107,6 +124,7 @@ func (s *stray) start() {
 	s.t.Helper()
 	s.cmd = exec.Command(strayBin, "serve", "--config", s.cfg)
 	s.cmd.Env = append(os.Environ(), "STRAY_CPUPROFILE="+os.Getenv("STRAY_E2E_CPUPROFILE"))
+	s.cmd.Env = append(s.cmd.Env, s.env...)
 	if n := os.Getenv("STRAY_E2E_GOMAXPROCS"); n != "" {
 		s.cmd.Env = append(s.cmd.Env, "GOMAXPROCS="+n)
 	}

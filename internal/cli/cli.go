@@ -38,6 +38,7 @@ func commands() []command {
 		{"milter", "run the milter front end for Postfix or Sendmail", runMilter},
 		{"policy", "run the Postfix policy delegation server", runPolicy},
 		{"config", "validate a configuration file (config check FILE)", runConfig},
+		{"quarantine", "list, show, release or discard held messages", runQuarantine},
 		{"scan", "find the registered lookalikes of your domains, and watch them", runScan},
 		{"version", "print the version", runVersion},
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -22,9 +23,11 @@ import (
 	"github.com/stray-mail/stray/detect"
 	"github.com/stray-mail/stray/internal/config"
 	"github.com/stray-mail/stray/internal/gate"
+	"github.com/stray-mail/stray/internal/hold"
 	"github.com/stray-mail/stray/internal/milter"
 	"github.com/stray-mail/stray/internal/policy"
 	"github.com/stray-mail/stray/internal/policyd"
+	"github.com/stray-mail/stray/internal/store"
 )
 
 const serveHelp = `usage: stray serve [--config FILE] [--protect DOMAIN]... [--known FILE]... [--deny FILE]...
@@ -81,6 +84,10 @@ type daemon struct {
 	protect, known, deny []string
 	log                  *slog.Logger
 	gate                 *gate.Gate
+	cfg                  *config.Config
+	holder               *hold.Holder   // nil: hold and confirm off
+	recorder             *hold.Recorder // nil without a store
+	st                   store.Store    // nil: no store
 	reg                  *prometheus.Registry
 	shutdown             []func(context.Context) error
 	errs                 chan error
@@ -142,7 +149,68 @@ func newDaemon(cfgPath string, protect, known, deny []string, std Stdio) (*daemo
 		reg: prometheus.NewRegistry(), errs: make(chan error, 4)}
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.gate = gate.New(eng, d.log, d.reg)
+	d.cfg = cfg
+	if *cfg.Hold.Enabled && cfg.Store != "" {
+		if err := d.openHold(cfg); err != nil {
+			return nil, nil, err
+		}
+	}
 	return d, cfg, nil
+}
+
+// openHold opens the store and sets up hold and confirm and learning.
+func (d *daemon) openHold(cfg *config.Config) error {
+	if err := d.openHoldOnly(cfg); err != nil {
+		return err
+	}
+	d.recorder = hold.NewRecorder(d.st, d.log)
+	d.gate.SetReleases(d.holder)
+	d.gate.SetRecorder(d.recorder)
+	d.log.Info("hold and confirm on", "store", redactDSN(cfg.StoreDSN()), "node", cfg.Hold.Node)
+	return nil
+}
+
+// openHoldOnly opens the store and makes the Holder, without a gate (the
+// quarantine command).
+func (d *daemon) openHoldOnly(cfg *config.Config) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, cfg.StoreDSN())
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	key, err := hold.LoadOrCreateKey(cfg.Path(cfg.Hold.SecretFile))
+	if err != nil {
+		st.Close()
+		return err
+	}
+	signer, err := hold.NewSigner(key)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	node := cfg.Hold.Node
+	if node == "" {
+		node, _ = os.Hostname()
+	}
+	d.st = st
+	d.holder = hold.New(hold.Config{
+		Node: node, BaseURL: cfg.Hold.BaseURL, Expire: time.Duration(cfg.Hold.Expire), OnExpiry: cfg.Hold.OnExpiry,
+		NotifySMTP: cfg.Hold.NotifySMTP, NotifyFrom: cfg.Hold.NotifyFrom, ReinjectSMTP: cfg.Hold.ReinjectSMTP,
+		Sweep: time.Duration(cfg.Hold.Sweep),
+	}, st, signer, d.log, nil)
+	return nil
+}
+
+// redactDSN hides a password in a store DSN for the log.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return u.String()
+		}
+	}
+	return dsn
 }
 
 // listen opens a listener; a unix socket left by a previous run is removed.
@@ -172,7 +240,7 @@ func (d *daemon) startMilter(addr string) error {
 	if err != nil {
 		return fmt.Errorf("milter: %w", err)
 	}
-	s := &milter.Server{Gate: d.gate}
+	s := &milter.Server{Gate: d.gate, Holder: d.holder, MaxHoldSize: d.cfg.Hold.MaxSize, OnStoreError: d.cfg.Hold.OnStoreError}
 	d.run("milter", addr, func() error { return s.Serve(l) }, s.Shutdown)
 	return nil
 }
@@ -195,6 +263,9 @@ func (d *daemon) startHTTP(addr string) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	if d.holder != nil {
+		mux.Handle("/h/", d.holder.Handler())
+	}
 	s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	d.run("http", addr, func() error {
 		if err := s.Serve(l); !errors.Is(err, http.ErrServerClosed) {
@@ -239,6 +310,11 @@ func (d *daemon) wait(ctx context.Context, timeout time.Duration) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	code := ExitOK
+	if d.holder != nil {
+		sweepCtx, stopSweep := context.WithCancel(context.Background())
+		defer stopSweep()
+		go d.holder.Run(sweepCtx)
+	}
 loop:
 	for {
 		select {
@@ -262,6 +338,12 @@ loop:
 	}
 	wg.Wait()
 	d.wg.Wait()
+	if d.recorder != nil {
+		d.recorder.Close()
+	}
+	if d.st != nil {
+		d.st.Close()
+	}
 	d.log.Info("stopped")
 	return code
 }

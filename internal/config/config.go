@@ -29,7 +29,11 @@ type Config struct {
 	Detect Detect        `yaml:"detect"`
 	Policy policy.Config `yaml:"policy"`
 	Listen Listen        `yaml:"listen"`
-	Log    Log           `yaml:"log"`
+	// Store is where held messages, events and learned correspondents
+	// live: sqlite:PATH (default sqlite:stray.db) or postgres://...
+	Store string `yaml:"store"`
+	Hold  Hold   `yaml:"hold"`
+	Log   Log    `yaml:"log"`
 	// ShutdownTimeout bounds the drain on SIGTERM before connections are
 	// closed (default 30s).
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
@@ -62,6 +66,40 @@ type Listen struct {
 	HTTP string `yaml:"http"`
 }
 
+// Hold configures hold and confirm.
+type Hold struct {
+	// Enabled: hold messages in the store and ask the sender (default
+	// true). Off: a hold quarantines the message in the MTA's hold queue.
+	Enabled *bool `yaml:"enabled"`
+	// SecretFile holds the key that signs links and release headers
+	// (created, 0600, when missing). Every node sharing a store must use
+	// the same key.
+	SecretFile string `yaml:"secret_file"`
+	// BaseURL is where senders' links point: this node's http listener,
+	// as reachable by senders.
+	BaseURL string `yaml:"base_url"`
+	// Expire is how long a held message waits for its sender.
+	Expire Duration `yaml:"expire"`
+	// OnExpiry: discard (default; the sender is told) or release.
+	OnExpiry string `yaml:"on_expiry"`
+	// NotifySMTP is the submission server for notifications; NotifyFrom
+	// their sender.
+	NotifySMTP string `yaml:"notify_smtp"`
+	NotifyFrom string `yaml:"notify_from"`
+	// ReinjectSMTP is where released messages go: the MTA.
+	ReinjectSMTP string `yaml:"reinject_smtp"`
+	// OnStoreError: tempfail (default; the MTA retries) or quarantine.
+	OnStoreError string `yaml:"on_store_error"`
+	// MaxSize bounds a message held in the store (bytes); larger ones are
+	// quarantined in the MTA.
+	MaxSize int `yaml:"max_size"`
+	// Node names this node in the event log (default: the host name).
+	Node string `yaml:"node"`
+	// Sweep is how often expired holds, unfinished releases and missing
+	// notifications are handled.
+	Sweep Duration `yaml:"sweep"`
+}
+
 // Log configures the structured log on standard error.
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info (default), warn, error
@@ -89,8 +127,12 @@ const (
 func Default() *Config {
 	t := true
 	return &Config{
-		Detect:          Detect{Builtin: &t},
-		Listen:          Listen{Milter: DefaultMilter, Policy: DefaultPolicy, HTTP: DefaultHTTP},
+		Detect: Detect{Builtin: &t},
+		Listen: Listen{Milter: DefaultMilter, Policy: DefaultPolicy, HTTP: DefaultHTTP},
+		Store:  "sqlite:stray.db",
+		Hold: Hold{Enabled: &t, SecretFile: "stray.key", BaseURL: "http://" + DefaultHTTP, Expire: Duration(72 * time.Hour),
+			OnExpiry: "discard", NotifySMTP: "127.0.0.1:25", NotifyFrom: "stray@localhost", ReinjectSMTP: "127.0.0.1:25",
+			OnStoreError: "tempfail", MaxSize: 64 << 20, Sweep: Duration(time.Minute)},
 		Log:             Log{Level: "info", Format: "text"},
 		ShutdownTimeout: Duration(30 * time.Second),
 	}
@@ -129,6 +171,10 @@ func Parse(r io.Reader) (*Config, error) {
 	if c.Detect.Builtin == nil {
 		t := true
 		c.Detect.Builtin = &t
+	}
+	if c.Hold.Enabled == nil {
+		t := true
+		c.Hold.Enabled = &t
 	}
 	return c, nil
 }
@@ -185,6 +231,32 @@ func (c *Config) Validate() error {
 	default:
 		p = append(p, fmt.Sprintf("log.format: %q: want text or json", c.Log.Format))
 	}
+	switch {
+	case c.Store == "", strings.HasPrefix(c.Store, "sqlite:"), strings.HasPrefix(c.Store, "postgres://"), strings.HasPrefix(c.Store, "postgresql://"):
+	default:
+		p = append(p, fmt.Sprintf("store: %q: want sqlite:PATH or postgres://...", c.Store))
+	}
+	switch c.Hold.OnExpiry {
+	case "", "discard", "release":
+	default:
+		p = append(p, fmt.Sprintf("hold.on_expiry: %q: want discard or release", c.Hold.OnExpiry))
+	}
+	switch c.Hold.OnStoreError {
+	case "", "tempfail", "quarantine":
+	default:
+		p = append(p, fmt.Sprintf("hold.on_store_error: %q: want tempfail or quarantine", c.Hold.OnStoreError))
+	}
+	for name, a := range map[string]string{"hold.notify_smtp": c.Hold.NotifySMTP, "hold.reinject_smtp": c.Hold.ReinjectSMTP} {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			p = append(p, fmt.Sprintf("%s: %q: %v (want HOST:PORT)", name, a, err))
+		}
+	}
+	if c.Hold.Expire < 0 {
+		p = append(p, "hold.expire: negative")
+	}
 	if c.ShutdownTimeout < 0 {
 		p = append(p, "shutdown_timeout: negative")
 	}
@@ -204,6 +276,15 @@ func validMilterListen(s string) bool {
 		return err == nil
 	}
 	return false
+}
+
+// StoreDSN is the store DSN with a relative SQLite path resolved against
+// the config file's directory.
+func (c *Config) StoreDSN() string {
+	if p, ok := strings.CutPrefix(c.Store, "sqlite:"); ok {
+		return "sqlite:" + c.Path(p)
+	}
+	return c.Store
 }
 
 // Path resolves a path from the config file relative to its directory.

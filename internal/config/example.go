@@ -51,6 +51,41 @@ listen:
   # HTTP: /metrics (Prometheus) and /healthz. Empty: off.
   http: 127.0.0.1:8098
 
+# Held messages, the event log and learned correspondents: sqlite:PATH
+# (embedded, one node) or postgres://user@host/db (several nodes share it).
+store: sqlite:stray.db
+
+hold:
+  # Hold likely typos in the store and ask the sender; off: a hold puts the
+  # message in the MTA's hold queue instead.
+  enabled: true
+  # Key signing links and release headers, created (0600) when missing;
+  # every node of one store needs the same file.
+  secret_file: stray.key
+  # Where the links in notifications point: the http listener as senders
+  # reach it.
+  base_url: http://127.0.0.1:8098
+  # How long a held message waits, and what happens then (discard or
+  # release); the sender is told either way.
+  expire: 72h
+  on_expiry: discard
+  # Submission server for notifications, and their sender.
+  notify_smtp: 127.0.0.1:25
+  notify_from: stray@localhost
+  # Where released messages are delivered: your MTA, which passes them
+  # through stray again and lets the released recipients through.
+  reinject_smtp: 127.0.0.1:25
+  # When the store cannot take a message: tempfail (the MTA retries) or
+  # quarantine (the MTA's hold queue).
+  on_store_error: tempfail
+  # Larger messages are quarantined in the MTA instead (bytes).
+  max_size: 67108864
+  # This node's name in the event log (default: the host name).
+  node: ""
+  # How often expired holds, releases a dead node left unfinished and
+  # notifications that failed are handled.
+  sweep: 1m
+
 log:
   # debug (also every clean recipient), info, warn or error.
   level: info

@@ -33,10 +33,38 @@ type Engine struct {
 
 // Gate holds the current Engine, the logger and the metrics.
 type Gate struct {
-	engine  atomic.Pointer[Engine]
-	log     *slog.Logger
-	metrics *metrics
+	engine   atomic.Pointer[Engine]
+	log      *slog.Logger
+	metrics  *metrics
+	releases Releases
+	recorder Recorder
 }
+
+// Releases recognises a message re-injected after its sender confirmed it:
+// it verifies the value of its release header and returns the recipients it
+// releases (ok false for a forged, expired or replayed header).
+type Releases interface {
+	Released(ctx context.Context, header string) (rcpts []string, ok bool)
+}
+
+// Recorder records what the gate saw, for learning and the audit trail.
+// Implementations must not block: they queue and write in the background.
+type Recorder interface {
+	// Delivered is called with a message's accepted, not held, recipients.
+	Delivered(sender string, rcpts []string)
+	// Flagged is called for every recipient decision that is not a plain
+	// ok.
+	Flagged(queueID, sender string, r RcptResult)
+}
+
+// SetReleases installs the release recogniser (hold and confirm).
+func (g *Gate) SetReleases(r Releases) { g.releases = r }
+
+// SetRecorder installs the recorder.
+func (g *Gate) SetRecorder(r Recorder) { g.recorder = r }
+
+// ReleaseHeader is the header field released messages carry.
+const ReleaseHeader = "X-Stray-Release"
 
 type metrics struct {
 	decisions *prometheus.CounterVec
@@ -90,6 +118,7 @@ type Session struct {
 	sender   string
 	inMsg    bool
 	rcpts    []RcptResult
+	release  []string // values of release headers seen
 }
 
 // NewSession starts a session for a front end ("milter", "policy", …),
@@ -151,6 +180,9 @@ func (s *Session) Rcpt(rcpt string) RcptResult {
 		r.Reply = replyFor(a, r.Decision)
 	}
 	s.rcpts = append(s.rcpts, r)
+	if s.g.recorder != nil && (r.Decision.Finding.Verdict != detect.OK || r.Decision.Rule != "") {
+		s.g.recorder.Flagged(s.queueID, s.sender, r)
+	}
 	elapsed := time.Since(start)
 	s.g.metrics.latency.WithLabelValues(s.frontend).Observe(elapsed.Seconds())
 	s.g.metrics.decisions.WithLabelValues(s.frontend, r.Decision.Finding.Verdict.String(), r.Decision.Action.String()).Inc()
@@ -204,6 +236,14 @@ func (s *Session) NeedsEnd() bool {
 // Header is a header field to add to the message.
 type Header struct{ Name, Value string }
 
+// Header tells the session about one of the message's header fields; only
+// the release header matters.
+func (s *Session) Header(name, value string) {
+	if strings.EqualFold(name, ReleaseHeader) && len(s.release) < 4 {
+		s.release = append(s.release, strings.TrimSpace(value))
+	}
+}
+
 // End is what to do with the message as a whole.
 type End struct {
 	// Hold, when non-empty, is the reason to hold (quarantine) the message.
@@ -212,27 +252,52 @@ type End struct {
 	Headers []Header
 	// HeldRecipients are the recipients whose findings caused the hold.
 	HeldRecipients []RcptResult
+	// AllHeld: every accepted recipient is held (nothing to deliver now).
+	AllHeld bool
+	// Released are recipients let through by a valid release header.
+	Released []string
 }
 
 // End finishes the current message and says what to do with it.
 func (s *Session) End() End {
 	var e End
-	var held []string
+	released := map[string]bool{}
+	if s.g.releases != nil {
+		for _, v := range s.release {
+			if rc, ok := s.g.releases.Released(context.Background(), v); ok {
+				for _, r := range rc {
+					released[strings.ToLower(r)] = true
+				}
+			}
+		}
+	}
+	var held, delivered []string
+	accepted := 0
 	for _, r := range s.rcpts {
 		if r.Reply != nil {
 			continue
 		}
+		accepted++
 		f := r.Decision.Finding
 		switch r.Decision.Action {
 		case policy.Hold:
+			if released[strings.ToLower(r.Recipient)] {
+				e.Released = append(e.Released, r.Recipient)
+				delivered = append(delivered, r.Recipient)
+				s.log.Info("released by its sender", "queue_id", s.queueID, "rcpt", clip(r.Recipient))
+				continue
+			}
 			e.HeldRecipients = append(e.HeldRecipients, r)
 			held = append(held, describe(f))
+			continue
 		case policy.Warn:
 			e.Headers = append(e.Headers, Header{"X-Stray-Warning", asciiText(describe(f))})
 		}
+		delivered = append(delivered, r.Recipient)
 	}
 	if len(held) > 0 {
 		e.Hold = asciiText("stray: " + strings.Join(held, "; "))
+		e.AllHeld = len(e.HeldRecipients) == accepted
 	}
 	outcome := "delivered"
 	switch {
@@ -242,6 +307,9 @@ func (s *Session) End() End {
 		outcome = "refused"
 	}
 	s.g.metrics.messages.WithLabelValues(s.frontend, outcome).Inc()
+	if s.g.recorder != nil && len(delivered) > 0 {
+		s.g.recorder.Delivered(s.sender, delivered)
+	}
 	s.Reset()
 	return e
 }
@@ -258,6 +326,7 @@ func (s *Session) allRefused() bool {
 // Reset abandons the current message.
 func (s *Session) Reset() {
 	s.rcpts = s.rcpts[:0]
+	s.release = s.release[:0]
 	s.sender, s.queueID, s.inMsg = "", "", false
 }
 

@@ -46,11 +46,14 @@ const (
 	respAddHeader  = 'h'
 	respQuarantine = 'q'
 	respOptneg     = 'O'
+	respDelRcpt    = '-'
+	respDiscard    = 'd'
 )
 
 // Actions (what the milter may do at end of message).
 const (
 	actAddHeader  = 0x01
+	actDelRcpt    = 0x08
 	actQuarantine = 0x20
 )
 
@@ -65,6 +68,8 @@ const (
 	protNoUnknown = 0x100
 	protNRHeader  = 0x80
 	protNRMail    = 0x4000 // no reply to MAIL: one round trip less per message
+	protNREOH     = 0x40000
+	protNRBody    = 0x80000
 )
 
 // Version is the milter protocol version stray speaks.

@@ -16,11 +16,24 @@ import (
 	"time"
 
 	"github.com/stray-mail/stray/internal/gate"
+	"github.com/stray-mail/stray/internal/hold"
 )
 
 // Server serves the milter protocol on listeners.
 type Server struct {
 	Gate *gate.Gate
+	// Holder, when set, holds messages in the store (hold and confirm):
+	// the content of a message with held recipients is collected, stored,
+	// and those recipients removed from this delivery. Without it a hold
+	// quarantines the whole message in the MTA's hold queue.
+	Holder *hold.Holder
+	// MaxHoldSize bounds a message collected for holding (default 64 MiB);
+	// a larger one is quarantined in the MTA instead.
+	MaxHoldSize int
+	// OnStoreError is what to answer when a message cannot be stored:
+	// "tempfail" (default: the MTA retries, nothing is lost) or
+	// "quarantine" (the MTA's hold queue).
+	OnStoreError string
 	// IdleTimeout bounds the wait for the MTA's next command (default 10m:
 	// an MTA keeps its milter connection for a whole SMTP session).
 	IdleTimeout time.Duration
@@ -174,6 +187,8 @@ func (c *conn) loop() error {
 	sess := c.srv.Gate.NewSession("milter", c.log)
 	queueID := ""
 	noMailReply := false
+	var noReply uint32
+	var content *contentBuf
 	// One write deadline per message, not per reply.
 	c.nc.SetWriteDeadline(time.Now().Add(wt))
 	reply := func(code byte, data []byte) error {
@@ -206,9 +221,18 @@ func (c *conn) loop() error {
 			want := optneg{
 				version:  min(o.version, Version),
 				actions:  o.actions & (actAddHeader | actQuarantine),
-				protocol: o.protocol & (protNoConnect | protNoHelo | protNoBody | protNoHeaders | protNoEOH | protNoUnknown | protNRMail),
+				protocol: o.protocol & (protNoConnect | protNoHelo | protNoUnknown | protNRMail),
+			}
+			if c.srv.Holder != nil {
+				// Content is needed, but only for messages not accepted
+				// at DATA, and without a reply per header or chunk.
+				want.actions |= o.actions & actDelRcpt
+				want.protocol |= o.protocol & (protNRHeader | protNREOH | protNRBody)
+			} else {
+				want.protocol |= o.protocol & (protNoBody | protNoHeaders | protNoEOH)
 			}
 			noMailReply = want.protocol&protNRMail != 0
+			noReply = want.protocol & (protNRHeader | protNREOH | protNRBody)
 			if err := reply(respOptneg, want.bytes()); err != nil {
 				return err
 			}
@@ -268,32 +292,65 @@ func (c *conn) loop() error {
 				}
 				continue
 			}
+			if c.srv.Holder != nil {
+				content = newContentBuf(c.srv.maxHoldSize())
+			}
 			if err := reply(respContinue, nil); err != nil {
 				return err
 			}
-		case cmdHeader, cmdEOH, cmdBody, cmdUnknown:
+		case cmdHeader:
+			kv := splitNUL(p.Data)
+			if len(kv) >= 2 {
+				sess.Header(kv[0], kv[1])
+				content.header(kv[0], kv[1])
+			}
+			if noReply&protNRHeader == 0 {
+				if err := reply(respContinue, nil); err != nil {
+					return err
+				}
+			}
+		case cmdEOH:
+			content.endHeaders()
+			if noReply&protNREOH == 0 {
+				if err := reply(respContinue, nil); err != nil {
+					return err
+				}
+			}
+		case cmdBody:
+			content.body(p.Data)
+			if noReply&protNRBody == 0 {
+				if err := reply(respContinue, nil); err != nil {
+					return err
+				}
+			}
+		case cmdUnknown:
 			if err := reply(respContinue, nil); err != nil {
 				return err
 			}
 		case cmdEOM:
+			qid := sess.QueueID()
+			sender := sess.Sender()
 			end := sess.End()
 			c.endMessage(&queueID)
+			packets, code := c.endOfMessage(end, content, qid, sender)
+			content = nil
 			for _, h := range end.Headers {
 				if err := reply(respAddHeader, nul(h.Name, h.Value)); err != nil {
 					return err
 				}
 			}
-			if end.Hold != "" {
-				if err := reply(respQuarantine, nul(end.Hold)); err != nil {
+			for _, pk := range packets {
+				if err := reply(pk.Code, pk.Data); err != nil {
 					return err
 				}
 			}
-			if err := reply(respContinue, nil); err != nil {
+			if err := reply(code, nil); err != nil {
 				return err
 			}
 		case cmdAbort:
 			sess.Reset()
 			c.endMessage(&queueID)
+			content = nil
 		case cmdQuitNC:
 			sess.Reset()
 			c.endMessage(&queueID)

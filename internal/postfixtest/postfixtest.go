@@ -71,6 +71,8 @@ type Options struct {
 	Policy string
 	// MilterTimeout is milter_connect/command_timeout (default 5s).
 	MilterTimeout time.Duration
+	// SMTPPort, when set, is smtpd's loopback port (default: a free one).
+	SMTPPort int
 	// Extra main.cf settings.
 	Extra map[string]string
 }
@@ -95,7 +97,11 @@ func Start(t testing.TB, o Options) *Postfix {
 	}
 	os.Chmod(dir, 0o755)
 	p := &Postfix{t: t, Dir: dir, Sink: sink, confDir: filepath.Join(dir, "etc")}
-	p.SMTP = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	port := o.SMTPPort
+	if port == 0 {
+		port = FreePort(t)
+	}
+	p.SMTP = fmt.Sprintf("127.0.0.1:%d", port)
 	for _, d := range []string{"etc", "queue", "data"} {
 		os.MkdirAll(filepath.Join(dir, d), 0o755)
 	}

@@ -1,0 +1,186 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/stray-mail/stray/internal/hold"
+	"github.com/stray-mail/stray/internal/store"
+)
+
+const quarantineHelp = `usage: stray quarantine list|show|release|discard [--config FILE] [--format text|json] [--state STATE] [--search TEXT] [ID...]
+
+Administers held messages in the store the config names (the same one the
+daemon uses; any node of a shared PostgreSQL store can act on any message).
+
+  list             held messages, newest first (--state held|releasing|released|discarded|expired|all)
+  show ID          one message: envelope, why it was held, its events, a text preview
+  release ID...    deliver to the held recipients (--fix: to the suggested addresses)
+  discard ID...    drop
+
+Every action is recorded in the event log with the acting user (--actor,
+default admin:$USER). A release happens exactly once, however many nodes or
+admins try at the same time.
+
+Exit status: 0 done, 1 a message was not held any more, 2 usage or store error.
+
+Examples:
+  stray quarantine list --config /etc/stray/stray.yaml
+  stray quarantine show --config /etc/stray/stray.yaml 3f2a9c...
+  stray quarantine release --fix --config /etc/stray/stray.yaml 3f2a9c...
+`
+
+func runQuarantine(ctx context.Context, args []string, std Stdio) int {
+	fs := newFlagSet("quarantine", quarantineHelp, std)
+	cfgPath := fs.String("config", "", "YAML config `FILE` (store and hold sections)")
+	format := fs.String("format", "text", "output format: text or json")
+	state := fs.String("state", "held", "list: messages in this `STATE`, or all")
+	search := fs.String("search", "", "list: only messages whose sender or recipients contain `TEXT`")
+	limit := fs.Int("limit", 100, "list: at most `N` messages")
+	fix := fs.Bool("fix", false, "release: send to the suggested addresses instead")
+	actor := fs.String("actor", "", "who acts, for the event log (default admin:$USER)")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	if len(pos) == 0 {
+		fmt.Fprint(std.Err, quarantineHelp)
+		return ExitUsage
+	}
+	if *actor == "" {
+		*actor = "admin:" + envUser()
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(std.Err, "stray quarantine: %v\n", err)
+		return ExitUsage
+	}
+	d := &daemon{cfg: cfg, log: newLogger(cfg.Log, std.Err)}
+	if err := d.openHoldOnly(cfg); err != nil {
+		fmt.Fprintf(std.Err, "stray quarantine: %v\n", err)
+		return ExitUsage
+	}
+	defer d.st.Close()
+	h := d.holder
+	switch verb, ids := pos[0], pos[1:]; verb {
+	case "list":
+		f := store.Filter{Search: *search, Limit: *limit}
+		if *state != "all" {
+			f.States = []store.State{store.State(*state)}
+		}
+		msgs, err := h.Store().List(ctx, f)
+		if err != nil {
+			fmt.Fprintf(std.Err, "stray quarantine: %v\n", err)
+			return ExitUsage
+		}
+		if *format == "json" {
+			enc := json.NewEncoder(std.Out)
+			for _, m := range msgs {
+				enc.Encode(messageJSON(&m, false))
+			}
+			return ExitOK
+		}
+		tw := tabwriter.NewWriter(std.Out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tSTATE\tHELD AT\tSENDER\tHELD RECIPIENTS\tDID YOU MEAN")
+		for _, m := range msgs {
+			var rc, sug []string
+			for _, r := range m.Recipients {
+				rc = append(rc, r.Address)
+				sug = append(sug, r.Suggestion)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.State, m.CreatedAt.UTC().Format("2006-01-02 15:04"), m.Sender, strings.Join(rc, ","), strings.Join(sug, ","))
+		}
+		tw.Flush()
+		return ExitOK
+	case "show":
+		code := ExitOK
+		for _, id := range ids {
+			m, err := h.Store().Get(ctx, id)
+			if err != nil {
+				fmt.Fprintf(std.Err, "stray quarantine: %s: %v\n", id, err)
+				code = ExitUsage
+				continue
+			}
+			evs, _ := h.Store().Events(ctx, store.EventFilter{MessageID: id})
+			if *format == "json" {
+				o := messageJSON(m, true)
+				o["events"] = evs
+				json.NewEncoder(std.Out).Encode(o)
+				continue
+			}
+			fmt.Fprintf(std.Out, "id:       %s\nstate:    %s\nsender:   %s\nqueue id: %s\nheld at:  %s by %s\nexpires:  %s\nnotified: %s\nsize:     %d bytes\n",
+				m.ID, m.State, m.Sender, m.QueueID, m.CreatedAt.UTC().Format(time.RFC3339), m.Node, m.ExpiresAt.UTC().Format(time.RFC3339), fmtTime(m.NotifiedAt), m.Size)
+			for _, r := range m.Recipients {
+				fmt.Fprintf(std.Out, "held:     %s (%s, score %.2f) did you mean %s?\n", r.Address, r.Verdict, r.Score, r.Suggestion)
+				for _, why := range r.Reasons {
+					fmt.Fprintf(std.Out, "          %s\n", why)
+				}
+			}
+			fmt.Fprintf(std.Out, "\n%s\n", hold.Preview(m.Raw, 2000))
+			fmt.Fprintln(std.Out, "events:")
+			for _, e := range evs {
+				fmt.Fprintf(std.Out, "  %s  %-14s %-20s %s\n", e.Time.UTC().Format(time.RFC3339), e.Kind, e.Actor, e.Detail)
+			}
+		}
+		return code
+	case "release", "discard":
+		if len(ids) == 0 {
+			fmt.Fprintf(std.Err, "stray quarantine %s: name at least one ID\n", verb)
+			return ExitUsage
+		}
+		code := ExitOK
+		for _, id := range ids {
+			var err error
+			if verb == "release" {
+				err = h.Release(ctx, id, *actor, *fix)
+			} else {
+				err = h.Discard(ctx, id, *actor)
+			}
+			switch {
+			case errors.Is(err, hold.ErrNotHeld) || errors.Is(err, store.ErrNotFound):
+				fmt.Fprintf(std.Err, "%s: not held: %v\n", id, err)
+				code = max(code, ExitFlagged)
+			case err != nil:
+				fmt.Fprintf(std.Err, "%s: %v\n", id, err)
+				code = ExitUsage
+			default:
+				fmt.Fprintf(std.Out, "%s: %sd\n", id, strings.TrimSuffix(verb, "e"))
+			}
+		}
+		return code
+	}
+	fmt.Fprint(std.Err, quarantineHelp)
+	return ExitUsage
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "not yet"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func messageJSON(m *store.Message, preview bool) map[string]any {
+	o := map[string]any{"id": m.ID, "state": m.State, "sender": m.Sender, "queue_id": m.QueueID, "recipients": m.Recipients,
+		"size": m.Size, "node": m.Node, "created_at": m.CreatedAt, "expires_at": m.ExpiresAt}
+	if !m.NotifiedAt.IsZero() {
+		o["notified_at"] = m.NotifiedAt
+	}
+	if preview {
+		o["preview"] = hold.Preview(m.Raw, 2000)
+	}
+	return o
+}
+
+func envUser() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "unknown"
+}

@@ -1,0 +1,479 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// pgConnectTimeout bounds a connection attempt when the DSN sets no
+// connect_timeout: a server that does not answer (rather than refusing) must
+// not keep a caller without a deadline waiting for minutes.
+const pgConnectTimeout = 10 * time.Second
+
+// pgStore is the shared backend: several stray nodes on one database.
+// Exactly-once state changes come from conditional updates
+// (UPDATE … WHERE id = $id AND state = $from) under PostgreSQL's row locks,
+// in the same transaction as their event.
+type pgStore struct {
+	pool *pgxpool.Pool
+	name string // host:port/database, for errors; never the password
+}
+
+var _ Store = (*pgStore)(nil)
+
+// readCommitted is asked for explicitly, whatever the server's default:
+// under it a conditional UPDATE that lost a race waits for the winner and
+// then matches no row (ErrConflict), where SERIALIZABLE would fail with a
+// serialization error instead.
+var readCommitted = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
+
+func openPostgres(ctx context.Context, dsn string) (*pgStore, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cc := cfg.ConnConfig
+	if cc.ConnectTimeout == 0 {
+		cc.ConnectTimeout = pgConnectTimeout
+		d := &net.Dialer{Timeout: pgConnectTimeout, KeepAlive: 5 * time.Minute}
+		cc.DialFunc = d.DialContext
+	}
+	if _, ok := cc.RuntimeParams["application_name"]; !ok {
+		cc.RuntimeParams["application_name"] = "stray"
+	}
+	s := &pgStore{name: fmt.Sprintf("%s:%d/%s", cc.Host, cc.Port, cc.Database)}
+	if err := pgMigrate(ctx, cc.Copy()); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.name, err)
+	}
+	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.name, err)
+	}
+	return s, nil
+}
+
+// pgMigrate applies the migrations on a connection of its own, holding a
+// session advisory lock so that nodes starting together take turns; the
+// lock goes with the connection, whatever happens.
+func pgMigrate(ctx context.Context, cc *pgx.ConnConfig) error {
+	ms, err := loadMigrations("postgres")
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		conn.Close(cctx)
+	}()
+	// One lock per schema: installations (and test runs) in different
+	// schemas of one database do not wait for each other.
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended('stray.store.migrate:' || coalesce(current_schema(), ''), 0))`); err != nil {
+		return fmt.Errorf("migrate: lock: %w", err)
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    integer     NOT NULL PRIMARY KEY,
+	name       text        NOT NULL,
+	applied_at timestamptz NOT NULL DEFAULT now()
+)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	rows, _ := conn.Query(ctx, `SELECT version, name FROM schema_migrations`)
+	applied := map[int]string{}
+	var v int
+	var name string
+	if _, err := pgx.ForEachRow(rows, []any{&v, &name}, func() error { applied[v] = name; return nil }); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if err := checkApplied(applied, ms); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, m := range ms {
+		if _, ok := applied[m.version]; ok {
+			continue
+		}
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, m.sql); err != nil { // no arguments: simple protocol, several statements
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migrate %04d_%s: %w", m.version, m.name, err)
+		}
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
+		return fmt.Errorf("migrate: unlock: %w", err)
+	}
+	return nil
+}
+
+func pgInsertEvent(ctx context.Context, tx pgx.Tx, ev Event) error {
+	_, err := tx.Exec(ctx, `INSERT INTO events (time, message_id, kind, actor, detail) VALUES ($1, $2, $3, $4, $5)`,
+		ev.Time, ev.MessageID, ev.Kind, ev.Actor, ev.Detail)
+	if err != nil {
+		return fmt.Errorf("event: %w", err)
+	}
+	return nil
+}
+
+func (s *pgStore) Hold(ctx context.Context, m *Message, ev Event) error {
+	row, err := prepareHold(m, &ev)
+	if err != nil {
+		return fmt.Errorf("store: hold %s: %w", idOf(m), err)
+	}
+	var notified *time.Time
+	if !m.NotifiedAt.IsZero() {
+		notified = &m.NotifiedAt
+	}
+	err = pgx.BeginTxFunc(ctx, s.pool, readCommitted, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO messages
+	(id, queue_id, sender, recipients, raw, size, state, node, created_at, updated_at, expires_at, notified_at)
+	VALUES ($1, $2, $3, ($4::text)::jsonb, $5, $6, $7, $8, $9, $10, $11, $12)
+	ON CONFLICT (id) DO NOTHING`,
+			m.ID, m.QueueID, m.Sender, string(row.recipients), row.raw, m.Size, string(m.State), m.Node,
+			m.CreatedAt, m.UpdatedAt, m.ExpiresAt, notified)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrExists
+		}
+		return pgInsertEvent(ctx, tx, ev)
+	})
+	if err != nil {
+		return fmt.Errorf("store: hold %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+const pgMessageCols = `id, queue_id, sender, recipients::text, size, state, node, created_at, updated_at, expires_at, notified_at`
+
+func scanPGMessage(sc pgx.Row, raw *[]byte) (*Message, error) {
+	var (
+		m            Message
+		rcpts, state string
+		notified     *time.Time
+		dest         = []any{&m.ID, &m.QueueID, &m.Sender, &rcpts, &m.Size, &state, &m.Node, &m.CreatedAt, &m.UpdatedAt, &m.ExpiresAt, &notified}
+	)
+	if raw != nil {
+		dest = append(dest, raw)
+	}
+	if err := sc.Scan(dest...); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(rcpts), &m.Recipients); err != nil {
+		return nil, fmt.Errorf("recipients: %w", err)
+	}
+	m.State = State(state)
+	m.CreatedAt, m.UpdatedAt, m.ExpiresAt = m.CreatedAt.UTC(), m.UpdatedAt.UTC(), m.ExpiresAt.UTC()
+	if notified != nil {
+		m.NotifiedAt = notified.UTC()
+	}
+	return &m, nil
+}
+
+func (s *pgStore) Get(ctx context.Context, id string) (*Message, error) {
+	if err := checkID(id); err != nil {
+		return nil, fmt.Errorf("store: get: %w", err)
+	}
+	var raw []byte
+	m, err := scanPGMessage(s.pool.QueryRow(ctx, `SELECT `+pgMessageCols+`, raw FROM messages WHERE id = $1`, id), &raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("store: get %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get %s: %w", id, err)
+	}
+	if m.Raw, err = decompress(raw, m.Size); err != nil {
+		return nil, fmt.Errorf("store: get %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// pgArgs collects query arguments and hands out their placeholders.
+type pgArgs []any
+
+func (a *pgArgs) add(v any) string {
+	*a = append(*a, v)
+	return fmt.Sprintf("$%d", len(*a))
+}
+
+func (s *pgStore) List(ctx context.Context, f Filter) ([]Message, error) {
+	if err := prepareList(&f); err != nil {
+		return nil, fmt.Errorf("store: list: %w", err)
+	}
+	var (
+		where []string
+		args  pgArgs
+	)
+	if len(f.States) > 0 {
+		states := make([]string, len(f.States))
+		for i, st := range f.States {
+			states[i] = string(st)
+		}
+		where = append(where, "state = ANY("+args.add(states)+")")
+	}
+	if f.Sender != "" {
+		where = append(where, "sender = "+args.add(f.Sender))
+	}
+	if f.Search != "" {
+		p := args.add(f.Search)
+		// strpos, not LIKE: '%' and '_' in the search are literal.
+		where = append(where, `(strpos(lower(sender), `+p+`) > 0 OR EXISTS (
+	SELECT 1 FROM jsonb_array_elements(messages.recipients) r WHERE strpos(lower(r ->> 'address'), `+p+`) > 0))`)
+	}
+	if !f.Before.IsZero() {
+		where = append(where, "created_at < "+args.add(f.Before))
+	}
+	q := `SELECT ` + pgMessageCols + ` FROM messages`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ` + args.add(f.Limit)
+
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list: %w", err)
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		m, err := scanPGMessage(rows, nil)
+		if err != nil {
+			return nil, fmt.Errorf("store: list: %w", err)
+		}
+		out = append(out, *m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list: %w", err)
+	}
+	return out, nil
+}
+
+func (s *pgStore) Transition(ctx context.Context, id string, from, to State, ev Event) error {
+	if err := prepareTransition(id, from, to, &ev); err != nil {
+		return fmt.Errorf("store: transition %s: %w", id, err)
+	}
+	err := pgx.BeginTxFunc(ctx, s.pool, readCommitted, func(tx pgx.Tx) error {
+		// Under READ COMMITTED a concurrent transition of the same row
+		// blocks here until the first commits, then re-checks the WHERE
+		// clause against the new row: only one of them matches.
+		tag, err := tx.Exec(ctx, `UPDATE messages SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4`,
+			string(to), ev.Time, id, string(from))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			var cur string
+			err := tx.QueryRow(ctx, `SELECT state FROM messages WHERE id = $1`, id).Scan(&cur)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return ErrNotFound
+			}
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: it is %s", ErrConflict, cur)
+		}
+		return pgInsertEvent(ctx, tx, ev)
+	})
+	if err != nil {
+		return fmt.Errorf("store: transition %s %s→%s: %w", id, from, to, err)
+	}
+	return nil
+}
+
+func (s *pgStore) MarkNotified(ctx context.Context, id string, at time.Time) error {
+	if err := checkID(id); err != nil {
+		return fmt.Errorf("store: mark notified: %w", err)
+	}
+	if at.IsZero() {
+		at = nowStamp()
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE messages SET notified_at = $1 WHERE id = $2`, stamp(at), id)
+	if err != nil {
+		return fmt.Errorf("store: mark notified %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("store: mark notified %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+func (s *pgStore) Due(ctx context.Context, now, staleBefore time.Time, limit int) (expired, stale []string, err error) {
+	if limit < 0 {
+		return nil, nil, fmt.Errorf("store: due: negative limit %d", limit)
+	}
+	if limit == 0 {
+		limit = defaultDueLimit
+	}
+	expired, err = s.ids(ctx, `SELECT id FROM messages WHERE state = 'held' AND expires_at < $1 ORDER BY expires_at, id LIMIT $2`, stamp(now), limit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: due: %w", err)
+	}
+	stale, err = s.ids(ctx, `SELECT id FROM messages WHERE state = 'releasing' AND updated_at < $1 ORDER BY updated_at, id LIMIT $2`, stamp(staleBefore), limit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: due: %w", err)
+	}
+	return expired, stale, nil
+}
+
+func (s *pgStore) ids(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if len(ids) == 0 {
+		ids = nil
+	}
+	return ids, err
+}
+
+func (s *pgStore) AddEvent(ctx context.Context, ev Event) error {
+	if err := prepareEvent(&ev); err != nil {
+		return fmt.Errorf("store: add event: %w", err)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO events (time, message_id, kind, actor, detail) VALUES ($1, $2, $3, $4, $5)`,
+		ev.Time, ev.MessageID, ev.Kind, ev.Actor, ev.Detail)
+	if err != nil {
+		return fmt.Errorf("store: add event: %w", err)
+	}
+	return nil
+}
+
+func (s *pgStore) Events(ctx context.Context, f EventFilter) ([]Event, error) {
+	if err := prepareEvents(&f); err != nil {
+		return nil, fmt.Errorf("store: events: %w", err)
+	}
+	var (
+		where []string
+		args  pgArgs
+	)
+	if f.MessageID != "" {
+		where = append(where, "message_id = "+args.add(f.MessageID))
+	}
+	if f.Kind != "" {
+		where = append(where, "kind = "+args.add(f.Kind))
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "time >= "+args.add(f.Since))
+	}
+	q := `SELECT id, time, message_id, kind, actor, detail FROM events`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY time DESC, id DESC LIMIT ` + args.add(f.Limit)
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: events: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var ev Event
+		if err := rows.Scan(&ev.ID, &ev.Time, &ev.MessageID, &ev.Kind, &ev.Actor, &ev.Detail); err != nil {
+			return nil, fmt.Errorf("store: events: %w", err)
+		}
+		ev.Time = ev.Time.UTC()
+		out = append(out, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: events: %w", err)
+	}
+	return out, nil
+}
+
+func (s *pgStore) AddDeliveries(ctx context.Context, sender string, domains []string, at time.Time) error {
+	ds, err := prepareDeliveries(sender, domains)
+	if err != nil {
+		return fmt.Errorf("store: add deliveries: %w", err)
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	if at.IsZero() {
+		at = nowStamp()
+	}
+	at = stamp(at)
+	err = pgx.BeginTxFunc(ctx, s.pool, readCommitted, func(tx pgx.Tx) error {
+		// ds is sorted: concurrent deliveries lock rows in one order.
+		var b pgx.Batch
+		for _, d := range ds {
+			b.Queue(`INSERT INTO correspondents (domain, deliveries, first_seen, last_seen) VALUES ($1, 1, $2, $2)
+	ON CONFLICT (domain) DO UPDATE SET deliveries = correspondents.deliveries + 1,
+		first_seen = LEAST(correspondents.first_seen, excluded.first_seen),
+		last_seen = GREATEST(correspondents.last_seen, excluded.last_seen)`, d, at)
+			if sender != "" {
+				b.Queue(`INSERT INTO correspondent_senders (domain, sender) VALUES ($1, $2) ON CONFLICT DO NOTHING`, d, sender)
+			}
+		}
+		return tx.SendBatch(ctx, &b).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("store: add deliveries: %w", err)
+	}
+	return nil
+}
+
+func (s *pgStore) Correspondents(ctx context.Context, limit int) ([]Correspondent, error) {
+	if limit < 0 {
+		return nil, fmt.Errorf("store: correspondents: negative limit %d", limit)
+	}
+	var lim any // NULL: LIMIT ALL
+	if limit > 0 {
+		lim = limit
+	}
+	rows, err := s.pool.Query(ctx, `SELECT c.domain, c.deliveries,
+	(SELECT count(*) FROM correspondent_senders s WHERE s.domain = c.domain),
+	c.first_seen, c.last_seen
+FROM correspondents c ORDER BY c.deliveries DESC, c.domain LIMIT $1::bigint`, lim)
+	if err != nil {
+		return nil, fmt.Errorf("store: correspondents: %w", err)
+	}
+	defer rows.Close()
+	var out []Correspondent
+	for rows.Next() {
+		var c Correspondent
+		if err := rows.Scan(&c.Domain, &c.Deliveries, &c.Senders, &c.FirstSeen, &c.LastSeen); err != nil {
+			return nil, fmt.Errorf("store: correspondents: %w", err)
+		}
+		c.FirstSeen, c.LastSeen = c.FirstSeen.UTC(), c.LastSeen.UTC()
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: correspondents: %w", err)
+	}
+	return out, nil
+}
+
+// Ping writes an event in a transaction that it rolls back: the server
+// answers, is not a read-only standby, and lets us insert.
+func (s *pgStore) Ping(ctx context.Context) error {
+	tx, err := s.pool.BeginTx(ctx, readCommitted)
+	if err != nil {
+		return fmt.Errorf("store: ping %s: %w", s.name, err)
+	}
+	defer tx.Rollback(ctx)
+	if err := pgInsertEvent(ctx, tx, Event{Time: nowStamp(), Kind: "ping"}); err != nil {
+		return fmt.Errorf("store: ping %s: %w", s.name, err)
+	}
+	return nil
+}
+
+func (s *pgStore) Close() error {
+	s.pool.Close()
+	return nil
+}
