@@ -124,6 +124,10 @@ func (s *Scanner) Scan(ctx context.Context, targets []Target) ([]Result, error) 
 	n = min(n, max(len(jobs), 1))
 	var next, done atomic.Int64
 	var wg sync.WaitGroup
+	// Progress is reported in order, never backwards, although workers
+	// finish concurrently.
+	var progressMu sync.Mutex
+	reported := 0
 	for range n {
 		wg.Add(1)
 		go func() {
@@ -134,9 +138,14 @@ func (s *Scanner) Scan(ctx context.Context, targets []Target) ([]Result, error) 
 					return
 				}
 				s.resolve(ctx, &jobs[i])
-				d := done.Add(1)
+				d := int(done.Add(1))
 				if s.Progress != nil {
-					s.Progress(int(d), len(jobs))
+					progressMu.Lock()
+					if d > reported {
+						reported = d
+						s.Progress(d, len(jobs))
+					}
+					progressMu.Unlock()
 				}
 			}
 		}()
