@@ -373,6 +373,12 @@ func (c *Checker) assess(a address.Address) (candidate, bool) {
 	// characters.
 	if a.UnicodeDomain != d || strings.Contains(d, "xn--") {
 		cands = append(cands, c.homoglyphs(a)...)
+	} else if id, ok := c.skeletons[knowledge.DomainSkeleton(d)]; ok && c.targets[id].name != d {
+		// ASCII lookalikes read the same: rn for m, 0 for o, 1 for l.
+		t := c.targets[id]
+		cands = append(cands, candidate{intended: t.name, score: 0.95, verdict: Block, reasons: []Reason{
+			{KindHomoglyph, fmt.Sprintf("%s reads like %s (letters that look alike: rn/m, 0/o, 1/l)", d, t.name)},
+			c.targetReason(t, d)}})
 	}
 	// One slip from a target, on the domain itself or on a parent
 	// (mail.gmial.com).

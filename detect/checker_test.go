@@ -144,6 +144,8 @@ func TestHomoglyphsAndPunycodeAreBlocked(t *testing.T) {
 		{"a@xn--gmil-63d.com", Block, "a@gmail.com", KindPunycode}, // the same, as punycode
 		{"a@gοogle.com", Block, "a@google.com", KindHomoglyph},     // Greek ο
 		{"a@outloоk.com", Block, "a@outlook.com", KindHomoglyph},
+		{"a@grnail.com", Block, "a@gmail.com", KindHomoglyph}, // ASCII: rn for m
+		{"a@g00gle.com", Block, "a@google.com", KindHomoglyph},
 		{"a@яндекс.рф", OK, "", ""},
 		{"a@españa.com", OK, "", ""},
 	})
