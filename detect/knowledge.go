@@ -29,49 +29,59 @@ type Knowledge struct {
 	NoBuiltin bool
 }
 
-// ReadDeny reads a deny file: one "DOMAIN [INTENDED]" a line, "#" comments
-// (the format `stray scan --emit-deny` writes).
-func ReadDeny(r io.Reader) (map[string]string, error) {
-	deny := map[string]string{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = line[:i]
-		}
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		if len(f) > 2 {
-			return nil, fmt.Errorf("deny: line %d: want \"DOMAIN [INTENDED]\", got %d fields", n, len(f))
-		}
-		d, err := NormalizeDomain(f[0])
-		if err != nil {
-			return nil, fmt.Errorf("deny: line %d: %w", n, err)
-		}
-		intended := ""
-		if len(f) == 2 {
-			if intended, err = NormalizeDomain(f[1]); err != nil {
-				return nil, fmt.Errorf("deny: line %d: %w", n, err)
-			}
-		}
-		deny[d] = intended
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("deny: line %d: %w", n+1, err)
-	}
-	return deny, nil
-}
-
 // ReadKnown reads a known-correspondents file: one "DOMAIN [COUNT]" a line,
 // blank lines and "#" comments ignored. A missing count means 1. Domains are
 // normalised to lower-case ASCII; repeated domains add up.
 func ReadKnown(r io.Reader) (map[string]int, error) {
 	known := map[string]int{}
+	err := readLines(r, "known", "DOMAIN [COUNT]", func(f []string) error {
+		d, err := NormalizeDomain(f[0])
+		if err != nil {
+			return err
+		}
+		count := 1
+		if len(f) == 2 {
+			count, err = strconv.Atoi(f[1])
+			if err != nil || count < 0 {
+				return fmt.Errorf("count %q is not a non-negative integer", f[1])
+			}
+		}
+		known[d] += count
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return known, nil
+}
+
+// ReadDeny reads a deny file: one "DOMAIN [INTENDED]" a line, "#" comments
+// (the format `stray scan --emit-deny` writes).
+func ReadDeny(r io.Reader) (map[string]string, error) {
+	deny := map[string]string{}
+	err := readLines(r, "deny", "DOMAIN [INTENDED]", func(f []string) error {
+		d, err := NormalizeDomain(f[0])
+		if err != nil {
+			return err
+		}
+		intended := ""
+		if len(f) == 2 {
+			if intended, err = NormalizeDomain(f[1]); err != nil {
+				return err
+			}
+		}
+		deny[d] = intended
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return deny, nil
+}
+
+// readLines calls fn with the one or two fields of every line that is not
+// blank or a comment; errors name the file kind and the line.
+func readLines(r io.Reader, kind, want string, fn func(fields []string) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	n := 0
@@ -86,25 +96,16 @@ func ReadKnown(r io.Reader) (map[string]int, error) {
 			continue
 		}
 		if len(f) > 2 {
-			return nil, fmt.Errorf("known: line %d: want \"DOMAIN [COUNT]\", got %d fields", n, len(f))
+			return fmt.Errorf("%s: line %d: want \"%s\", got %d fields", kind, n, want, len(f))
 		}
-		d, err := NormalizeDomain(f[0])
-		if err != nil {
-			return nil, fmt.Errorf("known: line %d: %w", n, err)
+		if err := fn(f); err != nil {
+			return fmt.Errorf("%s: line %d: %w", kind, n, err)
 		}
-		count := 1
-		if len(f) == 2 {
-			count, err = strconv.Atoi(f[1])
-			if err != nil || count < 0 {
-				return nil, fmt.Errorf("known: line %d: count %q is not a non-negative integer", n, f[1])
-			}
-		}
-		known[d] += count
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("known: line %d: %w", n+1, err)
+		return fmt.Errorf("%s: line %d: %w", kind, n+1, err)
 	}
-	return known, nil
+	return nil
 }
 
 var domainProfile = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.Transitional(false))

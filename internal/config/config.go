@@ -323,33 +323,34 @@ func (c *Config) Knowledge(protect, knownFiles []string, denyFiles ...string) (d
 }
 
 func readDenyFile(path string, into map[string]string) error {
-	f, err := os.Open(path)
-	if err != nil {
+	return readFile(path, func(r io.Reader) error {
+		m, err := detect.ReadDeny(r)
+		for d, i := range m {
+			into[d] = i
+		}
 		return err
-	}
-	defer f.Close()
-	m, err := detect.ReadDeny(f)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	for d, i := range m {
-		into[d] = i
-	}
-	return nil
+	})
 }
 
 func readKnownFile(path string, into map[string]int) error {
+	return readFile(path, func(r io.Reader) error {
+		m, err := detect.ReadKnown(r)
+		for d, n := range m {
+			into[d] += n
+		}
+		return err
+	})
+}
+
+// readFile opens path and parses it, naming the file in errors.
+func readFile(path string, parse func(io.Reader) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	m, err := detect.ReadKnown(f)
-	if err != nil {
+	if err := parse(f); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
-	}
-	for d, n := range m {
-		into[d] += n
 	}
 	return nil
 }

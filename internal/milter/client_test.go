@@ -2,21 +2,16 @@ package milter
 
 import (
 	"bufio"
-	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/stray-mail/stray/detect"
 	"github.com/stray-mail/stray/internal/gate"
+	"github.com/stray-mail/stray/internal/gate/gatetest"
 	"github.com/stray-mail/stray/internal/policy"
 )
-
-var testLog io.Writer = io.Discard
 
 // testClient speaks the MTA side of the protocol, as Postfix does.
 type testClient struct {
@@ -26,16 +21,7 @@ type testClient struct {
 }
 
 func newGate(t testing.TB, k detect.Knowledge, pc policy.Config) *gate.Gate {
-	t.Helper()
-	c, err := detect.New(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := policy.Compile(pc, "policy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return gate.New(&gate.Engine{Checker: c, Policy: p}, slog.New(slog.NewTextHandler(testLog, &slog.HandlerOptions{Level: slog.LevelDebug})), prometheus.NewRegistry())
+	return gatetest.New(t, k, pc)
 }
 
 // startServer serves the milter on a loopback port.

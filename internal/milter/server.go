@@ -12,9 +12,9 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/stray-mail/stray/internal/connserver"
 	"github.com/stray-mail/stray/internal/gate"
 	"github.com/stray-mail/stray/internal/hold"
 )
@@ -40,86 +40,32 @@ type Server struct {
 	// WriteTimeout bounds one reply (default 30s).
 	WriteTimeout time.Duration
 
-	mu        sync.Mutex
-	listeners map[net.Listener]bool
-	conns     map[*conn]bool
-	closing   atomic.Bool
-	wg        sync.WaitGroup
-	nextID    atomic.Uint64
+	once sync.Once
+	cs   connserver.Server
+}
+
+func (s *Server) server() *connserver.Server {
+	s.once.Do(func() {
+		s.cs.Handle = func(c *connserver.Conn) { (&conn{srv: s, c: c, nc: c}).serve() }
+	})
+	return &s.cs
 }
 
 // Serve accepts connections on l until Shutdown. It returns nil after
 // Shutdown.
-func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.listeners == nil {
-		s.listeners, s.conns = map[net.Listener]bool{}, map[*conn]bool{}
-	}
-	s.listeners[l] = true
-	s.mu.Unlock()
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			if s.closing.Load() {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return err
-		}
-		c := &conn{srv: s, nc: nc, id: s.nextID.Add(1)}
-		s.mu.Lock()
-		if s.closing.Load() {
-			s.mu.Unlock()
-			nc.Close()
-			continue
-		}
-		s.conns[c] = true
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go c.serve()
-	}
-}
+func (s *Server) Serve(l net.Listener) error { return s.server().Serve(l) }
 
 // Shutdown stops accepting, lets connections finish the message in
 // progress (closing them between messages), and when ctx ends closes what
 // is left: the MTA then applies its default action (tempfail) to those
 // messages.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.closing.Store(true)
-	s.mu.Lock()
-	for l := range s.listeners {
-		l.Close()
-	}
-	for c := range s.conns {
-		c.closeIfIdle()
-	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		s.mu.Lock()
-		for c := range s.conns {
-			c.nc.Close()
-		}
-		s.mu.Unlock()
-		<-done
-		return ctx.Err()
-	}
-}
+func (s *Server) Shutdown(ctx context.Context) error { return s.server().Shutdown(ctx) }
 
 type conn struct {
-	srv   *Server
-	nc    net.Conn
-	id    uint64
-	inMsg atomic.Bool // a message is between MAIL and its end
-	log   *slog.Logger
+	srv *Server
+	c   *connserver.Conn // busy while a message is between MAIL and its end
+	nc  net.Conn
+	log *slog.Logger
 }
 
 // Per-connection buffers are pooled: Postfix opens a milter connection per
@@ -129,28 +75,8 @@ var (
 	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 512) }}
 )
 
-// shutdownGrace is how long an idle connection may still start a message
-// after shutdown begins: the MTA does not wait for an answer to MAIL, so a
-// MAIL may already be on its way.
-const shutdownGrace = 250 * time.Millisecond
-
-func (c *conn) closeIfIdle() {
-	if !c.inMsg.Load() {
-		// Wake the reader soon; unless a message starts, it sees the
-		// server closing and stops.
-		c.nc.SetReadDeadline(time.Now().Add(shutdownGrace))
-	}
-}
-
 func (c *conn) serve() {
-	defer c.srv.wg.Done()
-	defer func() {
-		c.srv.mu.Lock()
-		delete(c.srv.conns, c)
-		c.srv.mu.Unlock()
-		c.nc.Close()
-	}()
-	c.log = c.srv.Gate.Logger().With("frontend", "milter", "conn", c.id, "client", c.nc.RemoteAddr().String())
+	c.log = c.srv.Gate.Logger().With("frontend", "milter", "conn", c.c.ID, "client", c.nc.RemoteAddr().String())
 	defer func() {
 		if p := recover(); p != nil {
 			// A bug must not lose mail: answer tempfail, so the MTA
@@ -162,7 +88,7 @@ func (c *conn) serve() {
 	}()
 	err := c.loop()
 	switch {
-	case err == nil, errors.Is(err, io.EOF), c.srv.closing.Load() && errors.Is(err, os.ErrDeadlineExceeded):
+	case err == nil, errors.Is(err, io.EOF), c.c.Closing() && errors.Is(err, os.ErrDeadlineExceeded):
 	case errors.Is(err, net.ErrClosed):
 	default:
 		c.log.Warn("milter connection closed", "err", err)
@@ -200,11 +126,7 @@ func (c *conn) loop() error {
 	for {
 		// Between messages while shutting down, wait only briefly: a
 		// message the MTA already started (macros, MAIL) is still served.
-		if c.srv.closing.Load() && !c.inMsg.Load() {
-			c.nc.SetReadDeadline(time.Now().Add(shutdownGrace))
-		} else {
-			c.nc.SetReadDeadline(time.Now().Add(idle))
-		}
+		c.nc.SetReadDeadline(c.c.IdleDeadline(idle))
 		p, err := ReadPacket(r)
 		if err != nil {
 			return err
@@ -258,7 +180,7 @@ func (c *conn) loop() error {
 			}
 			sess.Mail(from)
 			sess.SetQueueID(queueID)
-			c.inMsg.Store(true)
+			c.c.SetBusy(true)
 			c.nc.SetWriteDeadline(time.Now().Add(wt))
 			if noMailReply {
 				continue
@@ -364,7 +286,7 @@ func (c *conn) loop() error {
 
 // endMessage forgets the message's state.
 func (c *conn) endMessage(queueID *string) {
-	c.inMsg.Store(false)
+	c.c.SetBusy(false)
 	*queueID = ""
 }
 

@@ -244,14 +244,11 @@ func FuzzSession(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s := &Server{Gate: g, IdleTimeout: time.Second}
 		client, server := net.Pipe()
-		c := &conn{srv: s, nc: server, id: 1}
-		s.conns = map[*conn]bool{c: true}
-		s.wg.Add(1)
-		go c.serve()
+		s.server().Track(server)
 		go io.Copy(io.Discard, client)
 		client.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		client.Write(b)
 		client.Close()
-		s.wg.Wait()
+		s.server().Wait()
 	})
 }

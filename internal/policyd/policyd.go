@@ -18,9 +18,9 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/stray-mail/stray/internal/connserver"
 	"github.com/stray-mail/stray/internal/gate"
 	"github.com/stray-mail/stray/internal/policy"
 )
@@ -91,122 +91,55 @@ type Server struct {
 	// closes idle policy connections after max_idle, 100s by default).
 	IdleTimeout time.Duration
 
-	mu        sync.Mutex
-	listeners map[net.Listener]bool
-	conns     map[net.Conn]*atomic.Bool // → busy
-	closing   atomic.Bool
-	wg        sync.WaitGroup
-	nextID    atomic.Uint64
+	once sync.Once
+	cs   connserver.Server
+}
+
+func (s *Server) server() *connserver.Server {
+	s.once.Do(func() { s.cs.Handle = s.serveConn })
+	return &s.cs
 }
 
 // Serve accepts connections on l until Shutdown.
-func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.listeners == nil {
-		s.listeners, s.conns = map[net.Listener]bool{}, map[net.Conn]*atomic.Bool{}
-	}
-	s.listeners[l] = true
-	s.mu.Unlock()
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			if s.closing.Load() {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return err
-		}
-		busy := &atomic.Bool{}
-		s.mu.Lock()
-		if s.closing.Load() {
-			s.mu.Unlock()
-			nc.Close()
-			continue
-		}
-		s.conns[nc] = busy
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go s.serveConn(nc, busy, s.nextID.Add(1))
-	}
-}
+func (s *Server) Serve(l net.Listener) error { return s.server().Serve(l) }
 
 // Shutdown stops accepting, closes idle connections, lets requests in
 // progress finish, and closes the rest when ctx ends (Postfix then answers
 // its smtpd_policy_service_default_action, a tempfail by default).
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.closing.Store(true)
-	s.mu.Lock()
-	for l := range s.listeners {
-		l.Close()
-	}
-	for nc, busy := range s.conns {
-		if !busy.Load() {
-			nc.SetReadDeadline(time.Now())
-		}
-	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		s.mu.Lock()
-		for nc := range s.conns {
-			nc.Close()
-		}
-		s.mu.Unlock()
-		<-done
-		return ctx.Err()
-	}
-}
+func (s *Server) Shutdown(ctx context.Context) error { return s.server().Shutdown(ctx) }
 
-func (s *Server) serveConn(nc net.Conn, busy *atomic.Bool, id uint64) {
-	defer s.wg.Done()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, nc)
-		s.mu.Unlock()
-		nc.Close()
-	}()
-	log := s.Gate.Logger().With("frontend", "policy", "conn", id, "client", nc.RemoteAddr().String())
+func (s *Server) serveConn(c *connserver.Conn) {
+	log := s.Gate.Logger().With("frontend", "policy", "conn", c.ID, "client", c.RemoteAddr().String())
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("panic in policy connection; answered tempfail", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			io.WriteString(nc, "action=451 4.3.0 stray: internal error, try again later\n\n")
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			io.WriteString(c, "action=451 4.3.0 stray: internal error, try again later\n\n")
 		}
 	}()
 	idle := s.IdleTimeout
 	if idle <= 0 {
 		idle = 5 * time.Minute
 	}
-	r := bufio.NewReaderSize(nc, MaxLine)
-	w := bufio.NewWriter(nc)
+	r := bufio.NewReaderSize(c, MaxLine)
+	w := bufio.NewWriter(c)
 	sess := s.Gate.NewSession("policy", log)
 	instance := ""
 	for {
-		if s.closing.Load() {
-			return
-		}
-		nc.SetReadDeadline(time.Now().Add(idle))
+		c.SetReadDeadline(c.IdleDeadline(idle))
 		req, err := ReadRequest(r)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !(s.closing.Load() && errors.Is(err, os.ErrDeadlineExceeded)) {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !(c.Closing() && errors.Is(err, os.ErrDeadlineExceeded)) {
 				log.Warn("policy connection closed", "err", err)
 			}
 			return
 		}
-		busy.Store(true)
+		c.SetBusy(true)
 		action := s.answer(sess, req, &instance)
-		nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		c.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		fmt.Fprintf(w, "action=%s\n\n", action)
 		err = w.Flush()
-		busy.Store(false)
+		c.SetBusy(false)
 		if err != nil {
 			log.Warn("policy reply failed", "err", err)
 			return

@@ -3,7 +3,6 @@ package policyd
 import (
 	"bufio"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,24 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/stray-mail/stray/detect"
 	"github.com/stray-mail/stray/internal/gate"
+	"github.com/stray-mail/stray/internal/gate/gatetest"
 	"github.com/stray-mail/stray/internal/policy"
 )
 
 func newGate(t testing.TB, k detect.Knowledge, pc policy.Config) *gate.Gate {
-	t.Helper()
-	c, err := detect.New(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := policy.Compile(pc, "policy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return gate.New(&gate.Engine{Checker: c, Policy: p}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	return gatetest.New(t, k, pc)
 }
 
 func start(t testing.TB, g *gate.Gate) (*Server, string) {
