@@ -40,6 +40,8 @@ func commands() []command {
 		{"config", "validate a configuration file (config check FILE)", runConfig},
 		{"quarantine", "list, show, release or discard held messages", runQuarantine},
 		{"scan", "find the registered lookalikes of your domains, and watch them", runScan},
+		{"audit", "report mail already delivered to lookalike domains, from mail logs", runAudit},
+		{"learn", "list the domains you really write to, from mail logs (a --known file)", runLearn},
 		{"version", "print the version", runVersion},
 	}
 }
