@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -399,5 +400,55 @@ func TestPostgresDownTempfailsHeldMailAndNeverAcceptsWhatItCannotStore(t *testin
 	got := h.pf.Sink.WaitRecipients(2, 20*time.Second)
 	if countRcpt(got, "y@gmail.com") != 1 || countRcpt(got, "z@gmail.com") != 1 || countRcpt(got, "x@gmial.com") != 0 {
 		t.Fatalf("delivered %v", got)
+	}
+}
+
+// TestLearnsCorrespondentsFromTrafficSoAFirstTimeSlipIsHeld: a domain the
+// organisation delivers to is learned in the store; after the knowledge is
+// rebuilt (SIGHUP here, every 10 minutes on its own), a first-time domain
+// one slip from it is held, where before it passed. "Before" is asked of
+// the daemon's policy listener, which decides without delivering anything.
+func TestLearnsCorrespondentsFromTrafficSoAFirstTimeSlipIsHeld(t *testing.T) {
+	h := startHold(t, "")
+	policyAnswer := func(rcpt string) string {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", h.s.Policy, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "request=smtpd_access_policy\nprotocol_state=RCPT\ninstance=%d\nsender=alice@example.org\nrecipient=%s\n\n", time.Now().UnixNano(), rcpt)
+		b := make([]byte, 512)
+		n, _ := c.Read(b)
+		return string(b[:n])
+	}
+	if got := policyAnswer("a@ewstlandhigh.school.nz"); !strings.HasPrefix(got, "action=DUNNO") {
+		t.Fatalf("before learning: %q, want DUNNO", got)
+	}
+	for _, to := range []string{"b@westlandhigh.school.nz", "c@westlandhigh.school.nz"} {
+		if _, data, err := postfixtest.Send(h.pf.SMTP, "alice@example.org", []string{to}, heldMsg); err != nil || data.Code != 250 {
+			t.Fatalf("send to %s: %v %v", to, data, err)
+		}
+	}
+	if got := h.pf.Sink.WaitRecipients(2, 20*time.Second); len(got) != 2 {
+		t.Fatalf("delivered %v", got)
+	}
+	time.Sleep(500 * time.Millisecond) // the recorder writes in the background
+	h.s.signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(h.s.log.String(), "reloaded configuration and knowledge") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := policyAnswer("a@ewstlandhigh.school.nz"); !strings.HasPrefix(got, "action=HOLD") || !strings.Contains(got, "westlandhigh.school.nz") {
+		t.Fatalf("after learning: %q, want HOLD naming westlandhigh.school.nz", got)
+	}
+	// And through the milter: held, the sender asked.
+	if _, data, err := postfixtest.Send(h.pf.SMTP, "alice@example.org", []string{"d@ewstlandhigh.school.nz"}, heldMsg); err != nil || data.Code != 250 {
+		t.Fatalf("send: %v %v", data, err)
+	}
+	h.links(t, 1)
+	if countRcpt(h.pf.Sink.Recipients(), "d@ewstlandhigh.school.nz") != 0 {
+		t.Fatal("a slip of a learned correspondent was delivered")
 	}
 }

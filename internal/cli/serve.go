@@ -125,6 +125,10 @@ func buildEngine(cfg *config.Config, protect, known []string, deny ...string) (*
 	if err != nil {
 		return nil, err
 	}
+	return engineFrom(cfg, k)
+}
+
+func engineFrom(cfg *config.Config, k detect.Knowledge) (*gate.Engine, error) {
 	c, err := detect.New(k)
 	if err != nil {
 		return nil, err
@@ -154,6 +158,12 @@ func newDaemon(cfgPath string, protect, known, deny []string, std Stdio) (*daemo
 		if err := d.openHold(cfg); err != nil {
 			return nil, nil, err
 		}
+		// Add what the store learned from traffic.
+		eng, err := d.buildEngine(cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		d.gate.Swap(eng)
 	}
 	return d, cfg, nil
 }
@@ -288,13 +298,13 @@ func (d *daemon) run(name, addr string, serve func() error, shutdown func(contex
 	}()
 }
 
-// reload re-reads the config and knowledge and swaps them in; on error the
-// running ones stay.
+// reload re-reads the config and knowledge (files and what the store has
+// learned) and swaps them in; on error the running ones stay.
 func (d *daemon) reload() {
 	cfg, err := loadConfig(d.cfgPath)
 	if err == nil {
 		var eng *gate.Engine
-		if eng, err = buildEngine(cfg, d.protect, d.known, d.deny...); err == nil {
+		if eng, err = d.buildEngine(cfg); err == nil {
 			d.gate.Swap(eng)
 			d.log.Info("reloaded configuration and knowledge", "config", d.cfgPath)
 			return
@@ -303,6 +313,31 @@ func (d *daemon) reload() {
 	d.log.Error("reload failed; keeping the running configuration", "err", err)
 }
 
+// buildEngine is buildEngine with the correspondents learned from traffic
+// added to the known ones, when there is a store.
+func (d *daemon) buildEngine(cfg *config.Config) (*gate.Engine, error) {
+	k, err := cfg.Knowledge(d.protect, d.known, d.deny...)
+	if err != nil {
+		return nil, err
+	}
+	if d.st != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		learned, err := d.st.Correspondents(ctx, 0)
+		if err != nil {
+			d.log.Warn("learned correspondents unavailable; using the known files only", "err", err)
+		}
+		for _, c := range learned {
+			k.Known[c.Domain] += int(min(c.Deliveries, 1<<30))
+		}
+	}
+	return engineFrom(cfg, k)
+}
+
+// learnedRefresh is how often the knowledge is rebuilt with what the store
+// learned from traffic (every node's).
+const learnedRefresh = 10 * time.Minute
+
 // wait runs until ctx ends or a listener fails, reloading on SIGHUP, then
 // shuts everything down within timeout.
 func (d *daemon) wait(ctx context.Context, timeout time.Duration) int {
@@ -310,15 +345,21 @@ func (d *daemon) wait(ctx context.Context, timeout time.Duration) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	code := ExitOK
+	var refresh <-chan time.Time
 	if d.holder != nil {
 		sweepCtx, stopSweep := context.WithCancel(context.Background())
 		defer stopSweep()
 		go d.holder.Run(sweepCtx)
+		t := time.NewTicker(learnedRefresh)
+		defer t.Stop()
+		refresh = t.C
 	}
 loop:
 	for {
 		select {
 		case <-hup:
+			d.reload()
+		case <-refresh:
 			d.reload()
 		case err := <-d.errs:
 			d.log.Error("listener failed", "err", err)

@@ -293,7 +293,11 @@ func (s *Session) End() End {
 		case policy.Warn:
 			e.Headers = append(e.Headers, Header{"X-Stray-Warning", asciiText(describe(f))})
 		}
-		delivered = append(delivered, r.Recipient)
+		// Only clean recipients teach stray who the organisation writes to:
+		// a warned typo that was delivered must not become "known".
+		if f.Verdict == detect.OK {
+			delivered = append(delivered, r.Recipient)
+		}
 	}
 	if len(held) > 0 {
 		e.Hold = asciiText("stray: " + strings.Join(held, "; "))
