@@ -46,7 +46,7 @@ type Server struct {
 
 func (s *Server) server() *connserver.Server {
 	s.once.Do(func() {
-		s.cs.Handle = func(c *connserver.Conn) { (&conn{srv: s, c: c, nc: c}).serve() }
+		s.cs.Handle = func(c *connserver.Conn) { (&conn{srv: s, c: c}).serve() }
 	})
 	return &s.cs
 }
@@ -64,7 +64,6 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.server().Shutdow
 type conn struct {
 	srv *Server
 	c   *connserver.Conn // busy while a message is between MAIL and its end
-	nc  net.Conn
 	log *slog.Logger
 }
 
@@ -76,14 +75,14 @@ var (
 )
 
 func (c *conn) serve() {
-	c.log = c.srv.Gate.Logger().With("frontend", "milter", "conn", c.c.ID, "client", c.nc.RemoteAddr().String())
+	c.log = c.srv.Gate.Logger().With("frontend", "milter", "conn", c.c.ID, "client", c.c.RemoteAddr().String())
 	defer func() {
 		if p := recover(); p != nil {
 			// A bug must not lose mail: answer tempfail, so the MTA
 			// retries, and log it.
 			c.log.Error("panic in milter connection; answered tempfail", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-			WritePacket(c.nc, respTempfail, nil)
+			c.c.SetWriteDeadline(time.Now().Add(time.Second))
+			WritePacket(c.c, respTempfail, nil)
 		}
 	}()
 	err := c.loop()
@@ -105,10 +104,10 @@ func (c *conn) loop() error {
 		wt = 30 * time.Second
 	}
 	r := readers.Get().(*bufio.Reader)
-	r.Reset(c.nc)
+	r.Reset(c.c)
 	defer func() { r.Reset(nil); readers.Put(r) }()
 	w := writers.Get().(*bufio.Writer)
-	w.Reset(c.nc)
+	w.Reset(c.c)
 	defer func() { w.Reset(nil); writers.Put(w) }()
 	sess := c.srv.Gate.NewSession("milter", c.log)
 	queueID := ""
@@ -116,7 +115,7 @@ func (c *conn) loop() error {
 	var noReply uint32
 	var content *contentBuf
 	// One write deadline per message, not per reply.
-	c.nc.SetWriteDeadline(time.Now().Add(wt))
+	c.c.SetWriteDeadline(time.Now().Add(wt))
 	reply := func(code byte, data []byte) error {
 		if err := WritePacket(w, code, data); err != nil {
 			return err
@@ -126,7 +125,7 @@ func (c *conn) loop() error {
 	for {
 		// Between messages while shutting down, wait only briefly: a
 		// message the MTA already started (macros, MAIL) is still served.
-		c.nc.SetReadDeadline(c.c.IdleDeadline(idle))
+		c.c.SetReadDeadline(c.c.IdleDeadline(idle))
 		p, err := ReadPacket(r)
 		if err != nil {
 			return err
@@ -181,7 +180,7 @@ func (c *conn) loop() error {
 			sess.Mail(from)
 			sess.SetQueueID(queueID)
 			c.c.SetBusy(true)
-			c.nc.SetWriteDeadline(time.Now().Add(wt))
+			c.c.SetWriteDeadline(time.Now().Add(wt))
 			if noMailReply {
 				continue
 			}
