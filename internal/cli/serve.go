@@ -88,6 +88,7 @@ type daemon struct {
 	holder               *hold.Holder   // nil: hold and confirm off
 	recorder             *hold.Recorder // nil without a store
 	st                   store.Store    // nil: no store
+	node                 string         // this node's name in the event log
 	reg                  *prometheus.Registry
 	shutdown             []func(context.Context) error
 	errs                 chan error
@@ -176,7 +177,7 @@ func (d *daemon) openHold(cfg *config.Config) error {
 	d.recorder = hold.NewRecorder(d.st, d.log)
 	d.gate.SetReleases(d.holder)
 	d.gate.SetRecorder(d.recorder)
-	d.log.Info("hold and confirm on", "store", redactDSN(cfg.StoreDSN()), "node", cfg.Hold.Node)
+	d.log.Info("hold and confirm on", "store", redactDSN(cfg.StoreDSN()), "node", d.node)
 	return nil
 }
 
@@ -203,6 +204,7 @@ func (d *daemon) openHoldOnly(cfg *config.Config) error {
 	if node == "" {
 		node, _ = os.Hostname()
 	}
+	d.node = node
 	d.st = st
 	d.holder = hold.New(hold.Config{
 		Node: node, BaseURL: cfg.Hold.BaseURL, Expire: time.Duration(cfg.Hold.Expire), OnExpiry: cfg.Hold.OnExpiry,
