@@ -19,7 +19,7 @@ import (
 	"github.com/stray-mail/stray/internal/maillog"
 )
 
-const auditHelp = `usage: stray audit [--protect DOMAIN]... [--known FILE]... [--config FILE] [--since TIME] [--until TIME]
+const auditHelp = `usage: stray audit [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE] [--since TIME] [--until TIME]
                    [--format text|json|csv|html] [--output FILE] [--config-file FILE]... [FILE...]
 
 Answers "how much of our mail already went to lookalike domains, to which,
@@ -70,10 +70,8 @@ Examples:
 
 func runAudit(ctx context.Context, args []string, std Stdio) int {
 	fs := newFlagSet("audit", auditHelp, std)
-	var protect, known, configFiles stringsFlag
-	fs.Var(&protect, "protect", "your own domain or suffix (repeatable): mil, army.mil, example.com")
-	fs.Var(&known, "known", "file of known correspondent domains, `FILE` lines \"DOMAIN [COUNT]\" (repeatable)")
-	configPath := fs.String("config", "", "YAML config `FILE` (its detect section)")
+	var configFiles stringsFlag
+	df := addDetectFlags(fs, "YAML config `FILE` (its detect section)")
 	format := fs.String("format", "text", "output format: text, json, csv or html")
 	output := fs.String("output", "", "write the report to `FILE` instead of standard output")
 	fs.Var(&configFiles, "config-file", "audit a Postfix map, aliases file or member list `FILE` (repeatable)")
@@ -104,7 +102,7 @@ func runAudit(ctx context.Context, args []string, std Stdio) int {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	checker, err := buildChecker(*configPath, protect, known)
+	checker, err := df.checker()
 	if err != nil {
 		return usageErr("%v", err)
 	}

@@ -44,12 +44,7 @@ Examples:
 
 func runCheck(ctx context.Context, args []string, std Stdio) int {
 	fs := newFlagSet("check", checkHelp, std)
-	var protect, known stringsFlag
-	fs.Var(&protect, "protect", "your own domain or suffix (repeatable): mil, army.mil, example.com")
-	fs.Var(&known, "known", "file of known correspondent domains, `FILE` lines \"DOMAIN [COUNT]\" (repeatable)")
-	var deny stringsFlag
-	fs.Var(&deny, "deny", "file of registered lookalikes to block, `FILE` from stray scan --emit-deny (repeatable)")
-	configPath := fs.String("config", "", "YAML config `FILE` (its detect section)")
+	df := addDetectFlags(fs, "YAML config `FILE` (its detect section)")
 	format := fs.String("format", "text", "output format: text or json")
 	addrs, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -59,7 +54,7 @@ func runCheck(ctx context.Context, args []string, std Stdio) int {
 		fmt.Fprintf(std.Err, "stray check: --format %q: want text or json\n", *format)
 		return ExitUsage
 	}
-	checker, err := buildChecker(*configPath, protect, known, deny...)
+	checker, err := df.checker()
 	if err != nil {
 		fmt.Fprintf(std.Err, "stray check: %v\n", err)
 		return ExitUsage

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/stray-mail/stray/detect"
 )
 
 // Exit codes, like grep's.
@@ -91,6 +93,27 @@ type stringsFlag []string
 
 func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
 func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
+
+// detectFlags are the knowledge flags of every command that checks
+// addresses: --protect, --known, --deny and --config.
+type detectFlags struct {
+	protect, known, deny stringsFlag
+	config               *string
+}
+
+func addDetectFlags(fs *flag.FlagSet, configUsage string) *detectFlags {
+	d := &detectFlags{}
+	fs.Var(&d.protect, "protect", "your own domain or suffix (repeatable): mil, army.mil, example.com")
+	fs.Var(&d.known, "known", "file of known correspondent domains, `FILE` lines \"DOMAIN [COUNT]\" (repeatable)")
+	fs.Var(&d.deny, "deny", "file of registered lookalikes to block, `FILE` from stray scan --emit-deny (repeatable)")
+	d.config = fs.String("config", "", configUsage)
+	return d
+}
+
+// checker builds the detection engine the flags describe.
+func (d *detectFlags) checker() (*detect.Checker, error) {
+	return buildChecker(*d.config, d.protect, d.known, d.deny...)
+}
 
 // parseInterleaved parses flags that may appear before, between or after
 // positional arguments, as people type them.

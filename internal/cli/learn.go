@@ -9,7 +9,7 @@ import (
 	"github.com/stray-mail/stray/internal/maillog"
 )
 
-const learnHelp = `usage: stray learn [--protect DOMAIN]... [--known FILE]... [--config FILE] [--since TIME] [--until TIME]
+const learnHelp = `usage: stray learn [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE] [--since TIME] [--until TIME]
                    [--min-deliveries N] [--min-senders N] [--format known|json] [--output FILE] [FILE...]
 
 Builds the list of domains your organisation really writes to from its mail
@@ -43,10 +43,7 @@ Examples:
 
 func runLearn(ctx context.Context, args []string, std Stdio) int {
 	fs := newFlagSet("learn", learnHelp, std)
-	var protect, known stringsFlag
-	fs.Var(&protect, "protect", "your own domain or suffix (repeatable): mil, army.mil, example.com")
-	fs.Var(&known, "known", "file of known correspondent domains, `FILE` lines \"DOMAIN [COUNT]\" (repeatable)")
-	configPath := fs.String("config", "", "YAML config `FILE` (its detect section)")
+	df := addDetectFlags(fs, "YAML config `FILE` (its detect section)")
 	format := fs.String("format", "known", "output format: known (a --known file) or json")
 	output := fs.String("output", "", "write to `FILE` (replaced atomically) instead of standard output")
 	minDeliveries := fs.Int64("min-deliveries", 1, "leave out domains with fewer deliveries")
@@ -70,7 +67,7 @@ func runLearn(ctx context.Context, args []string, std Stdio) int {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	checker, err := buildChecker(*configPath, protect, known)
+	checker, err := df.checker()
 	if err != nil {
 		return usageErr("%v", err)
 	}

@@ -54,7 +54,7 @@ Examples:
   stray serve --protect mil --known /var/lib/stray/known.txt
 `
 
-const milterHelp = `usage: stray milter --listen inet:HOST:PORT|unix:PATH [--protect DOMAIN]... [--known FILE]... [--config FILE]
+const milterHelp = `usage: stray milter --listen inet:HOST:PORT|unix:PATH [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE]
 
 Runs only the milter front end. Postfix: smtpd_milters = inet:HOST:PORT,
 milter_default_action = tempfail. A recipient whose verdict maps to reject is
@@ -67,7 +67,7 @@ Examples:
   stray milter --listen unix:/var/spool/postfix/stray/milter.sock --config /etc/stray/stray.yaml
 `
 
-const policyHelp = `usage: stray policy --listen HOST:PORT [--protect DOMAIN]... [--known FILE]... [--config FILE]
+const policyHelp = `usage: stray policy --listen HOST:PORT [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE]
 
 Runs only the Postfix policy delegation server. Postfix:
 smtpd_recipient_restrictions = ..., check_policy_service inet:HOST:PORT.
@@ -141,16 +141,16 @@ func engineFrom(cfg *config.Config, k detect.Knowledge) (*gate.Engine, error) {
 	return &gate.Engine{Checker: c, Policy: p}, nil
 }
 
-func newDaemon(cfgPath string, protect, known, deny []string, std Stdio) (*daemon, *config.Config, error) {
-	cfg, err := loadConfig(cfgPath)
+func newDaemon(df *detectFlags, std Stdio) (*daemon, *config.Config, error) {
+	cfg, err := loadConfig(*df.config)
 	if err != nil {
 		return nil, nil, err
 	}
-	eng, err := buildEngine(cfg, protect, known, deny...)
+	eng, err := buildEngine(cfg, df.protect, df.known, df.deny...)
 	if err != nil {
 		return nil, nil, err
 	}
-	d := &daemon{cfgPath: cfgPath, protect: protect, known: known, deny: deny, log: newLogger(cfg.Log, std.Err),
+	d := &daemon{cfgPath: *df.config, protect: df.protect, known: df.known, deny: df.deny, log: newLogger(cfg.Log, std.Err),
 		reg: prometheus.NewRegistry(), errs: make(chan error, 4)}
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.gate = gate.New(eng, d.log, d.reg)
@@ -412,16 +412,11 @@ func startProfile(log *slog.Logger) func() {
 
 func runServe(ctx context.Context, args []string, std Stdio) int {
 	fs := newFlagSet("serve", serveHelp, std)
-	var protect, known stringsFlag
-	fs.Var(&protect, "protect", "your own domain or suffix (repeatable)")
-	fs.Var(&known, "known", "known correspondents `FILE` (repeatable)")
-	var deny stringsFlag
-	fs.Var(&deny, "deny", "registered lookalikes `FILE` from stray scan --emit-deny (repeatable)")
-	cfgPath := fs.String("config", "", "YAML config `FILE` (default: embedded defaults, loopback listeners)")
+	df := addDetectFlags(fs, "YAML config `FILE` (default: embedded defaults, loopback listeners)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return flagExit(err)
 	}
-	d, cfg, err := newDaemon(*cfgPath, protect, known, deny, std)
+	d, cfg, err := newDaemon(df, std)
 	if err != nil {
 		fmt.Fprintf(std.Err, "stray serve: %v\n", err)
 		return ExitUsage
@@ -459,12 +454,7 @@ func canceled() context.Context {
 // runSingle runs one front end (stray milter, stray policy).
 func runSingle(ctx context.Context, name, help string, args []string, std Stdio, start func(*daemon, string) error) int {
 	fs := newFlagSet(name, help, std)
-	var protect, known stringsFlag
-	fs.Var(&protect, "protect", "your own domain or suffix (repeatable)")
-	fs.Var(&known, "known", "known correspondents `FILE` (repeatable)")
-	var deny stringsFlag
-	fs.Var(&deny, "deny", "registered lookalikes `FILE` from stray scan --emit-deny (repeatable)")
-	cfgPath := fs.String("config", "", "YAML config `FILE` (detect, policy and log sections)")
+	df := addDetectFlags(fs, "YAML config `FILE` (detect, policy, hold and log sections)")
 	addr := fs.String("listen", "", "listen address (required)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return flagExit(err)
@@ -473,7 +463,7 @@ func runSingle(ctx context.Context, name, help string, args []string, std Stdio,
 		fmt.Fprintf(std.Err, "stray %s: --listen is required\n", name)
 		return ExitUsage
 	}
-	d, cfg, err := newDaemon(*cfgPath, protect, known, deny, std)
+	d, cfg, err := newDaemon(df, std)
 	if err != nil {
 		fmt.Fprintf(std.Err, "stray %s: %v\n", name, err)
 		return ExitUsage
