@@ -42,6 +42,12 @@ hold:
 
 func startHold(t *testing.T, storeDSN string, extraEnv ...string) *holdSetup {
 	t.Helper()
+	return startHoldWith(t, storeDSN, "", extraEnv...)
+}
+
+// startHoldWith is startHold with extra YAML appended to the hold section.
+func startHoldWith(t *testing.T, storeDSN, extraHold string, extraEnv ...string) *holdSetup {
+	t.Helper()
 	postfixtest.Require(t)
 	h := &holdSetup{dir: t.TempDir(), notify: postfixtest.StartSink(t)}
 	smtpPort := postfixtest.FreePort(t)
@@ -49,7 +55,7 @@ func startHold(t *testing.T, storeDSN string, extraEnv ...string) *holdSetup {
 		storeDSN = "sqlite:" + h.dir + "/stray.db"
 	}
 	h.s = startStrayEnv(t, extraEnv, func(s *stray) string {
-		return holdConfig(h.dir, storeDSN, h.notify, smtpPort, s.HTTP)
+		return holdConfig(h.dir, storeDSN, h.notify, smtpPort, s.HTTP) + extraHold
 	})
 	h.pf = postfixtest.Start(t, postfixtest.Options{Milter: h.s.MilterSpec(), SMTPPort: smtpPort})
 	return h
@@ -450,5 +456,39 @@ func TestLearnsCorrespondentsFromTrafficSoAFirstTimeSlipIsHeld(t *testing.T) {
 	h.links(t, 1)
 	if countRcpt(h.pf.Sink.Recipients(), "d@ewstlandhigh.school.nz") != 0 {
 		t.Fatal("a slip of a learned correspondent was delivered")
+	}
+}
+
+// TestSenderCanAnswerByReply: with links unusable, the sender replies
+// "send" to the notification; the reply listener accepts only its signed
+// address, only from the sender, and the message is delivered once.
+func TestSenderCanAnswerByReply(t *testing.T) {
+	replyAddr := fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
+	// The harness writes listen.reply from STRAY_E2E_REPLY_LISTEN.
+	h := startHoldWith(t, "", "  reply_domain: reply.example.org\n", "STRAY_E2E_REPLY_LISTEN="+replyAddr)
+	if _, data, err := postfixtest.Send(h.pf.SMTP, "alice@example.org", []string{"x@gmial.com"}, heldMsg); err != nil || data.Code != 250 {
+		t.Fatalf("send: %v %v", data, err)
+	}
+	h.links(t, 1)
+	note := string(h.notify.Messages()[0].Data)
+	m := regexp.MustCompile(`Reply-To: <(r-[0-9a-f]+-\d+-[0-9a-f]+@reply\.example\.org)>`).FindStringSubmatch(note)
+	if m == nil || !strings.Contains(note, "SEND, FIX") {
+		t.Fatalf("notification lacks a reply address:\n%s", note)
+	}
+	reply := "From: alice@example.org\nSubject: Re: Held\n\nSend\n\n> Your message ...\n"
+	// Someone else cannot answer, nor can anyone write to another address.
+	if rcpt, data, _ := postfixtest.Send(replyAddr, "mallory@example.net", []string{m[1]}, reply); len(rcpt) != 1 || rcpt[0].Code != 250 || data.Code != 550 {
+		t.Errorf("reply from someone else: %v %v", rcpt, data)
+	}
+	if rcpt, _, _ := postfixtest.Send(replyAddr, "alice@example.org", []string{"victim@example.com"}, reply); len(rcpt) != 1 || rcpt[0].Code != 550 {
+		t.Errorf("relay attempt: %v", rcpt)
+	}
+	if rcpt, data, err := postfixtest.Send(replyAddr, "alice@example.org", []string{m[1]}, reply); err != nil || rcpt[0].Code != 250 || data.Code != 250 {
+		t.Fatalf("reply: %v %v %v", rcpt, data, err)
+	}
+	got := h.pf.Sink.WaitRecipients(1, 30*time.Second)
+	time.Sleep(time.Second)
+	if countRcpt(h.pf.Sink.Recipients(), "x@gmial.com") != 1 {
+		t.Fatalf("delivered %v", got)
 	}
 }

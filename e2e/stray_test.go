@@ -106,7 +106,13 @@ func newStray(t *testing.T, sockDir string, env []string, bodyFn func(*stray) st
 	if !strings.Contains("\n"+body, "\nstore:") {
 		body += "store: \"\"\n" // no store unless a test asks for one
 	}
-	cfg := fmt.Sprintf("listen:\n  milter: %s\n  policy: %s\n  http: %s\nshutdown_timeout: 5s\n%s", milterListen, s.Policy, s.HTTP, body)
+	reply := ""
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "STRAY_E2E_REPLY_LISTEN="); ok {
+			reply = "  reply: " + v + "\n"
+		}
+	}
+	cfg := fmt.Sprintf("listen:\n  milter: %s\n  policy: %s\n  http: %s\n%sshutdown_timeout: 5s\n%s", milterListen, s.Policy, s.HTTP, reply, body)
 	if err := os.WriteFile(s.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

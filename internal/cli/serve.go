@@ -209,7 +209,7 @@ func (d *daemon) openHoldOnly(cfg *config.Config) error {
 	d.holder = hold.New(hold.Config{
 		Node: node, BaseURL: cfg.Hold.BaseURL, Expire: time.Duration(cfg.Hold.Expire), OnExpiry: cfg.Hold.OnExpiry,
 		NotifySMTP: cfg.Hold.NotifySMTP, NotifyFrom: cfg.Hold.NotifyFrom, ReinjectSMTP: cfg.Hold.ReinjectSMTP,
-		Sweep: time.Duration(cfg.Hold.Sweep),
+		Sweep: time.Duration(cfg.Hold.Sweep), ReplyDomain: cfg.Hold.ReplyDomain,
 	}, st, signer, d.log, nil)
 	return nil
 }
@@ -285,6 +285,19 @@ func (d *daemon) startHTTP(addr string) error {
 		}
 		return nil
 	}, s.Shutdown)
+	return nil
+}
+
+func (d *daemon) startReply(addr string) error {
+	if d.holder == nil {
+		return fmt.Errorf("reply: needs hold and confirm with a store")
+	}
+	l, err := listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("reply: %w", err)
+	}
+	rs := d.holder.NewReplyServer()
+	d.run("reply", addr, func() error { return rs.Serve(l) }, rs.Shutdown)
 	return nil
 }
 
@@ -424,7 +437,7 @@ func runServe(ctx context.Context, args []string, std Stdio) int {
 	starts := []struct {
 		addr  string
 		start func(string) error
-	}{{cfg.Listen.Milter, d.startMilter}, {cfg.Listen.Policy, d.startPolicy}, {cfg.Listen.HTTP, d.startHTTP}}
+	}{{cfg.Listen.Milter, d.startMilter}, {cfg.Listen.Policy, d.startPolicy}, {cfg.Listen.HTTP, d.startHTTP}, {cfg.Listen.Reply, d.startReply}}
 	n := 0
 	for _, s := range starts {
 		if s.addr == "" {

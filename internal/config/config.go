@@ -64,6 +64,9 @@ type Listen struct {
 	Policy string `yaml:"policy"`
 	// HTTP: HOST:PORT for /metrics and /healthz.
 	HTTP string `yaml:"http"`
+	// Reply: HOST:PORT of the SMTP listener for senders' replies to hold
+	// notifications (hold.reply_domain routed here by the MTA). Empty: off.
+	Reply string `yaml:"reply"`
 }
 
 // Hold configures hold and confirm.
@@ -98,6 +101,10 @@ type Hold struct {
 	// Sweep is how often expired holds, unfinished releases and missing
 	// notifications are handled.
 	Sweep Duration `yaml:"sweep"`
+	// ReplyDomain, with listen.reply, lets senders answer by replying:
+	// notifications get a signed Reply-To at this domain, which the MTA
+	// routes to the reply listener.
+	ReplyDomain string `yaml:"reply_domain"`
 }
 
 // Log configures the structured log on standard error.
@@ -213,7 +220,10 @@ func (c *Config) Validate() error {
 	if c.Listen.Milter != "" && !validMilterListen(c.Listen.Milter) {
 		p = append(p, fmt.Sprintf("listen.milter: %q: want inet:HOST:PORT or unix:PATH", c.Listen.Milter))
 	}
-	for name, a := range map[string]string{"listen.policy": c.Listen.Policy, "listen.http": c.Listen.HTTP} {
+	if (c.Listen.Reply == "") != (c.Hold.ReplyDomain == "") {
+		p = append(p, "hold.reply_domain and listen.reply: set both (answering by reply) or neither")
+	}
+	for name, a := range map[string]string{"listen.policy": c.Listen.Policy, "listen.http": c.Listen.HTTP, "listen.reply": c.Listen.Reply} {
 		if a == "" {
 			continue
 		}

@@ -50,6 +50,9 @@ listen:
   policy: 127.0.0.1:10045
   # HTTP: /metrics (Prometheus) and /healthz. Empty: off.
   http: 127.0.0.1:8098
+  # SMTP listener for senders' replies to hold notifications (with
+  # hold.reply_domain). Empty: off.
+  reply: ""
 
 # Held messages, the event log and learned correspondents: sqlite:PATH
 # (embedded, one node) or postgres://user@host/db (several nodes share it).
@@ -85,6 +88,10 @@ hold:
   # How often expired holds, releases a dead node left unfinished and
   # notifications that failed are handled.
   sweep: 1m
+  # Let senders answer by replying (SEND, FIX or CANCEL): notifications get
+  # a signed Reply-To at this domain; route it to listen.reply in your MTA
+  # (Postfix: transport_maps "reply.example.org smtp:[127.0.0.1]:10026").
+  reply_domain: ""
 
 log:
   # debug (also every clean recipient), info, warn or error.

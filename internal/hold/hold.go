@@ -40,6 +40,9 @@ type Config struct {
 	// ReinjectSMTP is where released messages are delivered (host:port):
 	// the MTA, whose gate recognises the release header.
 	ReinjectSMTP string
+	// ReplyDomain, when set, enables answering by reply: the MTA routes
+	// this domain to stray's reply listener.
+	ReplyDomain string
 	// Sweep is how often expired holds, unfinished releases and missing
 	// notifications are handled (default 1m).
 	Sweep time.Duration

@@ -94,3 +94,40 @@ func TestStableContentIgnoresWhatTheMTAWritesPerAttempt(t *testing.T) {
 		t.Error("two distinct messages merged")
 	}
 }
+
+func TestReplyAddressesAreSignedAndExpire(t *testing.T) {
+	t.Parallel()
+	s := testSigner(t)
+	now := time.Unix(1_800_000_000, 0)
+	a := s.ReplyAddress("0123456789abcdef0123456789abcdef", now.Add(time.Hour), "reply.example.org")
+	if local := a[:strings.IndexByte(a, '@')]; len(local) > 64 {
+		t.Errorf("local part of %d characters (SMTP allows 64)", len(local))
+	}
+	if id, err := s.VerifyReplyAddress(strings.ToUpper(a), now); err != nil || id != "0123456789abcdef0123456789abcdef" {
+		t.Fatalf("valid address: %q %v", id, err)
+	}
+	if _, err := s.VerifyReplyAddress(a, now.Add(2*time.Hour)); err != ErrExpired {
+		t.Errorf("expired: %v", err)
+	}
+	for _, bad := range []string{strings.Replace(a, "r-0", "r-1", 1), "r-x-1-2@d", "postmaster@reply.example.org", ""} {
+		if _, err := s.VerifyReplyAddress(bad, now); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestReplyActionIsTheFirstWordOfTheAnswer(t *testing.T) {
+	t.Parallel()
+	for body, want := range map[string]string{
+		"Send\n\n> Your message ...":          ActionRelease,
+		"\n  yes, please\n":                   ActionRelease,
+		"FIX.\n":                              ActionFix,
+		"> quoted send\ncancel it":            ActionCancel,
+		"Hello, I think the address is right": "",
+		"":                                    "",
+	} {
+		if got := replyAction(strings.NewReader(body)); got != want {
+			t.Errorf("%q: got %q, want %q", body, got, want)
+		}
+	}
+}

@@ -126,6 +126,9 @@ func (h *Holder) notification(m *store.Message) []byte {
 	b.WriteString("Date: " + h.now().Format(time.RFC1123Z) + "\r\n")
 	b.WriteString("Message-ID: " + messageID(h.cfg.NotifyFrom) + "\r\n")
 	b.WriteString("Auto-Submitted: auto-generated\r\n")
+	if h.cfg.ReplyDomain != "" {
+		b.WriteString("Reply-To: <" + h.signer.ReplyAddress(m.ID, exp, h.cfg.ReplyDomain) + ">\r\n")
+	}
 	b.WriteString("X-Stray-Held: " + m.ID + "\r\n")
 	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
 	if subj != "" {
@@ -139,6 +142,9 @@ func (h *Holder) notification(m *store.Message) []byte {
 	}
 	fmt.Fprintf(&b, "Send it to %s anyway:\r\n  %s\r\n\r\n", strings.Join(held, ", "), h.Link(m.ID, ActionRelease, exp))
 	fmt.Fprintf(&b, "Cancel it:\r\n  %s\r\n\r\n", h.Link(m.ID, ActionCancel, exp))
+	if h.cfg.ReplyDomain != "" {
+		b.WriteString("Or reply to this message with SEND, FIX (send to the suggested address)\r\nor CANCEL as its first word.\r\n\r\n")
+	}
 	b.WriteString("Any other recipients of the message have received it already.\r\n")
 	fmt.Fprintf(&b, "If you do nothing, it will be %s on %s.\r\n", map[bool]string{true: "sent anyway", false: "discarded"}[h.cfg.OnExpiry == "release"], exp.UTC().Format("Mon 2 Jan 2006 15:04 MST"))
 	b.WriteString("\r\n-- \r\nstray, which checks outgoing mail for mistyped addresses\r\n")
