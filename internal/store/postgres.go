@@ -249,18 +249,13 @@ func (s *pgStore) List(ctx context.Context, f Filter) ([]Message, error) {
 		return nil, fmt.Errorf("store: list: %w", err)
 	}
 	defer rows.Close()
-	var out []Message
-	for rows.Next() {
-		m, err := scanPGMessage(rows, nil)
+	return collect(rows, "list", func(r rowIter) (Message, error) {
+		m, err := scanPGMessage(r, nil)
 		if err != nil {
-			return nil, fmt.Errorf("store: list: %w", err)
+			return Message{}, err
 		}
-		out = append(out, *m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list: %w", err)
-	}
-	return out, nil
+		return *m, nil
+	})
 }
 
 func (s *pgStore) Transition(ctx context.Context, id string, from, to State, ev Event) error {
@@ -381,19 +376,12 @@ func (s *pgStore) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 		return nil, fmt.Errorf("store: events: %w", err)
 	}
 	defer rows.Close()
-	var out []Event
-	for rows.Next() {
+	return collect(rows, "events", func(r rowIter) (Event, error) {
 		var ev Event
-		if err := rows.Scan(&ev.ID, &ev.Time, &ev.MessageID, &ev.Kind, &ev.Actor, &ev.Detail); err != nil {
-			return nil, fmt.Errorf("store: events: %w", err)
-		}
+		err := r.Scan(&ev.ID, &ev.Time, &ev.MessageID, &ev.Kind, &ev.Actor, &ev.Detail)
 		ev.Time = ev.Time.UTC()
-		out = append(out, ev)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: events: %w", err)
-	}
-	return out, nil
+		return ev, err
+	})
 }
 
 func (s *pgStore) AddDeliveries(ctx context.Context, sender string, domains []string, at time.Time) error {
@@ -444,19 +432,12 @@ FROM correspondents c ORDER BY c.deliveries DESC, c.domain LIMIT $1::bigint`, li
 		return nil, fmt.Errorf("store: correspondents: %w", err)
 	}
 	defer rows.Close()
-	var out []Correspondent
-	for rows.Next() {
+	return collect(rows, "correspondents", func(r rowIter) (Correspondent, error) {
 		var c Correspondent
-		if err := rows.Scan(&c.Domain, &c.Deliveries, &c.Senders, &c.FirstSeen, &c.LastSeen); err != nil {
-			return nil, fmt.Errorf("store: correspondents: %w", err)
-		}
+		err := r.Scan(&c.Domain, &c.Deliveries, &c.Senders, &c.FirstSeen, &c.LastSeen)
 		c.FirstSeen, c.LastSeen = c.FirstSeen.UTC(), c.LastSeen.UTC()
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: correspondents: %w", err)
-	}
-	return out, nil
+		return c, err
+	})
 }
 
 // Ping writes an event in a transaction that it rolls back: the server

@@ -323,18 +323,13 @@ func (s *sqliteStore) List(ctx context.Context, f Filter) ([]Message, error) {
 		return nil, fmt.Errorf("store: list: %w", err)
 	}
 	defer rows.Close()
-	var out []Message
-	for rows.Next() {
-		m, err := scanSQLiteMessage(rows, nil)
+	return collect(rows, "list", func(r rowIter) (Message, error) {
+		m, err := scanSQLiteMessage(r, nil)
 		if err != nil {
-			return nil, fmt.Errorf("store: list: %w", err)
+			return Message{}, err
 		}
-		out = append(out, *m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list: %w", err)
-	}
-	return out, nil
+		return *m, nil
+	})
 }
 
 func (s *sqliteStore) Transition(ctx context.Context, id string, from, to State, ev Event) error {
@@ -465,20 +460,13 @@ func (s *sqliteStore) Events(ctx context.Context, f EventFilter) ([]Event, error
 		return nil, fmt.Errorf("store: events: %w", err)
 	}
 	defer rows.Close()
-	var out []Event
-	for rows.Next() {
+	return collect(rows, "events", func(r rowIter) (Event, error) {
 		var ev Event
 		var t int64
-		if err := rows.Scan(&ev.ID, &t, &ev.MessageID, &ev.Kind, &ev.Actor, &ev.Detail); err != nil {
-			return nil, fmt.Errorf("store: events: %w", err)
-		}
+		err := r.Scan(&ev.ID, &t, &ev.MessageID, &ev.Kind, &ev.Actor, &ev.Detail)
 		ev.Time = fromMicros(t)
-		out = append(out, ev)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: events: %w", err)
-	}
-	return out, nil
+		return ev, err
+	})
 }
 
 func (s *sqliteStore) AddDeliveries(ctx context.Context, sender string, domains []string, at time.Time) error {
@@ -530,20 +518,13 @@ FROM correspondents c ORDER BY c.deliveries DESC, c.domain LIMIT ?`, limit)
 		return nil, fmt.Errorf("store: correspondents: %w", err)
 	}
 	defer rows.Close()
-	var out []Correspondent
-	for rows.Next() {
+	return collect(rows, "correspondents", func(r rowIter) (Correspondent, error) {
 		var c Correspondent
 		var first, last int64
-		if err := rows.Scan(&c.Domain, &c.Deliveries, &c.Senders, &first, &last); err != nil {
-			return nil, fmt.Errorf("store: correspondents: %w", err)
-		}
+		err := r.Scan(&c.Domain, &c.Deliveries, &c.Senders, &first, &last)
 		c.FirstSeen, c.LastSeen = fromMicros(first), fromMicros(last)
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: correspondents: %w", err)
-	}
-	return out, nil
+		return c, err
+	})
 }
 
 // Ping takes the write lock and writes an event that it then rolls back:
