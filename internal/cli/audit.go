@@ -82,10 +82,7 @@ func runAudit(ctx context.Context, args []string, std Stdio) int {
 	if err != nil {
 		return flagExit(err)
 	}
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(std.Err, "stray audit: "+format+"\n", a...)
-		return ExitUsage
-	}
+	usageErr := usageError(std, "audit")
 	switch *format {
 	case "text", "json", "csv", "html":
 	default:

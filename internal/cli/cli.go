@@ -148,6 +148,15 @@ func newFlagSet(name, help string, std Stdio) *flag.FlagSet {
 	return fs
 }
 
+// usageError returns a function that prints "stray CMD: message" to
+// standard error and returns ExitUsage.
+func usageError(std Stdio, cmd string) func(format string, a ...any) int {
+	return func(format string, a ...any) int {
+		fmt.Fprintf(std.Err, "stray "+cmd+": "+format+"\n", a...)
+		return ExitUsage
+	}
+}
+
 // flagExit maps a flag parse error to an exit code.
 func flagExit(err error) int {
 	if errors.Is(err, flag.ErrHelp) {

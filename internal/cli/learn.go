@@ -53,10 +53,7 @@ func runLearn(ctx context.Context, args []string, std Stdio) int {
 	if err != nil {
 		return flagExit(err)
 	}
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(std.Err, "stray learn: "+format+"\n", a...)
-		return ExitUsage
-	}
+	usageErr := usageError(std, "learn")
 	if *format != "known" && *format != "json" {
 		return usageErr("--format %q: want known or json", *format)
 	}

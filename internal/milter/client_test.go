@@ -27,14 +27,8 @@ func newGate(t testing.TB, k detect.Knowledge, pc policy.Config) *gate.Gate {
 // startServer serves the milter on a loopback port.
 func startServer(t testing.TB, g *gate.Gate) (*Server, string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := &Server{Gate: g, IdleTimeout: 5 * time.Second}
-	go s.Serve(l)
-	t.Cleanup(func() { s.Shutdown(t.Context()) })
-	return s, l.Addr().String()
+	return s, gatetest.Serve(t, s)
 }
 
 func dial(t testing.TB, addr string) *testClient {

@@ -22,14 +22,8 @@ func newGate(t testing.TB, k detect.Knowledge, pc policy.Config) *gate.Gate {
 
 func start(t testing.TB, g *gate.Gate) (*Server, string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := &Server{Gate: g, IdleTimeout: 5 * time.Second}
-	go s.Serve(l)
-	t.Cleanup(func() { s.Shutdown(t.Context()) })
-	return s, l.Addr().String()
+	return s, gatetest.Serve(t, s)
 }
 
 // transcript is a request block and the expected answer's prefix.

@@ -2,8 +2,10 @@
 package gatetest
 
 import (
+	"context"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"testing"
 
@@ -33,4 +35,23 @@ func New(t testing.TB, k detect.Knowledge, pc policy.Config) *gate.Gate {
 	}
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return gate.New(&gate.Engine{Checker: c, Policy: p}, log, prometheus.NewRegistry())
+}
+
+// Server is a front end's server.
+type Server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+}
+
+// Serve runs s on a free loopback port until the test ends and returns the
+// address.
+func Serve(t testing.TB, s Server) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(l)
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	return l.Addr().String()
 }
