@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -438,6 +440,372 @@ FROM correspondents c ORDER BY c.deliveries DESC, c.domain LIMIT $1::bigint`, li
 		c.FirstSeen, c.LastSeen = c.FirstSeen.UTC(), c.LastSeen.UTC()
 		return c, err
 	})
+}
+
+// pgForeignKeyViolation is SQLSTATE foreign_key_violation.
+const pgForeignKeyViolation = "23503"
+
+// pgCode is the SQLSTATE of a PostgreSQL error, "" for any other error.
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// pgAffected is ErrNotFound when a statement changed no row.
+func pgAffected(tag pgconn.CommandTag, err error) error {
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+func (s *pgStore) PutUser(ctx context.Context, u *User) error {
+	if err := prepareUser(u); err != nil {
+		return fmt.Errorf("store: put user: %w", err)
+	}
+	var created time.Time
+	err := s.pool.QueryRow(ctx, `INSERT INTO users (name, role, hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
+	ON CONFLICT (name) DO UPDATE SET role = excluded.role, hash = excluded.hash, updated_at = excluded.updated_at
+	RETURNING created_at`,
+		u.Name, string(u.Role), u.Hash, u.CreatedAt, u.UpdatedAt).Scan(&created)
+	if err != nil {
+		return fmt.Errorf("store: put user %s: %w", u.Name, err)
+	}
+	u.CreatedAt = created.UTC()
+	return nil
+}
+
+const pgUserCols = `name, role, hash, created_at, updated_at`
+
+func scanPGUser(sc pgx.Row) (User, error) {
+	var (
+		u    User
+		role string
+	)
+	err := sc.Scan(&u.Name, &role, &u.Hash, &u.CreatedAt, &u.UpdatedAt)
+	u.Role, u.CreatedAt, u.UpdatedAt = Role(role), u.CreatedAt.UTC(), u.UpdatedAt.UTC()
+	return u, err
+}
+
+func (s *pgStore) GetUser(ctx context.Context, name string) (*User, error) {
+	if err := checkUserName("user name", name); err != nil {
+		return nil, fmt.Errorf("store: get user: %w", notFoundIf(err))
+	}
+	u, err := scanPGUser(s.pool.QueryRow(ctx, `SELECT `+pgUserCols+` FROM users WHERE name = $1`, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("store: get user %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get user %s: %w", name, err)
+	}
+	return &u, nil
+}
+
+func (s *pgStore) ListUsers(ctx context.Context) ([]User, error) {
+	// users.name is COLLATE "C": bytewise, as SQLite orders it.
+	rows, err := s.pool.Query(ctx, `SELECT `+pgUserCols+` FROM users ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list users: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, "list users", func(r rowIter) (User, error) { return scanPGUser(r) })
+}
+
+func (s *pgStore) DeleteUser(ctx context.Context, name string) error {
+	if err := checkUserName("user name", name); err != nil {
+		return fmt.Errorf("store: delete user: %w", notFoundIf(err))
+	}
+	// The sessions go with it: ON DELETE CASCADE.
+	if err := pgAffected(s.pool.Exec(ctx, `DELETE FROM users WHERE name = $1`, name)); err != nil {
+		return fmt.Errorf("store: delete user %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *pgStore) CreateSession(ctx context.Context, se *Session) error {
+	if err := prepareSession(se); err != nil {
+		return fmt.Errorf("store: create session: %w", err)
+	}
+	// The foreign key, not a prior check, finds a missing user: it also
+	// catches a DeleteUser on another node that commits meanwhile.
+	err := pgAffected(s.pool.Exec(ctx, `INSERT INTO sessions (id, user_name, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)
+	ON CONFLICT (id) DO NOTHING`,
+		se.ID, se.User, se.CSRF, se.CreatedAt, se.ExpiresAt))
+	switch {
+	case pgCode(err) == pgForeignKeyViolation:
+		err = fmt.Errorf("user %s: %w", se.User, ErrNotFound)
+	case errors.Is(err, ErrNotFound):
+		err = fmt.Errorf("session id: %w", ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("store: create session for %s: %w", se.User, err)
+	}
+	return nil
+}
+
+func (s *pgStore) GetSession(ctx context.Context, id string, now time.Time) (*Session, error) {
+	if err := checkHex64("session id", id); err != nil {
+		return nil, fmt.Errorf("store: get session: %w", notFoundIf(err))
+	}
+	se := Session{ID: id}
+	err := s.pool.QueryRow(ctx, `SELECT user_name, csrf, created_at, expires_at FROM sessions WHERE id = $1 AND expires_at > $2`,
+		id, nowOr(now)).Scan(&se.User, &se.CSRF, &se.CreatedAt, &se.ExpiresAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("store: get session: %w", ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get session: %w", err)
+	}
+	se.CreatedAt, se.ExpiresAt = se.CreatedAt.UTC(), se.ExpiresAt.UTC()
+	return &se, nil
+}
+
+func (s *pgStore) DeleteSession(ctx context.Context, id string) error {
+	if err := checkHex64("session id", id); err != nil {
+		return fmt.Errorf("store: delete session: %w", err)
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("store: delete session: %w", err)
+	}
+	return nil
+}
+
+func (s *pgStore) PurgeSessions(ctx context.Context, now time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE expires_at <= $1`, nowOr(now))
+	if err != nil {
+		return 0, fmt.Errorf("store: purge sessions: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (s *pgStore) PutToken(ctx context.Context, t *Token) error {
+	if err := prepareToken(t); err != nil {
+		return fmt.Errorf("store: put token: %w", err)
+	}
+	err := pgAffected(s.pool.Exec(ctx, `INSERT INTO api_tokens (id, name, hash, created_by, created_at) VALUES ($1, $2, $3, $4, $5)
+	ON CONFLICT (id) DO NOTHING`,
+		t.ID, t.Name, t.Hash, t.CreatedBy, t.CreatedAt))
+	if errors.Is(err, ErrNotFound) {
+		err = ErrExists
+	}
+	if err != nil {
+		return fmt.Errorf("store: put token %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+const pgTokenCols = `id, name, hash, created_by, created_at`
+
+func scanPGToken(sc pgx.Row) (Token, error) {
+	var t Token
+	err := sc.Scan(&t.ID, &t.Name, &t.Hash, &t.CreatedBy, &t.CreatedAt)
+	t.CreatedAt = t.CreatedAt.UTC()
+	return t, err
+}
+
+func (s *pgStore) GetToken(ctx context.Context, id string) (*Token, error) {
+	if err := checkTokenID(id); err != nil {
+		return nil, fmt.Errorf("store: get token: %w", notFoundIf(err))
+	}
+	t, err := scanPGToken(s.pool.QueryRow(ctx, `SELECT `+pgTokenCols+` FROM api_tokens WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("store: get token %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get token %s: %w", id, err)
+	}
+	return &t, nil
+}
+
+func (s *pgStore) ListTokens(ctx context.Context) ([]Token, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+pgTokenCols+` FROM api_tokens ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list tokens: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, "list tokens", func(r rowIter) (Token, error) { return scanPGToken(r) })
+}
+
+func (s *pgStore) DeleteToken(ctx context.Context, id string) error {
+	if err := checkTokenID(id); err != nil {
+		return fmt.Errorf("store: delete token: %w", notFoundIf(err))
+	}
+	if err := pgAffected(s.pool.Exec(ctx, `DELETE FROM api_tokens WHERE id = $1`, id)); err != nil {
+		return fmt.Errorf("store: delete token %s: %w", id, err)
+	}
+	return nil
+}
+
+func (s *pgStore) AddRule(ctx context.Context, r *Rule) error {
+	if err := prepareRule(r); err != nil {
+		return fmt.Errorf("store: add rule: %w", err)
+	}
+	var id int64
+	err := s.pool.QueryRow(ctx, `INSERT INTO policy_rules (kind, pattern, note, created_by, created_at) VALUES ($1, $2, $3, $4, $5)
+	ON CONFLICT (kind, pattern) DO NOTHING RETURNING id`,
+		r.Kind, r.Pattern, r.Note, r.CreatedBy, r.CreatedAt).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = ErrExists
+	}
+	if err != nil {
+		return fmt.Errorf("store: add rule %s %s: %w", r.Kind, r.Pattern, err)
+	}
+	r.ID = id
+	return nil
+}
+
+func (s *pgStore) ListRules(ctx context.Context) ([]Rule, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, kind, pattern, note, created_by, created_at FROM policy_rules ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list rules: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, "list rules", func(rw rowIter) (Rule, error) {
+		var r Rule
+		err := rw.Scan(&r.ID, &r.Kind, &r.Pattern, &r.Note, &r.CreatedBy, &r.CreatedAt)
+		r.CreatedAt = r.CreatedAt.UTC()
+		return r, err
+	})
+}
+
+func (s *pgStore) DeleteRule(ctx context.Context, id int64) error {
+	if err := pgAffected(s.pool.Exec(ctx, `DELETE FROM policy_rules WHERE id = $1`, id)); err != nil {
+		return fmt.Errorf("store: delete rule %d: %w", id, err)
+	}
+	return nil
+}
+
+func (s *pgStore) AddDecisionCounts(ctx context.Context, counts []DecisionCount) error {
+	cs, err := prepareDecisionCounts(counts)
+	if err != nil {
+		return fmt.Errorf("store: add decision counts: %w", err)
+	}
+	if len(cs) == 0 {
+		return nil
+	}
+	err = pgx.BeginTxFunc(ctx, s.pool, readCommitted, func(tx pgx.Tx) error {
+		// cs is sorted: concurrent callers lock rows in one order. Under
+		// READ COMMITTED an upsert that meets a row another transaction
+		// is inserting or updating waits for it and then adds to the
+		// committed count.
+		var b pgx.Batch
+		for _, c := range cs {
+			b.Queue(`INSERT INTO decision_counts (day, verdict, action, n) VALUES ($1, $2, $3, $4)
+	ON CONFLICT (day, verdict, action) DO UPDATE SET n = decision_counts.n + excluded.n`,
+				pgDate(c.Day), c.Verdict, c.Action, c.N)
+		}
+		return tx.SendBatch(ctx, &b).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("store: add decision counts: %w", err)
+	}
+	return nil
+}
+
+// pgDate is a UTC midnight as a date parameter.
+func pgDate(t time.Time) pgtype.Date {
+	return pgtype.Date{Time: t, Valid: true}
+}
+
+func (s *pgStore) DecisionCounts(ctx context.Context, since time.Time) ([]DecisionCount, error) {
+	from := pgtype.Date{InfinityModifier: pgtype.NegativeInfinity, Valid: true}
+	if !since.IsZero() {
+		from = pgDate(day(since))
+	}
+	// verdict and action are COLLATE "C": bytewise, as SQLite orders them.
+	rows, err := s.pool.Query(ctx, `SELECT day, verdict, action, n FROM decision_counts WHERE day >= $1 ORDER BY day, verdict, action`, from)
+	if err != nil {
+		return nil, fmt.Errorf("store: decision counts: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, "decision counts", func(r rowIter) (DecisionCount, error) {
+		var (
+			c DecisionCount
+			d pgtype.Date
+		)
+		if err := r.Scan(&d, &c.Verdict, &c.Action, &c.N); err != nil {
+			return c, err
+		}
+		if !d.Valid || d.InfinityModifier != pgtype.Finite {
+			return c, fmt.Errorf("day is not a date")
+		}
+		c.Day = day(d.Time)
+		return c, nil
+	})
+}
+
+func (s *pgStore) AddReport(ctx context.Context, r *Report) error {
+	row, err := prepareReport(r)
+	if err != nil {
+		return fmt.Errorf("store: add report: %w", err)
+	}
+	var id int64
+	err = s.pool.QueryRow(ctx, `INSERT INTO reports (kind, title, created_by, created_at, json, json_size, html, html_size)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+		r.Kind, r.Title, r.CreatedBy, r.CreatedAt, row.json, len(r.JSON), row.html, len(r.HTML)).Scan(&id)
+	if err != nil {
+		return fmt.Errorf("store: add report: %w", err)
+	}
+	r.ID = id
+	return nil
+}
+
+const pgReportCols = `id, kind, title, created_by, created_at`
+
+func scanPGReport(sc pgx.Row, bodies ...any) (Report, error) {
+	var r Report
+	err := sc.Scan(append([]any{&r.ID, &r.Kind, &r.Title, &r.CreatedBy, &r.CreatedAt}, bodies...)...)
+	r.CreatedAt = r.CreatedAt.UTC()
+	return r, err
+}
+
+func (s *pgStore) ListReports(ctx context.Context, kind string, limit int) ([]Report, error) {
+	limit, err := prepareReportList(kind, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: list reports: %w", err)
+	}
+	var (
+		args pgArgs
+		q    = `SELECT ` + pgReportCols + ` FROM reports`
+	)
+	if kind != "" {
+		q += ` WHERE kind = ` + args.add(kind)
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ` + args.add(limit)
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list reports: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, "list reports", func(r rowIter) (Report, error) { return scanPGReport(r) })
+}
+
+func (s *pgStore) GetReport(ctx context.Context, id int64) (*Report, error) {
+	var (
+		j, h         []byte
+		jsize, hsize int64
+	)
+	r, err := scanPGReport(s.pool.QueryRow(ctx, `SELECT `+pgReportCols+`, json, json_size, html, html_size FROM reports WHERE id = $1`, id),
+		&j, &jsize, &h, &hsize)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("store: get report %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get report %d: %w", id, err)
+	}
+	if r.JSON, err = bodyOf(j, jsize); err != nil {
+		return nil, fmt.Errorf("store: get report %d: JSON: %w", id, err)
+	}
+	if r.HTML, err = bodyOf(h, hsize); err != nil {
+		return nil, fmt.Errorf("store: get report %d: HTML: %w", id, err)
+	}
+	return &r, nil
 }
 
 // Ping writes an event in a transaction that it rolls back: the server

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -525,6 +526,403 @@ FROM correspondents c ORDER BY c.deliveries DESC, c.domain LIMIT ?`, limit)
 		c.FirstSeen, c.LastSeen = fromMicros(first), fromMicros(last)
 		return c, err
 	})
+}
+
+func (s *sqliteStore) PutUser(ctx context.Context, u *User) error {
+	if err := prepareUser(u); err != nil {
+		return fmt.Errorf("store: put user: %w", err)
+	}
+	var created int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `INSERT INTO users (name, role, hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (name) DO UPDATE SET role = excluded.role, hash = excluded.hash, updated_at = excluded.updated_at
+	RETURNING created_at`,
+			u.Name, string(u.Role), u.Hash, micros(u.CreatedAt), micros(u.UpdatedAt)).Scan(&created)
+	})
+	if err != nil {
+		return fmt.Errorf("store: put user %s: %w", u.Name, err)
+	}
+	u.CreatedAt = fromMicros(created)
+	return nil
+}
+
+const sqliteUserCols = `name, role, hash, created_at, updated_at`
+
+func scanSQLiteUser(sc interface{ Scan(...any) error }) (User, error) {
+	var (
+		u                User
+		role             string
+		created, updated int64
+	)
+	err := sc.Scan(&u.Name, &role, &u.Hash, &created, &updated)
+	u.Role, u.CreatedAt, u.UpdatedAt = Role(role), fromMicros(created), fromMicros(updated)
+	return u, err
+}
+
+func (s *sqliteStore) GetUser(ctx context.Context, name string) (*User, error) {
+	if err := checkUserName("user name", name); err != nil {
+		return nil, fmt.Errorf("store: get user: %w", notFoundIf(err))
+	}
+	u, err := scanSQLiteUser(s.r.QueryRowContext(ctx, `SELECT `+sqliteUserCols+` FROM users WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: get user %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get user %s: %w", name, err)
+	}
+	return &u, nil
+}
+
+func (s *sqliteStore) ListUsers(ctx context.Context) ([]User, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+sqliteUserCols+` FROM users ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list users: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, "list users", func(r rowIter) (User, error) { return scanSQLiteUser(r) })
+}
+
+// DeleteUser relies on the writer's foreign_keys=on to delete the user's
+// sessions (ON DELETE CASCADE) in the same statement.
+func (s *sqliteStore) DeleteUser(ctx context.Context, name string) error {
+	if err := checkUserName("user name", name); err != nil {
+		return fmt.Errorf("store: delete user: %w", notFoundIf(err))
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		return sqliteAffected(tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name))
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete user %s: %w", name, err)
+	}
+	return nil
+}
+
+// sqliteAffected is ErrNotFound when a statement changed no row.
+func sqliteAffected(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+func (s *sqliteStore) CreateSession(ctx context.Context, se *Session) error {
+	if err := prepareSession(se); err != nil {
+		return fmt.Errorf("store: create session: %w", err)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		// The write transaction holds SQLite's write lock: nobody can
+		// delete the user between this check and the insert.
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM users WHERE name = ?`, se.User).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("user %s: %w", se.User, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, user_name, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (id) DO NOTHING`,
+			se.ID, se.User, se.CSRF, micros(se.CreatedAt), micros(se.ExpiresAt))
+		if err := sqliteAffected(res, err); errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("session id: %w", ErrExists)
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: create session for %s: %w", se.User, err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) GetSession(ctx context.Context, id string, now time.Time) (*Session, error) {
+	if err := checkHex64("session id", id); err != nil {
+		return nil, fmt.Errorf("store: get session: %w", notFoundIf(err))
+	}
+	var (
+		se               = Session{ID: id}
+		created, expires int64
+	)
+	err := s.r.QueryRowContext(ctx, `SELECT user_name, csrf, created_at, expires_at FROM sessions WHERE id = ? AND expires_at > ?`,
+		id, micros(nowOr(now))).Scan(&se.User, &se.CSRF, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: get session: %w", ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get session: %w", err)
+	}
+	se.CreatedAt, se.ExpiresAt = fromMicros(created), fromMicros(expires)
+	return &se, nil
+}
+
+func (s *sqliteStore) DeleteSession(ctx context.Context, id string) error {
+	if err := checkHex64("session id", id); err != nil {
+		return fmt.Errorf("store: delete session: %w", err)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE id = ?`, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete session: %w", err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) PurgeSessions(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, micros(nowOr(now)))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: purge sessions: %w", err)
+	}
+	return n, nil
+}
+
+func (s *sqliteStore) PutToken(ctx context.Context, t *Token) error {
+	if err := prepareToken(t); err != nil {
+		return fmt.Errorf("store: put token: %w", err)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO api_tokens (id, name, hash, created_by, created_at) VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (id) DO NOTHING`,
+			t.ID, t.Name, t.Hash, t.CreatedBy, micros(t.CreatedAt))
+		if err := sqliteAffected(res, err); errors.Is(err, ErrNotFound) {
+			return ErrExists
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: put token %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+const sqliteTokenCols = `id, name, hash, created_by, created_at`
+
+func scanSQLiteToken(sc interface{ Scan(...any) error }) (Token, error) {
+	var (
+		t       Token
+		created int64
+	)
+	err := sc.Scan(&t.ID, &t.Name, &t.Hash, &t.CreatedBy, &created)
+	t.CreatedAt = fromMicros(created)
+	return t, err
+}
+
+func (s *sqliteStore) GetToken(ctx context.Context, id string) (*Token, error) {
+	if err := checkTokenID(id); err != nil {
+		return nil, fmt.Errorf("store: get token: %w", notFoundIf(err))
+	}
+	t, err := scanSQLiteToken(s.r.QueryRowContext(ctx, `SELECT `+sqliteTokenCols+` FROM api_tokens WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: get token %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get token %s: %w", id, err)
+	}
+	return &t, nil
+}
+
+func (s *sqliteStore) ListTokens(ctx context.Context) ([]Token, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+sqliteTokenCols+` FROM api_tokens ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list tokens: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, "list tokens", func(r rowIter) (Token, error) { return scanSQLiteToken(r) })
+}
+
+func (s *sqliteStore) DeleteToken(ctx context.Context, id string) error {
+	if err := checkTokenID(id); err != nil {
+		return fmt.Errorf("store: delete token: %w", notFoundIf(err))
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		return sqliteAffected(tx.ExecContext(ctx, `DELETE FROM api_tokens WHERE id = ?`, id))
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete token %s: %w", id, err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) AddRule(ctx context.Context, r *Rule) error {
+	if err := prepareRule(r); err != nil {
+		return fmt.Errorf("store: add rule: %w", err)
+	}
+	var id int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `INSERT INTO policy_rules (kind, pattern, note, created_by, created_at) VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (kind, pattern) DO NOTHING RETURNING id`,
+			r.Kind, r.Pattern, r.Note, r.CreatedBy, micros(r.CreatedAt)).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrExists
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: add rule %s %s: %w", r.Kind, r.Pattern, err)
+	}
+	r.ID = id
+	return nil
+}
+
+func (s *sqliteStore) ListRules(ctx context.Context) ([]Rule, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, kind, pattern, note, created_by, created_at FROM policy_rules ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list rules: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, "list rules", func(rw rowIter) (Rule, error) {
+		var (
+			r       Rule
+			created int64
+		)
+		err := rw.Scan(&r.ID, &r.Kind, &r.Pattern, &r.Note, &r.CreatedBy, &created)
+		r.CreatedAt = fromMicros(created)
+		return r, err
+	})
+}
+
+func (s *sqliteStore) DeleteRule(ctx context.Context, id int64) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		return sqliteAffected(tx.ExecContext(ctx, `DELETE FROM policy_rules WHERE id = ?`, id))
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete rule %d: %w", id, err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) AddDecisionCounts(ctx context.Context, counts []DecisionCount) error {
+	cs, err := prepareDecisionCounts(counts)
+	if err != nil {
+		return fmt.Errorf("store: add decision counts: %w", err)
+	}
+	if len(cs) == 0 {
+		return nil
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		for _, c := range cs {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO decision_counts (day, verdict, action, n) VALUES (?, ?, ?, ?)
+	ON CONFLICT (day, verdict, action) DO UPDATE SET n = n + excluded.n`,
+				micros(c.Day), c.Verdict, c.Action, c.N); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: add decision counts: %w", err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) DecisionCounts(ctx context.Context, since time.Time) ([]DecisionCount, error) {
+	var from int64 = math.MinInt64
+	if !since.IsZero() {
+		from = micros(day(since))
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT day, verdict, action, n FROM decision_counts WHERE day >= ? ORDER BY day, verdict, action`, from)
+	if err != nil {
+		return nil, fmt.Errorf("store: decision counts: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, "decision counts", func(r rowIter) (DecisionCount, error) {
+		var (
+			c DecisionCount
+			d int64
+		)
+		err := r.Scan(&d, &c.Verdict, &c.Action, &c.N)
+		c.Day = fromMicros(d)
+		return c, err
+	})
+}
+
+func (s *sqliteStore) AddReport(ctx context.Context, r *Report) error {
+	row, err := prepareReport(r)
+	if err != nil {
+		return fmt.Errorf("store: add report: %w", err)
+	}
+	var id int64
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `INSERT INTO reports (kind, title, created_by, created_at, json, json_size, html, html_size)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			r.Kind, r.Title, r.CreatedBy, micros(r.CreatedAt), row.json, len(r.JSON), row.html, len(r.HTML)).Scan(&id)
+	})
+	if err != nil {
+		return fmt.Errorf("store: add report: %w", err)
+	}
+	r.ID = id
+	return nil
+}
+
+const sqliteReportCols = `id, kind, title, created_by, created_at`
+
+func scanSQLiteReport(sc interface{ Scan(...any) error }, bodies ...any) (Report, error) {
+	var (
+		r       Report
+		created int64
+	)
+	err := sc.Scan(append([]any{&r.ID, &r.Kind, &r.Title, &r.CreatedBy, &created}, bodies...)...)
+	r.CreatedAt = fromMicros(created)
+	return r, err
+}
+
+func (s *sqliteStore) ListReports(ctx context.Context, kind string, limit int) ([]Report, error) {
+	limit, err := prepareReportList(kind, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: list reports: %w", err)
+	}
+	q, args := `SELECT `+sqliteReportCols+` FROM reports`, []any{}
+	if kind != "" {
+		q += ` WHERE kind = ?`
+		args = append(args, kind)
+	}
+	rows, err := s.r.QueryContext(ctx, q+` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list reports: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, "list reports", func(r rowIter) (Report, error) { return scanSQLiteReport(r) })
+}
+
+func (s *sqliteStore) GetReport(ctx context.Context, id int64) (*Report, error) {
+	var (
+		j, h         []byte
+		jsize, hsize int64
+	)
+	r, err := scanSQLiteReport(s.r.QueryRowContext(ctx, `SELECT `+sqliteReportCols+`, json, json_size, html, html_size FROM reports WHERE id = ?`, id),
+		&j, &jsize, &h, &hsize)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: get report %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get report %d: %w", id, err)
+	}
+	if r.JSON, err = bodyOf(j, jsize); err != nil {
+		return nil, fmt.Errorf("store: get report %d: JSON: %w", id, err)
+	}
+	if r.HTML, err = bodyOf(h, hsize); err != nil {
+		return nil, fmt.Errorf("store: get report %d: HTML: %w", id, err)
+	}
+	return &r, nil
 }
 
 // Ping takes the write lock and writes an event that it then rolls back:

@@ -1,6 +1,8 @@
 // Package store persists what must survive a crash and be shared between
-// stray nodes: held messages (the quarantine), the event log, and learned
-// correspondent counts. Two backends implement one interface with one schema
+// stray nodes: held messages (the quarantine), the event log, learned
+// correspondent counts, and what the dashboard and HTTP API share between
+// nodes (users, sessions, API tokens, run-time policy rules, daily decision
+// counts, saved reports). Two backends implement one interface with one schema
 // (migrations in the repository): SQLite (embedded default, WAL, fsync on
 // commit) and PostgreSQL (several nodes sharing state).
 //
@@ -97,14 +99,85 @@ type Correspondent struct {
 	LastSeen   time.Time
 }
 
+// Role is what a dashboard user may do.
+type Role string
+
+const (
+	RoleAdmin   Role = "admin"   // everything
+	RoleAuditor Role = "auditor" // read-only
+)
+
+// User is a local dashboard user.
+type User struct {
+	Name      string // 1–64 of [0-9A-Za-z._@+-]
+	Role      Role
+	Hash      string // the password hash, a PHC string ($argon2id$v=19$…); never logged
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Session is a logged-in dashboard session. The cookie carries a random
+// secret; the store keeps only its SHA-256, so a copy of the database does
+// not let anyone log in.
+type Session struct {
+	ID        string // hex SHA-256 of the cookie's secret (64 hex digits)
+	User      string
+	CSRF      string // the session's CSRF token
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// Token is an API token for the HTTP check API. The token a client sends is
+// "stray_<ID>_<secret>"; the store keeps the ID in clear (to find the row)
+// and only the SHA-256 of the secret.
+type Token struct {
+	ID        string // 8–32 of [0-9a-z]
+	Name      string // what it is for, e.g. "outlook add-in"
+	Hash      string // hex SHA-256 of the secret (64 hex digits)
+	CreatedBy string
+	CreatedAt time.Time
+}
+
+// Rule is a policy rule added at run time (from the dashboard), merged into
+// the configured policy's lists.
+type Rule struct {
+	ID        int64
+	Kind      string // "allow" or "deny"
+	Pattern   string // as in policy.allow: an address, a domain, or a .suffix
+	Note      string
+	CreatedBy string
+	CreatedAt time.Time
+}
+
+// DecisionCount is how many recipient decisions one day had with one
+// verdict and action (every decision, not only flagged ones).
+type DecisionCount struct {
+	Day     time.Time // UTC midnight
+	Verdict string
+	Action  string
+	N       int64
+}
+
+// Report is a saved audit or scan result, browsable in the dashboard.
+type Report struct {
+	ID        int64
+	Kind      string // "audit" or "scan"
+	Title     string
+	CreatedBy string
+	CreatedAt time.Time
+	JSON      []byte // the result as `--format json` prints it: zero or more JSON values (GetReport only)
+	HTML      []byte // the rendered HTML report, may be empty (GetReport only)
+}
+
 // Errors.
 var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrConflict: the message was not in the expected state (someone
 	// else released or discarded it first).
 	ErrConflict = errors.New("store: state changed concurrently")
-	// ErrExists: Hold was given an id that is already stored.
-	ErrExists = errors.New("store: message already exists")
+	// ErrExists: the key is taken (Hold's message id, CreateSession's
+	// id, PutToken's id, AddRule's kind and pattern).
+	ErrExists = errors.New("store: already exists")
 )
 
 // Store is the persistence interface. Every method is safe for concurrent
@@ -160,6 +233,81 @@ type Store interface {
 	// Correspondents returns learned domains, most deliveries first (limit
 	// 0: all).
 	Correspondents(ctx context.Context, limit int) ([]Correspondent, error)
+	// Users. PutUser creates the user or replaces its role and hash
+	// (filling CreatedAt on creation and UpdatedAt always); DeleteUser
+	// also ends the user's sessions. ErrNotFound for a missing user.
+	//
+	// The store sets both times: PutUser ignores the CreatedAt and
+	// UpdatedAt it is given and writes back the stored CreatedAt (kept on
+	// replace) and now as UpdatedAt. Name must be 1–64 of
+	// [0-9A-Za-z._@+-], Role admin or auditor, Hash non-empty.
+	//
+	// Lookups and deletions by a malformed key (a user name, session id
+	// or token id that could not have been stored) return an error that
+	// wraps ErrNotFound and says what is wrong with the key, so that a
+	// caller looking up what a client sent need test for ErrNotFound
+	// only; DeleteSession returns a plain error for a malformed id. Keys
+	// are never echoed in such errors (a "user name" may be a password).
+	PutUser(ctx context.Context, u *User) error
+	GetUser(ctx context.Context, name string) (*User, error)
+	ListUsers(ctx context.Context) ([]User, error) // by name
+	DeleteUser(ctx context.Context, name string) error
+
+	// Sessions. GetSession returns ErrNotFound for a missing session and
+	// for one that expired at or before now. DeleteSession of a missing
+	// session is not an error. PurgeSessions deletes the expired ones and
+	// says how many.
+	//
+	// CreateSession fills CreatedAt (now when zero); ID must be 64
+	// lowercase hex digits, CSRF non-empty, ExpiresAt set. ErrNotFound
+	// when User does not exist, ErrExists when the ID is taken. A zero
+	// now means the current time.
+	CreateSession(ctx context.Context, s *Session) error
+	GetSession(ctx context.Context, id string, now time.Time) (*Session, error)
+	DeleteSession(ctx context.Context, id string) error
+	PurgeSessions(ctx context.Context, now time.Time) (int64, error)
+
+	// API tokens. PutToken returns ErrExists for a taken ID; DeleteToken
+	// ErrNotFound for a missing one. PutToken fills CreatedAt (now when
+	// zero); ID must be 8–32 of [0-9a-z], Hash 64 lowercase hex digits.
+	PutToken(ctx context.Context, t *Token) error
+	GetToken(ctx context.Context, id string) (*Token, error)
+	ListTokens(ctx context.Context) ([]Token, error) // oldest first
+	DeleteToken(ctx context.Context, id string) error
+
+	// Run-time policy rules. AddRule fills ID and CreatedAt (now when
+	// zero); the same kind and pattern twice is ErrExists. DeleteRule:
+	// ErrNotFound when missing. Kind is allow or deny; Pattern is
+	// non-empty without white space, stored as given (normalise it
+	// first).
+	AddRule(ctx context.Context, r *Rule) error
+	ListRules(ctx context.Context) ([]Rule, error) // oldest first
+	DeleteRule(ctx context.Context, id int64) error
+
+	// Decision counts. AddDecisionCounts adds each N to the stored count of
+	// its (Day, Verdict, Action), in one transaction; Day is truncated to
+	// UTC midnight. DecisionCounts returns the days at or after since,
+	// oldest first, then by verdict and action.
+	//
+	// Day must be set, Verdict and Action non-empty, N not negative (an N
+	// of 0 stores nothing). since is truncated to its UTC day too, so the
+	// day that contains since is included; zero since: every day.
+	// Verdicts and actions sort bytewise.
+	AddDecisionCounts(ctx context.Context, counts []DecisionCount) error
+	DecisionCounts(ctx context.Context, since time.Time) ([]DecisionCount, error)
+
+	// Saved reports. AddReport fills ID and CreatedAt. ListReports returns
+	// reports of one kind ("" all) newest first, without JSON and HTML
+	// (limit 0: 100). GetReport returns one with its bodies.
+	//
+	// AddReport's CreatedAt is now when zero; Kind is audit or scan; JSON
+	// must be zero or more JSON values (audit and scan print one object a
+	// line). The bodies are stored compressed; an empty body reads back
+	// nil. GetReport: ErrNotFound when missing.
+	AddReport(ctx context.Context, r *Report) error
+	ListReports(ctx context.Context, kind string, limit int) ([]Report, error)
+	GetReport(ctx context.Context, id int64) (*Report, error)
+
 	// Ping checks that the store is reachable and writable enough to hold
 	// (it inserts an event and rolls it back).
 	Ping(ctx context.Context) error

@@ -933,10 +933,49 @@ func TestBothBackendsHaveTheSameSchema(t *testing.T) {
 		}
 		return cols
 	}
-	for _, table := range []string{"messages", "events", "correspondents", "correspondent_senders", "schema_migrations"} {
+	names := func(s Store, sqliteQ, pgQ string) []string {
+		q := pgQ
+		if _, ok := s.(*sqliteStore); ok {
+			q = sqliteQ
+		}
+		var out []string
+		for _, r := range sqlOf(t, s, q) {
+			out = append(out, r[0].(string))
+		}
+		slices.Sort(out)
+		return out
+	}
+	tables := names(lite,
+		"SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite%'",
+		"SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()")
+	if pgTables := names(post, "", "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()"); !slices.Equal(tables, pgTables) {
+		t.Errorf("tables: sqlite %v, postgres %v", tables, pgTables)
+	}
+	for _, table := range []string{"messages", "events", "correspondents", "correspondent_senders", "schema_migrations",
+		"users", "sessions", "api_tokens", "policy_rules", "decision_counts", "reports"} {
+		if !slices.Contains(tables, table) {
+			t.Errorf("no table %s", table)
+		}
+	}
+	for _, table := range tables {
 		a, b := columns(lite, table), columns(post, table)
 		if len(a) == 0 || !slices.Equal(a, b) {
 			t.Errorf("%s: sqlite %v, postgres %v", table, a, b)
+		}
+	}
+	// The indexes the migrations create by name (not those of primary
+	// keys and UNIQUE constraints, which the dialects name differently).
+	a := names(lite, "SELECT name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL", "")
+	b := names(post, "", "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() AND indexname !~ '_(pkey|key)$'")
+	if len(a) == 0 || !slices.Equal(a, b) {
+		t.Errorf("indexes: sqlite %v, postgres %v", a, b)
+	}
+	// Text that is listed in its order sorts bytewise in PostgreSQL too,
+	// as in SQLite, whatever the database's default collation.
+	for _, c := range [][2]string{{"users", "name"}, {"sessions", "user_name"}, {"decision_counts", "verdict"}, {"decision_counts", "action"}} {
+		rows := sqlOf(t, post, "SELECT coalesce(collation_name::text, '') FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? AND column_name = ?", c[0], c[1])
+		if len(rows) != 1 || rows[0][0] != "C" {
+			t.Errorf("%s.%s: collation %v, want C", c[0], c[1], rows)
 		}
 	}
 }

@@ -1,11 +1,16 @@
 package store
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -16,6 +21,11 @@ const (
 	defaultList     = 100
 	defaultEvents   = 1000
 	defaultDueLimit = 100
+
+	maxUserLen     = 64
+	minTokenIDLen  = 8
+	maxTokenIDLen  = 32
+	defaultReports = 100
 )
 
 // nowStamp is the store's clock, truncated to the precision both backends keep.
@@ -272,4 +282,323 @@ func prepareDeliveries(sender string, domains []string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// The dashboard's records. Keys that are credentials or may be typed by a
+// person (a user name that is really a password, a session id that is
+// really the cookie's secret) are never echoed in an error.
+
+// checkUserName accepts 1–64 of [0-9A-Za-z._@+-].
+func checkUserName(field, name string) error {
+	if name == "" {
+		return fmt.Errorf("empty %s", field)
+	}
+	if len(name) > maxUserLen {
+		return fmt.Errorf("%s longer than %d bytes", field, maxUserLen)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' ||
+			c == '.' || c == '_' || c == '@' || c == '+' || c == '-') {
+			return fmt.Errorf("%s: want only [0-9A-Za-z._@+-]", field)
+		}
+	}
+	return nil
+}
+
+func checkRole(r Role) error {
+	switch r {
+	case RoleAdmin, RoleAuditor:
+		return nil
+	}
+	return fmt.Errorf("role %q: want %q or %q", r, RoleAdmin, RoleAuditor)
+}
+
+// checkHex64 accepts a hex SHA-256: exactly 64 lowercase hex digits.
+func checkHex64(field, s string) error {
+	if len(s) != 64 {
+		return fmt.Errorf("%s: want 64 lowercase hex digits (a hex SHA-256), got %d bytes", field, len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return fmt.Errorf("%s: want 64 lowercase hex digits (a hex SHA-256)", field)
+		}
+	}
+	return nil
+}
+
+// checkTokenID accepts 8–32 of [0-9a-z].
+func checkTokenID(id string) error {
+	if len(id) < minTokenIDLen || len(id) > maxTokenIDLen {
+		return fmt.Errorf("token id: want %d–%d of [0-9a-z], got %d bytes", minTokenIDLen, maxTokenIDLen, len(id))
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'z') {
+			return fmt.Errorf("token id: want only [0-9a-z]")
+		}
+	}
+	return nil
+}
+
+// notFoundIf turns a malformed lookup key into ErrNotFound with the
+// reason: no such row can exist, and a caller looking up what a client sent
+// (a login name, a token id) needs to test for ErrNotFound only.
+func notFoundIf(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrNotFound, err)
+}
+
+// prepareUser validates u and sets its UpdatedAt (and CreatedAt, which the
+// store keeps on replace) to now.
+func prepareUser(u *User) error {
+	if u == nil {
+		return fmt.Errorf("nil user")
+	}
+	if err := checkUserName("user name", u.Name); err != nil {
+		return err
+	}
+	if err := checkRole(u.Role); err != nil {
+		return err
+	}
+	if u.Hash == "" {
+		return fmt.Errorf("user %s: empty password hash", u.Name)
+	}
+	if err := checkText("password hash", u.Hash); err != nil {
+		return fmt.Errorf("user %s: %w", u.Name, err)
+	}
+	u.UpdatedAt = nowStamp()
+	u.CreatedAt = u.UpdatedAt
+	return nil
+}
+
+// prepareSession validates s and fills CreatedAt (now when zero).
+func prepareSession(s *Session) error {
+	if s == nil {
+		return fmt.Errorf("nil session")
+	}
+	if err := checkHex64("session id", s.ID); err != nil {
+		return err
+	}
+	if err := checkUserName("session user", s.User); err != nil {
+		return err
+	}
+	if s.CSRF == "" {
+		return fmt.Errorf("session without a CSRF token")
+	}
+	if err := checkText("session CSRF token", s.CSRF); err != nil {
+		return err
+	}
+	if s.ExpiresAt.IsZero() {
+		return fmt.Errorf("session without an expiry time")
+	}
+	if s.CreatedAt.IsZero() {
+		s.CreatedAt = nowStamp()
+	}
+	s.CreatedAt, s.ExpiresAt = stamp(s.CreatedAt), stamp(s.ExpiresAt)
+	return nil
+}
+
+// nowOr is t, or the store's clock when t is zero, truncated by stamp.
+func nowOr(t time.Time) time.Time {
+	if t.IsZero() {
+		return nowStamp()
+	}
+	return stamp(t)
+}
+
+// prepareToken validates t and fills CreatedAt (now when zero).
+func prepareToken(t *Token) error {
+	if t == nil {
+		return fmt.Errorf("nil token")
+	}
+	if err := checkTokenID(t.ID); err != nil {
+		return err
+	}
+	if err := checkHex64("token hash", t.Hash); err != nil {
+		return fmt.Errorf("token %s: %w", t.ID, err)
+	}
+	for _, f := range [...]struct{ name, v string }{{"token name", t.Name}, {"token created by", t.CreatedBy}} {
+		if err := checkText(f.name, f.v); err != nil {
+			return fmt.Errorf("token %s: %w", t.ID, err)
+		}
+	}
+	t.CreatedAt = nowOr(t.CreatedAt)
+	return nil
+}
+
+func checkRuleKind(kind string) error {
+	switch kind {
+	case "allow", "deny":
+		return nil
+	}
+	return fmt.Errorf("rule kind %q: want \"allow\" or \"deny\"", kind)
+}
+
+// prepareRule validates r and fills CreatedAt (now when zero).
+func prepareRule(r *Rule) error {
+	if r == nil {
+		return fmt.Errorf("nil rule")
+	}
+	if err := checkRuleKind(r.Kind); err != nil {
+		return err
+	}
+	if r.Pattern == "" {
+		return fmt.Errorf("empty rule pattern")
+	}
+	if err := checkText("rule pattern", r.Pattern); err != nil {
+		return err
+	}
+	if strings.ContainsFunc(r.Pattern, unicode.IsSpace) {
+		return fmt.Errorf("rule pattern %q contains white space", r.Pattern)
+	}
+	for _, f := range [...]struct{ name, v string }{{"rule note", r.Note}, {"rule created by", r.CreatedBy}} {
+		if err := checkText(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	r.CreatedAt = nowOr(r.CreatedAt)
+	return nil
+}
+
+// day is the UTC midnight that begins t's UTC day.
+func day(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// prepareDecisionCounts validates counts and returns them with their days
+// truncated, one entry per (Day, Verdict, Action) with the Ns summed, no
+// zero entries, sorted: a fixed lock order keeps concurrent PostgreSQL
+// upserts from deadlocking. counts is not modified.
+func prepareDecisionCounts(counts []DecisionCount) ([]DecisionCount, error) {
+	type key struct {
+		day             int64
+		verdict, action string
+	}
+	sums := make(map[key]int64, len(counts))
+	for i, c := range counts {
+		if c.Day.IsZero() {
+			return nil, fmt.Errorf("count %d: no day", i)
+		}
+		if c.Verdict == "" || c.Action == "" {
+			return nil, fmt.Errorf("count %d: empty verdict or action", i)
+		}
+		if err := checkText("verdict", c.Verdict); err != nil {
+			return nil, fmt.Errorf("count %d: %w", i, err)
+		}
+		if err := checkText("action", c.Action); err != nil {
+			return nil, fmt.Errorf("count %d: %w", i, err)
+		}
+		if c.N < 0 {
+			return nil, fmt.Errorf("count %d: negative n %d", i, c.N)
+		}
+		if c.N == 0 {
+			continue
+		}
+		k := key{day(c.Day).UnixMicro(), c.Verdict, c.Action}
+		if sums[k] > maxInt64-c.N {
+			return nil, fmt.Errorf("count %d: n overflows", i)
+		}
+		sums[k] += c.N
+	}
+	out := make([]DecisionCount, 0, len(sums))
+	for k, n := range sums {
+		out = append(out, DecisionCount{Day: time.UnixMicro(k.day).UTC(), Verdict: k.verdict, Action: k.action, N: n})
+	}
+	slices.SortFunc(out, compareDecisionCounts)
+	return out, nil
+}
+
+const maxInt64 = 1<<63 - 1
+
+// compareDecisionCounts orders by day, then verdict, then action (bytewise,
+// as both backends sort them).
+func compareDecisionCounts(a, b DecisionCount) int {
+	return cmp.Or(a.Day.Compare(b.Day), strings.Compare(a.Verdict, b.Verdict), strings.Compare(a.Action, b.Action))
+}
+
+func checkReportKind(kind string) error {
+	switch kind {
+	case "audit", "scan":
+		return nil
+	}
+	return fmt.Errorf("report kind %q: want \"audit\" or \"scan\"", kind)
+}
+
+// reportRow is a Report prepared for insertion: its bodies compressed.
+type reportRow struct {
+	json, html []byte
+}
+
+// prepareReport validates r, fills CreatedAt (now when zero) and compresses
+// its bodies.
+func prepareReport(r *Report) (reportRow, error) {
+	if r == nil {
+		return reportRow{}, fmt.Errorf("nil report")
+	}
+	if err := checkReportKind(r.Kind); err != nil {
+		return reportRow{}, err
+	}
+	for _, f := range [...]struct{ name, v string }{{"report title", r.Title}, {"report created by", r.CreatedBy}} {
+		if err := checkText(f.name, f.v); err != nil {
+			return reportRow{}, err
+		}
+	}
+	if err := checkJSONStream(r.JSON); err != nil {
+		return reportRow{}, fmt.Errorf("report JSON: %w", err)
+	}
+	r.CreatedAt = nowOr(r.CreatedAt)
+	j, err := compress(r.JSON)
+	if err != nil {
+		return reportRow{}, fmt.Errorf("report JSON: %w", err)
+	}
+	h, err := compress(r.HTML)
+	if err != nil {
+		return reportRow{}, fmt.Errorf("report HTML: %w", err)
+	}
+	return reportRow{json: j, html: h}, nil
+}
+
+// checkJSONStream accepts what `--format json` prints: zero or more JSON
+// values (one object per line), nothing else.
+func checkJSONStream(b []byte) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	for n := 1; ; n++ {
+		var v json.RawMessage
+		err := d.Decode(&v)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("value %d: %w", n, err)
+		}
+	}
+}
+
+// prepareReportList validates a ListReports query and applies its default
+// limit.
+func prepareReportList(kind string, limit int) (int, error) {
+	if kind != "" {
+		if err := checkReportKind(kind); err != nil {
+			return 0, err
+		}
+	}
+	if limit < 0 {
+		return 0, fmt.Errorf("negative limit %d", limit)
+	}
+	if limit == 0 {
+		limit = defaultReports
+	}
+	return limit, nil
+}
+
+// bodyOf decompresses a stored report body; an empty body is nil.
+func bodyOf(stored []byte, size int64) ([]byte, error) {
+	b, err := decompress(stored, size)
+	if len(b) == 0 {
+		b = nil
+	}
+	return b, err
 }
