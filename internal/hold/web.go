@@ -6,9 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
+	"github.com/stray-mail/stray/internal/ratelimit"
 	"github.com/stray-mail/stray/internal/store"
 )
 
@@ -17,7 +17,7 @@ import (
 // GET, so they never release or cancel anything.
 func (h *Holder) Handler() http.Handler {
 	mux := http.NewServeMux()
-	lim := newLimiter(30, time.Minute)
+	lim := ratelimit.New(30, time.Minute)
 	mux.HandleFunc("GET /h/{id}/{action}", func(w http.ResponseWriter, r *http.Request) { h.page(w, r, lim, false) })
 	mux.HandleFunc("POST /h/{id}/{action}", func(w http.ResponseWriter, r *http.Request) { h.page(w, r, lim, true) })
 	mux.HandleFunc("GET /h/style.css", func(w http.ResponseWriter, _ *http.Request) {
@@ -43,13 +43,13 @@ var actionWords = map[string][2]string{
 	ActionFix:     {"Send to the suggested address", "Send the message to the address stray suggests instead."},
 }
 
-func (h *Holder) page(w http.ResponseWriter, r *http.Request, lim *limiter, act bool) {
+func (h *Holder) page(w http.ResponseWriter, r *http.Request, lim *ratelimit.Window, act bool) {
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Robots-Tag", "noindex")
-	if !lim.allow(clientIP(r)) {
+	if !lim.Allow(clientIP(r)) {
 		w.WriteHeader(http.StatusTooManyRequests)
 		render(w, pageData{Title: "Too many requests", Error: "Please wait a minute and try again."})
 		return
@@ -161,41 +161,4 @@ func render(w http.ResponseWriter, d pageData) {
 	if err := pageTmpl.Execute(w, d); err != nil {
 		slog.Default().Error("render", "err", err)
 	}
-}
-
-// limiter allows n requests per window per client.
-type limiter struct {
-	mu     sync.Mutex
-	n      int
-	window time.Duration
-	seen   map[string][]time.Time
-}
-
-func newLimiter(n int, window time.Duration) *limiter {
-	return &limiter{n: n, window: window, seen: map[string][]time.Time{}}
-}
-
-func (l *limiter) allow(key string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	if len(l.seen) > 10000 { // bound memory under a flood of clients
-		for k, ts := range l.seen {
-			if len(ts) == 0 || now.Sub(ts[len(ts)-1]) > l.window {
-				delete(l.seen, k)
-			}
-		}
-	}
-	ts := l.seen[key]
-	i := 0
-	for i < len(ts) && now.Sub(ts[i]) > l.window {
-		i++
-	}
-	ts = ts[i:]
-	if len(ts) >= l.n {
-		l.seen[key] = ts
-		return false
-	}
-	l.seen[key] = append(ts, now)
-	return true
 }
