@@ -55,6 +55,9 @@ type Recorder interface {
 	// Flagged is called for every recipient decision that is not a plain
 	// ok.
 	Flagged(queueID, sender string, r RcptResult)
+	// Decided is called for every recipient decision, flagged or not (the
+	// per-day counts of the dashboard). It must be cheap.
+	Decided(verdict detect.Verdict, action policy.Action)
 }
 
 // SetReleases installs the release recogniser (hold and confirm).
@@ -180,8 +183,11 @@ func (s *Session) Rcpt(rcpt string) RcptResult {
 		r.Reply = replyFor(a, r.Decision)
 	}
 	s.rcpts = append(s.rcpts, r)
-	if s.g.recorder != nil && (r.Decision.Finding.Verdict != detect.OK || r.Decision.Rule != "") {
-		s.g.recorder.Flagged(s.queueID, s.sender, r)
+	if s.g.recorder != nil {
+		s.g.recorder.Decided(r.Decision.Finding.Verdict, r.Decision.Action)
+		if r.Decision.Finding.Verdict != detect.OK || r.Decision.Rule != "" {
+			s.g.recorder.Flagged(s.queueID, s.sender, r)
+		}
 	}
 	elapsed := time.Since(start)
 	s.g.metrics.latency.WithLabelValues(s.frontend).Observe(elapsed.Seconds())

@@ -66,6 +66,7 @@ func textPart(ctype string, body io.Reader, depth int) string {
 }
 
 func clean(s string) string {
+	s = strings.ReplaceAll(s, "\r\n", "\n") // line ends, not control characters
 	return strings.Map(func(r rune) rune {
 		if r == '\n' || r == '\t' || (r >= 0x20 && r != 0x7f && r != utf8.RuneError) {
 			return r

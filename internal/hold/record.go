@@ -2,13 +2,15 @@ package hold
 
 import (
 	"context"
-	"fmt"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/stray-mail/stray/detect"
 	"github.com/stray-mail/stray/internal/gate"
+	"github.com/stray-mail/stray/internal/policy"
 	"github.com/stray-mail/stray/internal/store"
 )
 
@@ -16,7 +18,9 @@ import (
 // feed the learned correspondents (so a first-time domain is known without
 // a log import), flagged decisions go to the event log. It queues and writes
 // in the background; when the store cannot keep up, records are dropped
-// and counted, never blocking mail.
+// and counted, never blocking mail. Every decision is counted per day,
+// verdict and action in memory and the counts are added to the store every
+// CountFlush.
 type Recorder struct {
 	st      store.Store
 	log     *slog.Logger
@@ -24,13 +28,29 @@ type Recorder struct {
 	dropped sync.Mutex
 	drops   int
 	done    chan struct{}
+
+	counts   sync.Mutex
+	pending  map[countKey]int64
+	stop     chan struct{}
+	flushed  chan struct{}
+	stopOnce sync.Once
 }
+
+type countKey struct {
+	day             time.Time
+	verdict, action string
+}
+
+// CountFlush is how often the decision counts are written.
+const CountFlush = 10 * time.Second
 
 // NewRecorder starts a recorder; Close stops it after writing what is
 // queued.
 func NewRecorder(st store.Store, log *slog.Logger) *Recorder {
-	r := &Recorder{st: st, log: log, q: make(chan func(context.Context) error, 4096), done: make(chan struct{})}
+	r := &Recorder{st: st, log: log, q: make(chan func(context.Context) error, 4096), done: make(chan struct{}),
+		pending: map[countKey]int64{}, stop: make(chan struct{}), flushed: make(chan struct{})}
 	go r.run()
+	go r.flushLoop()
 	return r
 }
 
@@ -43,6 +63,56 @@ func (r *Recorder) run() {
 		}
 		cancel()
 	}
+}
+
+func (r *Recorder) flushLoop() {
+	defer close(r.flushed)
+	t := time.NewTicker(CountFlush)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			r.Flush()
+		case <-r.stop:
+			r.Flush()
+			return
+		}
+	}
+}
+
+// Flush writes the decision counts gathered so far. On a store error they
+// are kept and written with the next flush.
+func (r *Recorder) Flush() {
+	r.counts.Lock()
+	if len(r.pending) == 0 {
+		r.counts.Unlock()
+		return
+	}
+	batch := r.pending
+	r.pending = map[countKey]int64{}
+	r.counts.Unlock()
+	var cs []store.DecisionCount
+	for k, n := range batch {
+		cs = append(cs, store.DecisionCount{Day: k.day, Verdict: k.verdict, Action: k.action, N: n})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.st.AddDecisionCounts(ctx, cs); err != nil {
+		r.log.Warn("writing decision counts failed; keeping them for the next try", "err", err)
+		r.counts.Lock()
+		for k, n := range batch {
+			r.pending[k] += n
+		}
+		r.counts.Unlock()
+	}
+}
+
+// Decided implements gate.Recorder.
+func (r *Recorder) Decided(v detect.Verdict, a policy.Action) {
+	k := countKey{day: time.Now().UTC().Truncate(24 * time.Hour), verdict: v.String(), action: a.String()}
+	r.counts.Lock()
+	r.pending[k]++
+	r.counts.Unlock()
 }
 
 func (r *Recorder) enqueue(f func(context.Context) error) {
@@ -79,17 +149,32 @@ func (r *Recorder) Delivered(sender string, rcpts []string) {
 	r.enqueue(func(ctx context.Context) error { return r.st.AddDeliveries(ctx, sender, domains, now) })
 }
 
+// Decision is the detail of a "decision" event, as JSON.
+type Decision struct {
+	QueueID    string `json:"queue_id,omitempty"`
+	Sender     string `json:"sender"`
+	Recipient  string `json:"rcpt"`
+	Verdict    string `json:"verdict"`
+	Intended   string `json:"intended,omitempty"`
+	Suggestion string `json:"suggestion,omitempty"`
+	Action     string `json:"action"`
+	Rule       string `json:"rule,omitempty"`
+}
+
 // Flagged implements gate.Recorder.
 func (r *Recorder) Flagged(queueID, sender string, res gate.RcptResult) {
 	d := res.Decision
-	ev := store.Event{Time: time.Now(), Kind: "decision", Actor: "gate",
-		Detail: fmt.Sprintf("queue_id=%s sender=%s rcpt=%s verdict=%s intended=%s action=%s rule=%s",
-			queueID, sender, res.Recipient, d.Finding.Verdict, d.Finding.Intended, d.Action, d.Rule)}
+	detail, _ := json.Marshal(Decision{QueueID: queueID, Sender: sender, Recipient: res.Recipient,
+		Verdict: d.Finding.Verdict.String(), Intended: d.Finding.Intended, Suggestion: d.Finding.Suggestion,
+		Action: d.Action.String(), Rule: d.Rule})
+	ev := store.Event{Time: time.Now(), Kind: "decision", Actor: "gate", Detail: string(detail)}
 	r.enqueue(func(ctx context.Context) error { return r.st.AddEvent(ctx, ev) })
 }
 
-// Close writes what is queued and stops.
+// Close writes what is queued, flushes the counts and stops.
 func (r *Recorder) Close() {
 	close(r.q)
 	<-r.done
+	r.stopOnce.Do(func() { close(r.stop) })
+	<-r.flushed
 }
