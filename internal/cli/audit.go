@@ -2,7 +2,9 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,7 +22,7 @@ import (
 )
 
 const auditHelp = `usage: stray audit [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE] [--since TIME] [--until TIME]
-                   [--format text|json|csv|html] [--output FILE] [--config-file FILE]... [FILE...]
+                   [--format text|json|csv|html] [--output FILE] [--config-file FILE]... [--save] [FILE...]
 
 Answers "how much of our mail already went to lookalike domains, to which,
 from whom, since when?". It reads mail logs (Postfix syslog or maillog_file,
@@ -77,6 +79,7 @@ func runAudit(ctx context.Context, args []string, std Stdio) int {
 	fs.Var(&configFiles, "config-file", "audit a Postfix map, aliases file or member list `FILE` (repeatable)")
 	minVerdict := fs.String("min-verdict", "warn", "least verdict reported: warn, hold or block")
 	top := fs.Int("top", 20, "rows in ranked tables")
+	save := fs.Bool("save", false, "also save the report in the store --config names, for the dashboard")
 	lf := addLogFlags(fs)
 	files, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -188,6 +191,21 @@ func runAudit(ctx context.Context, args []string, std Stdio) int {
 	if *format != "text" || *output != "" {
 		// Say on standard error what the rows or the file hold.
 		fmt.Fprintf(std.Err, "stray audit: %s\n", rep.Summary())
+	}
+	if *save {
+		js, err := json.Marshal(rep)
+		var html bytes.Buffer
+		if err == nil {
+			err = audit.WriteHTML(&html, rep)
+		}
+		var id int64
+		if err == nil {
+			id, err = saveReport(ctx, *df.config, "audit", rep.Summary(), js, html.Bytes())
+		}
+		if err != nil {
+			return usageErr("--save: %v", err)
+		}
+		fmt.Fprintf(std.Err, "stray audit: saved as report %d\n", id)
 	}
 	if len(configErrors) > 0 || stats != nil && len(stats.InputErrors) > 0 {
 		return ExitUsage // like grep: an input error wins over a match

@@ -44,6 +44,7 @@ func commands() []command {
 		{"scan", "find the registered lookalikes of your domains, and watch them", runScan},
 		{"audit", "report mail already delivered to lookalike domains, from mail logs", runAudit},
 		{"learn", "list the domains you really write to, from mail logs (a --known file)", runLearn},
+		{"user", "add, list or delete dashboard users, set passwords", runUser},
 		{"version", "print the version", runVersion},
 	}
 }

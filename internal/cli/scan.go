@@ -19,7 +19,7 @@ import (
 	"github.com/stray-mail/stray/permute"
 )
 
-const scanHelp = `usage: stray scan [--resolver HOST:PORT] [--format text|json|csv] [--all] [--concurrency N] [--state FILE] [--emit-deny FILE] [--smtp-probe] DOMAIN...
+const scanHelp = `usage: stray scan [--resolver HOST:PORT] [--format text|json|csv] [--all] [--concurrency N] [--state FILE] [--emit-deny FILE] [--smtp-probe] [--save [--config FILE]] DOMAIN...
 
 Finds the lookalikes of your domains that exist and would receive your
 mistyped mail. For each DOMAIN (or each line of standard input when there
@@ -69,6 +69,8 @@ func runScan(ctx context.Context, args []string, std Stdio) int {
 	smtpProbe := fs.Bool("smtp-probe", false, "ask mail servers whether they take a random recipient (never sends a message)")
 	smtpPort := fs.Int("smtp-port", 25, "SMTP port for --smtp-probe")
 	smtpHelo := fs.String("smtp-helo", "localhost", "EHLO name for --smtp-probe")
+	save := fs.Bool("save", false, "also save the results in the store --config names, for the dashboard")
+	cfgPath := fs.String("config", "", "YAML config `FILE` whose store --save uses (default: the embedded defaults)")
 	domains, err := parseInterleaved(fs, args)
 	if err != nil {
 		return flagExit(err)
@@ -166,6 +168,28 @@ func runScan(ctx context.Context, args []string, std Stdio) int {
 		if err := writeFileAtomic(*denyPath, func(w io.Writer) error { return scan.WriteDeny(w, results, protect, now) }); err != nil {
 			return usageErr("--emit-deny: %v", err)
 		}
+	}
+	if *save {
+		registered := 0
+		for _, r := range results {
+			if r.Status == scan.Registered {
+				registered++
+			}
+		}
+		names := make([]string, len(targets))
+		for i, t := range targets {
+			names[i] = t.Domain
+		}
+		title := fmt.Sprintf("Scan of %s: %d registered of %d lookalikes", strings.Join(names, ", "), registered, len(results))
+		js, err := json.Marshal(results)
+		var id int64
+		if err == nil {
+			id, err = saveReport(ctx, *cfgPath, "scan", title, js, nil)
+		}
+		if err != nil {
+			return usageErr("--save: %v", err)
+		}
+		fmt.Fprintf(std.Err, "stray scan: saved as report %d\n", id)
 	}
 	out := bufio.NewWriterSize(std.Out, 64*1024)
 	defer out.Flush()

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -92,6 +93,8 @@ type daemon struct {
 	reg                  *prometheus.Registry
 	shutdown             []func(context.Context) error
 	errs                 chan error
+	reloadReq            chan struct{} // a run-time rule changed: rebuild the engine
+	cfgMu                sync.Mutex    // guards cfg after start (reload replaces it)
 	wg                   sync.WaitGroup
 }
 
@@ -151,7 +154,7 @@ func newDaemon(df *detectFlags, std Stdio) (*daemon, *config.Config, error) {
 		return nil, nil, err
 	}
 	d := &daemon{cfgPath: *df.config, protect: df.protect, known: df.known, deny: df.deny, log: newLogger(cfg.Log, std.Err),
-		reg: prometheus.NewRegistry(), errs: make(chan error, 4)}
+		reg: prometheus.NewRegistry(), errs: make(chan error, 4), reloadReq: make(chan struct{}, 1)}
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.gate = gate.New(eng, d.log, d.reg)
 	d.cfg = cfg
@@ -278,6 +281,10 @@ func (d *daemon) startHTTP(addr string) error {
 	if d.holder != nil {
 		mux.Handle("/h/", d.holder.Handler())
 	}
+	if err := d.mountWeb(mux); err != nil {
+		l.Close()
+		return err
+	}
 	s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	d.run("http", addr, func() error {
 		if err := s.Serve(l); !errors.Is(err, http.ErrServerClosed) {
@@ -313,6 +320,13 @@ func (d *daemon) run(name, addr string, serve func() error, shutdown func(contex
 	}()
 }
 
+// config is the running configuration.
+func (d *daemon) config() *config.Config {
+	d.cfgMu.Lock()
+	defer d.cfgMu.Unlock()
+	return d.cfg
+}
+
 // reload re-reads the config and knowledge (files and what the store has
 // learned) and swaps them in; on error the running ones stay.
 func (d *daemon) reload() {
@@ -321,6 +335,9 @@ func (d *daemon) reload() {
 		var eng *gate.Engine
 		if eng, err = d.buildEngine(cfg); err == nil {
 			d.gate.Swap(eng)
+			d.cfgMu.Lock()
+			d.cfg = cfg
+			d.cfgMu.Unlock()
 			d.log.Info("reloaded configuration and knowledge", "config", d.cfgPath)
 			return
 		}
@@ -345,8 +362,33 @@ func (d *daemon) buildEngine(cfg *config.Config) (*gate.Engine, error) {
 		for _, c := range learned {
 			k.Known[c.Domain] += int(min(c.Deliveries, 1<<30))
 		}
+		rules, err := d.st.ListRules(ctx)
+		if err != nil {
+			d.log.Warn("run-time policy rules unavailable; using the configured policy only", "err", err)
+		}
+		cfg = withRules(cfg, rules)
 	}
 	return engineFrom(cfg, k)
+}
+
+// withRules returns cfg with the run-time rules (from the dashboard) added
+// to its policy's allow and deny lists; cfg itself is not changed.
+func withRules(cfg *config.Config, rules []store.Rule) *config.Config {
+	if len(rules) == 0 {
+		return cfg
+	}
+	c := *cfg
+	c.Policy.Allow = slices.Clone(cfg.Policy.Allow)
+	c.Policy.Deny = slices.Clone(cfg.Policy.Deny)
+	for _, r := range rules {
+		switch r.Kind {
+		case "allow":
+			c.Policy.Allow = append(c.Policy.Allow, r.Pattern)
+		case "deny":
+			c.Policy.Deny = append(c.Policy.Deny, r.Pattern)
+		}
+	}
+	return &c
 }
 
 // learnedRefresh is how often the knowledge is rebuilt with what the store
@@ -375,6 +417,8 @@ loop:
 		case <-hup:
 			d.reload()
 		case <-refresh:
+			d.reload()
+		case <-d.reloadReq:
 			d.reload()
 		case err := <-d.errs:
 			d.log.Error("listener failed", "err", err)

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -33,6 +35,7 @@ type Config struct {
 	// live: sqlite:PATH (default sqlite:stray.db) or postgres://...
 	Store string `yaml:"store"`
 	Hold  Hold   `yaml:"hold"`
+	Web   Web    `yaml:"web"`
 	Log   Log    `yaml:"log"`
 	// ShutdownTimeout bounds the drain on SIGTERM before connections are
 	// closed (default 30s).
@@ -113,10 +116,38 @@ type Log struct {
 	Format string `yaml:"format"` // text (default) or json
 }
 
+// Web configures the dashboard and the HTTP check API, both served on
+// listen.http.
+type Web struct {
+	// Dashboard serves the dashboard at / (needs a store; default true).
+	Dashboard *bool `yaml:"dashboard"`
+	// SessionTTL is how long a dashboard login lasts (default 12h).
+	SessionTTL Duration `yaml:"session_ttl"`
+	// ProxyHeader, when set, names a header carrying the user name that
+	// a trusted reverse proxy has authenticated (e.g. X-Remote-User).
+	// It is believed only from TrustedProxies; the user must exist.
+	ProxyHeader    string   `yaml:"proxy_header"`
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// API serves the HTTP check API at /api/v1/ (default true).
+	API *bool `yaml:"api"`
+	// APIRate is the requests per second allowed per API token (default
+	// 20, bursts of twice that).
+	APIRate float64 `yaml:"api_rate"`
+	// CORSOrigins are web origins (https://mail.example.com) whose pages
+	// may call the check API from a browser.
+	CORSOrigins []string `yaml:"cors_origins"`
+}
+
 // Duration is a time.Duration written as "30s" in YAML.
 type Duration time.Duration
 
-// UnmarshalText implements encoding.TextUnmarshaler.
+// D is d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalText writes "30s", "72h0m0s".
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText parses "30s", "72h".
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	*d = Duration(v)
@@ -140,6 +171,7 @@ func Default() *Config {
 		Hold: Hold{Enabled: &t, SecretFile: "stray.key", BaseURL: "http://" + DefaultHTTP, Expire: Duration(72 * time.Hour),
 			OnExpiry: "discard", NotifySMTP: "127.0.0.1:25", NotifyFrom: "stray@localhost", ReinjectSMTP: "127.0.0.1:25",
 			OnStoreError: "tempfail", MaxSize: 64 << 20, Sweep: Duration(time.Minute)},
+		Web:             Web{Dashboard: &t, SessionTTL: Duration(12 * time.Hour), API: &t, APIRate: 20},
 		Log:             Log{Level: "info", Format: "text"},
 		ShutdownTimeout: Duration(30 * time.Second),
 	}
@@ -179,9 +211,11 @@ func Parse(r io.Reader) (*Config, error) {
 		t := true
 		c.Detect.Builtin = &t
 	}
-	if c.Hold.Enabled == nil {
-		t := true
-		c.Hold.Enabled = &t
+	for _, b := range []**bool{&c.Hold.Enabled, &c.Web.Dashboard, &c.Web.API} {
+		if *b == nil {
+			t := true
+			*b = &t
+		}
 	}
 	return c, nil
 }
@@ -267,6 +301,23 @@ func (c *Config) Validate() error {
 	if c.Hold.Expire < 0 {
 		p = append(p, "hold.expire: negative")
 	}
+	if c.Web.SessionTTL < 0 {
+		p = append(p, "web.session_ttl: negative")
+	}
+	if c.Web.APIRate < 0 {
+		p = append(p, "web.api_rate: negative")
+	}
+	if (c.Web.ProxyHeader == "") != (len(c.Web.TrustedProxies) == 0) {
+		p = append(p, "web.proxy_header and web.trusted_proxies: set both (a reverse proxy authenticates users) or neither")
+	}
+	if _, err := c.Web.Proxies(); err != nil {
+		p = append(p, err.Error())
+	}
+	for i, o := range c.Web.CORSOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" {
+			p = append(p, fmt.Sprintf("web.cors_origins[%d]: %q: want an origin such as https://mail.example.com", i, o))
+		}
+	}
 	if c.ShutdownTimeout < 0 {
 		p = append(p, "shutdown_timeout: negative")
 	}
@@ -275,6 +326,23 @@ func (c *Config) Validate() error {
 		return p
 	}
 	return nil
+}
+
+// Proxies parses TrustedProxies: addresses or CIDR prefixes.
+func (w Web) Proxies() ([]netip.Prefix, error) {
+	var ps []netip.Prefix
+	for i, s := range w.TrustedProxies {
+		if a, err := netip.ParseAddr(s); err == nil {
+			ps = append(ps, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("web.trusted_proxies[%d]: %q: want an address or a prefix such as 10.0.0.0/8", i, s)
+		}
+		ps = append(ps, p.Masked())
+	}
+	return ps, nil
 }
 
 func validMilterListen(s string) bool {

@@ -48,7 +48,8 @@ listen:
   milter: inet:127.0.0.1:8895
   # Postfix policy delegation (check_policy_service): HOST:PORT. Empty: off.
   policy: 127.0.0.1:10045
-  # HTTP: /metrics (Prometheus) and /healthz. Empty: off.
+  # HTTP: the dashboard (/), the check API (/api/v1/), the senders' hold
+  # links (/h/), /metrics (Prometheus) and /healthz. Empty: off.
   http: 127.0.0.1:8098
   # SMTP listener for senders' replies to hold notifications (with
   # hold.reply_domain). Empty: off.
@@ -92,6 +93,24 @@ hold:
   # a signed Reply-To at this domain; route it to listen.reply in your MTA
   # (Postfix: transport_maps "reply.example.org smtp:[127.0.0.1]:10026").
   reply_domain: ""
+
+web:
+  # The dashboard at / on listen.http (needs the store). Users are created
+  # with "stray user add NAME --role admin|auditor".
+  dashboard: true
+  # How long a login lasts.
+  session_ttl: 12h
+  # A reverse proxy that authenticates users (SSO) may pass the user name
+  # in this header; it is believed only from these addresses or prefixes,
+  # and the user must exist in stray. Empty: off.
+  proxy_header: ""
+  trusted_proxies: []
+  # The HTTP check API at /api/v1/ (tokens: "stray token add NAME").
+  api: true
+  # Requests per second per API token (bursts of twice that).
+  api_rate: 20
+  # Origins of web-mail pages allowed to call the API from a browser.
+  cors_origins: []
 
 log:
   # debug (also every clean recipient), info, warn or error.

@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stray-mail/stray/internal/store"
+	"github.com/stray-mail/stray/internal/web"
+)
+
+func storeConfig(t *testing.T) (cfg, dsn string) {
+	dir := t.TempDir()
+	dsn = "sqlite:" + filepath.Join(dir, "s.db")
+	cfg = filepath.Join(dir, "stray.yaml")
+	if err := os.WriteFile(cfg, []byte("store: "+dsn+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, dsn
+}
+
+func openTestStore(t *testing.T, dsn string) store.Store {
+	st, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func TestUserAddPasswdListDelete(t *testing.T) {
+	cfg, dsn := storeConfig(t)
+	code, out, errOut := run(t, "", "user", "add", "alice", "--config", cfg)
+	m := regexp.MustCompile(`^added alice \(admin\); password: (\S{20})\n$`).FindStringSubmatch(out)
+	if code != 0 || m == nil || !strings.Contains(errOut, "only once") {
+		t.Fatalf("add: %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := run(t, "", "user", "add", "alice", "--config", cfg); code != ExitUsage || !strings.Contains(errOut, "exists") {
+		t.Fatalf("add twice: %d %q", code, errOut)
+	}
+	if code, _, errOut := run(t, "short\n", "user", "add", "bob", "--role", "auditor", "--password-stdin", "--config", cfg); code != ExitUsage || !strings.Contains(errOut, "too short") {
+		t.Fatalf("short password: %d %q", code, errOut)
+	}
+	if code, out, _ := run(t, "a long enough one\n", "user", "add", "bob", "--role", "auditor", "--password-stdin", "--config", cfg); code != 0 || out != "added bob (auditor)\n" {
+		t.Fatalf("add bob: %d %q", code, out)
+	}
+	if code, _, errOut := run(t, "", "user", "add", "carol", "--role", "root", "--config", cfg); code != ExitUsage || !strings.Contains(errOut, "want admin or auditor") {
+		t.Fatalf("bad role: %d %q", code, errOut)
+	}
+	st := openTestStore(t, dsn)
+	u, err := st.GetUser(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := web.CheckPassword(u.Hash, m[1]); !ok {
+		t.Fatal("the printed password does not match the stored hash")
+	}
+	// passwd keeps the role unless --role says otherwise.
+	if code, _, _ := run(t, "another long password\n", "user", "passwd", "bob", "--password-stdin", "--config", cfg); code != 0 {
+		t.Fatal("passwd failed")
+	}
+	b, _ := st.GetUser(context.Background(), "bob")
+	if ok, _ := web.CheckPassword(b.Hash, "another long password"); !ok || b.Role != store.RoleAuditor {
+		t.Fatalf("after passwd: role %s, password ok %v", b.Role, ok)
+	}
+	if code, out, _ := run(t, "", "user", "list", "--config", cfg); code != 0 || !strings.Contains(out, "alice  admin") || !strings.Contains(out, "bob    auditor") {
+		t.Fatalf("list: %q", out)
+	}
+	if code, _, _ := run(t, "", "user", "delete", "bob", "--config", cfg); code != 0 {
+		t.Fatal("delete failed")
+	}
+	if code, _, errOut := run(t, "", "user", "delete", "bob", "--config", cfg); code != ExitUsage || !strings.Contains(errOut, "no user") {
+		t.Fatalf("delete twice: %d %q", code, errOut)
+	}
+	evs, _ := st.Events(context.Background(), store.EventFilter{})
+	kinds := map[string]int{}
+	for _, e := range evs {
+		kinds[e.Kind]++
+	}
+	if kinds["user-added"] != 2 || kinds["password-changed"] != 1 || kinds["user-deleted"] != 1 {
+		t.Fatalf("events %v", kinds)
+	}
+}
+
+func TestAuditSaveStoresTheReportForTheDashboard(t *testing.T) {
+	cfg, dsn := storeConfig(t)
+	code, _, errOut := run(t, "", "audit", "--protect", "mil", "--config", cfg, "--save", "../audit/testdata/golden/mail.log")
+	if code != ExitFlagged || !strings.Contains(errOut, "saved as report 1") {
+		t.Fatalf("audit --save: %d %q", code, errOut)
+	}
+	st := openTestStore(t, dsn)
+	r, err := st.GetReport(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind != "audit" || !strings.Contains(r.Title, "delivered recipients") || !strings.Contains(string(r.JSON), `"Leaks":`) || !strings.Contains(string(r.HTML), "<svg") {
+		t.Fatalf("saved report: %s %q json %d html %d", r.Kind, r.Title, len(r.JSON), len(r.HTML))
+	}
+}

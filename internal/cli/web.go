@@ -1,0 +1,75 @@
+package cli
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"sort"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/stray-mail/stray/internal/web"
+)
+
+// mountWeb adds the dashboard (at /) to the HTTP listener's routes.
+func (d *daemon) mountWeb(mux *http.ServeMux) error {
+	cfg := d.config()
+	if !*cfg.Web.Dashboard {
+		return nil
+	}
+	if d.st == nil {
+		d.log.Warn("dashboard off: it needs the store (store and hold.enabled)")
+		return nil
+	}
+	proxies, err := cfg.Web.Proxies()
+	if err != nil {
+		return err
+	}
+	srv, err := web.New(web.Options{Store: d.st, Holder: d.holder, Policy: d.policyView, RulesChanged: d.requestReload,
+		SessionTTL: cfg.Web.SessionTTL.D(), ProxyHeader: cfg.Web.ProxyHeader, TrustedProxies: proxies, Log: d.log})
+	if err != nil {
+		return err
+	}
+	mux.Handle("/", srv.Handler())
+	ctx, cancel := context.WithCancel(context.Background())
+	go srv.Run(ctx)
+	d.shutdown = append(d.shutdown, func(context.Context) error { cancel(); return nil })
+	return nil
+}
+
+// requestReload asks the daemon's loop to rebuild the engine (a run-time
+// rule changed); it never blocks.
+func (d *daemon) requestReload() {
+	select {
+	case d.reloadReq <- struct{}{}:
+	default:
+	}
+}
+
+// policyView is what the dashboard's policy page shows.
+func (d *daemon) policyView(ctx context.Context) web.PolicyView {
+	cfg := d.config()
+	shown := *cfg
+	shown.Store = redactDSN(cfg.Store)
+	v := web.PolicyView{Mode: orDefault(cfg.Policy.Mode, "enforce"), Allow: cfg.Policy.Allow, DenyRules: cfg.Policy.Deny}
+	if b, err := yaml.Marshal(&shown); err == nil {
+		v.Config = string(b)
+	}
+	k, err := cfg.Knowledge(d.protect, d.known, d.deny...)
+	if err != nil {
+		v.Err = err.Error()
+		return v
+	}
+	v.Protected = slices.Sorted(slices.Values(k.Protected))
+	v.Deny = k.Deny
+	for dom, n := range k.Known {
+		v.Known = append(v.Known, web.DomainCount{Domain: dom, Count: int64(n)})
+	}
+	sort.Slice(v.Known, func(i, j int) bool {
+		if v.Known[i].Count != v.Known[j].Count {
+			return v.Known[i].Count > v.Known[j].Count
+		}
+		return v.Known[i].Domain < v.Known[j].Domain
+	})
+	return v
+}
