@@ -70,3 +70,9 @@ generate:
 perf:
 	STRAY_PERF_MESSAGES=3000 STRAY_PERF_UNIX=1 $(GO) test -count=1 -run '^TestPerfPostfixThroughput' -v -timeout 30m ./e2e
 	STRAY_SOAK=100000 STRAY_SOAK_RATE=500 $(GO) test -count=1 -run '^TestPerfMilterSoak' -v -timeout 30m ./e2e
+
+# Latency of the HTTP check API over loopback: 10-recipient batches from one
+# keep-alive client, p50/p99/p99.9 (the target is p99 ≤ 5 ms).
+.PHONY: api-latency
+api-latency:
+	STRAY_API_REQUESTS=20000 $(GO) test -count=1 -run '^TestCheckLatencyOverLoopback$$' -v ./internal/web/api

@@ -103,16 +103,18 @@ func (s *Server) authenticate(r *http.Request, rh http.Header) (id string, code 
 		rh.Set("WWW-Authenticate", `Bearer realm="stray"`)
 		return "", http.StatusUnauthorized, "missing bearer token (Authorization: Bearer stray_...)"
 	}
-	client := s.clientKey(r)
 	now := s.now()
 	failed := func(why, tokenID string) (string, int, string) {
-		s.log.Info("api: authentication failed", "client", client, "token_id", tokenID, "why", why)
+		client := s.clientKey(r)
 		if s.authFail != nil {
 			if ok, retry := s.authFail.take(client, now); !ok {
+				// Logged quietly: a flood must not flood the log.
+				s.log.Debug("api: authentication failed, client limited", "client", client, "token_id", tokenID, "why", why)
 				rh.Set("Retry-After", retryAfter(retry))
 				return "", http.StatusTooManyRequests, "too many failed authentications: retry later"
 			}
 		}
+		s.log.Info("api: authentication failed", "client", client, "token_id", tokenID, "why", why)
 		rh.Set("WWW-Authenticate", `Bearer realm="stray", error="invalid_token"`)
 		return "", http.StatusUnauthorized, "invalid or unknown token"
 	}
@@ -132,7 +134,7 @@ func (s *Server) authenticate(r *http.Request, rh http.Header) (id string, code 
 		return failed("wrong secret", id)
 	}
 	if s.authFail != nil {
-		if ok, retry := s.authFail.peek(client, now); !ok {
+		if ok, retry := s.authFail.peek(s.clientKey(r), now); !ok {
 			rh.Set("Retry-After", retryAfter(retry))
 			return "", http.StatusTooManyRequests, "too many failed authentications: retry later"
 		}

@@ -56,3 +56,11 @@ func gatherCounts(t *testing.T, reg *prometheus.Registry, name string) map[strin
 	}
 	return out
 }
+
+// lastChanged is s with its last character replaced by another.
+func lastChanged(s string) string {
+	if s[len(s)-1] == 'a' {
+		return s[:len(s)-1] + "b"
+	}
+	return s[:len(s)-1] + "a"
+}
