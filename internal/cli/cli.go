@@ -45,6 +45,7 @@ func commands() []command {
 		{"audit", "report mail already delivered to lookalike domains, from mail logs", runAudit},
 		{"learn", "list the domains you really write to, from mail logs (a --known file)", runLearn},
 		{"user", "add, list or delete dashboard users, set passwords", runUser},
+		{"token", "add, list or revoke tokens for the HTTP check API", runToken},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -7,16 +7,26 @@ import (
 	"github.com/stray-mail/stray/internal/store"
 )
 
-// saveReport stores an audit or scan result in the store the config
-// names, for the dashboard's Reports page, and returns its id.
-func saveReport(ctx context.Context, cfgPath, kind, title string, js, html []byte) (int64, error) {
+// openConfiguredStore opens the store the config file names (the embedded
+// default without one).
+func openConfiguredStore(ctx context.Context, cfgPath string) (store.Store, error) {
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	st, err := store.Open(ctx, cfg.StoreDSN())
 	if err != nil {
-		return 0, fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return st, nil
+}
+
+// saveReport stores an audit or scan result in the store the config
+// names, for the dashboard's Reports page, and returns its id.
+func saveReport(ctx context.Context, cfgPath, kind, title string, js, html []byte) (int64, error) {
+	st, err := openConfiguredStore(ctx, cfgPath)
+	if err != nil {
+		return 0, err
 	}
 	defer st.Close()
 	r := &store.Report{Kind: kind, Title: title, CreatedBy: envUser(), JSON: js, HTML: html}

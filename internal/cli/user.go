@@ -67,13 +67,9 @@ func runUser(ctx context.Context, args []string, std Stdio) int {
 	if *format != "text" && *format != "json" {
 		return fail("--format %q: want text or json", *format)
 	}
-	cfg, err := loadConfig(*cfgPath)
+	st, err := openConfiguredStore(ctx, *cfgPath)
 	if err != nil {
 		return fail("%v", err)
-	}
-	st, err := store.Open(ctx, cfg.StoreDSN())
-	if err != nil {
-		return fail("store: %v", err)
 	}
 	defer st.Close()
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stray-mail/stray/internal/store"
 	"github.com/stray-mail/stray/internal/web"
+	"github.com/stray-mail/stray/internal/web/api"
 )
 
 func storeConfig(t *testing.T) (cfg, dsn string) {
@@ -98,5 +99,31 @@ func TestAuditSaveStoresTheReportForTheDashboard(t *testing.T) {
 	}
 	if r.Kind != "audit" || !strings.Contains(r.Title, "delivered recipients") || !strings.Contains(string(r.JSON), `"Leaks":`) || !strings.Contains(string(r.HTML), "<svg") {
 		t.Fatalf("saved report: %s %q json %d html %d", r.Kind, r.Title, len(r.JSON), len(r.HTML))
+	}
+}
+
+func TestTokenAddListRevoke(t *testing.T) {
+	cfg, dsn := storeConfig(t)
+	code, out, _ := run(t, "", "token", "add", "outlook add-in", "--config", cfg)
+	id, secret, ok := api.ParseToken(strings.TrimSpace(out))
+	if code != 0 || !ok {
+		t.Fatalf("add: %d %q", code, out)
+	}
+	st := openTestStore(t, dsn)
+	tok, err := st.GetToken(context.Background(), id)
+	if err != nil || tok.Name != "outlook add-in" || tok.Hash != api.HashSecret(secret) || strings.Contains(tok.Hash, secret) {
+		t.Fatalf("stored token %+v, %v", tok, err)
+	}
+	if code, out, _ := run(t, "", "token", "list", "--config", cfg); code != 0 || !strings.Contains(out, id) || strings.Contains(out, secret) {
+		t.Fatalf("list: %q", out)
+	}
+	if code, _, _ := run(t, "", "token", "revoke", id, "--config", cfg); code != 0 {
+		t.Fatal("revoke failed")
+	}
+	if _, err := st.GetToken(context.Background(), id); err == nil {
+		t.Fatal("revoked token still stored")
+	}
+	if code, _, errOut := run(t, "", "token", "revoke", id, "--config", cfg); code != ExitUsage || !strings.Contains(errOut, "no token") {
+		t.Fatalf("revoke twice: %d %q", code, errOut)
 	}
 }

@@ -9,11 +9,25 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/stray-mail/stray/internal/web"
+	"github.com/stray-mail/stray/internal/web/api"
 )
 
-// mountWeb adds the dashboard (at /) to the HTTP listener's routes.
+// mountWeb adds the check API (at /api/v1/) and the dashboard (at /) to
+// the HTTP listener's routes. Both need the store (tokens, users).
 func (d *daemon) mountWeb(mux *http.ServeMux) error {
 	cfg := d.config()
+	if *cfg.Web.API {
+		if d.st == nil {
+			d.log.Warn("check API off: its tokens live in the store (store and hold.enabled)")
+		} else {
+			srv, err := api.New(api.Config{Engine: d.gate.Engine, Tokens: d.st, Log: d.log, Rate: cfg.Web.APIRate,
+				Burst: int(2 * cfg.Web.APIRate), AllowedOrigins: cfg.Web.CORSOrigins, Registerer: d.reg})
+			if err != nil {
+				return err
+			}
+			mux.Handle(api.Prefix, srv.Handler())
+		}
+	}
 	if !*cfg.Web.Dashboard {
 		return nil
 	}

@@ -71,7 +71,7 @@ func CheckPassword(hash, password string) (bool, error) {
 	if _, err := fmt.Sscanf(f[2], "v=%d", &v); err != nil || v != argon2.Version {
 		return false, errBadHash
 	}
-	if _, err := fmt.Sscanf(f[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m == 0 || m > 1<<22 || t == 0 || t > 100 || p == 0 {
+	if _, err := fmt.Sscanf(f[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m == 0 || m > 256*1024 || t == 0 || t > 16 || p == 0 {
 		return false, errBadHash
 	}
 	salt, err1 := b64.DecodeString(f[4])
