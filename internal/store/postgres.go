@@ -193,11 +193,8 @@ func (s *pgStore) Get(ctx context.Context, id string) (*Message, error) {
 	}
 	var raw []byte
 	m, err := scanPGMessage(s.pool.QueryRow(ctx, `SELECT `+pgMessageCols+`, raw FROM messages WHERE id = $1`, id), &raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("store: get %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: get %s: %w", id, err)
+	if err := lookup(err, pgx.ErrNoRows, "get %s", id); err != nil {
+		return nil, err
 	}
 	if m.Raw, err = decompress(raw, m.Size); err != nil {
 		return nil, fmt.Errorf("store: get %s: %w", id, err)
@@ -498,11 +495,8 @@ func (s *pgStore) GetUser(ctx context.Context, name string) (*User, error) {
 		return nil, fmt.Errorf("store: get user: %w", notFoundIf(err))
 	}
 	u, err := scanPGUser(s.pool.QueryRow(ctx, `SELECT `+pgUserCols+` FROM users WHERE name = $1`, name))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("store: get user %s: %w", name, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: get user %s: %w", name, err)
+	if err := lookup(err, pgx.ErrNoRows, "get user %s", name); err != nil {
+		return nil, err
 	}
 	return &u, nil
 }
@@ -556,11 +550,8 @@ func (s *pgStore) GetSession(ctx context.Context, id string, now time.Time) (*Se
 	se := Session{ID: id}
 	err := s.pool.QueryRow(ctx, `SELECT user_name, csrf, created_at, expires_at FROM sessions WHERE id = $1 AND expires_at > $2`,
 		id, nowOr(now)).Scan(&se.User, &se.CSRF, &se.CreatedAt, &se.ExpiresAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("store: get session: %w", ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: get session: %w", err)
+	if err := lookup(err, pgx.ErrNoRows, "get session"); err != nil {
+		return nil, err
 	}
 	se.CreatedAt, se.ExpiresAt = se.CreatedAt.UTC(), se.ExpiresAt.UTC()
 	return &se, nil
@@ -614,11 +605,8 @@ func (s *pgStore) GetToken(ctx context.Context, id string) (*Token, error) {
 		return nil, fmt.Errorf("store: get token: %w", notFoundIf(err))
 	}
 	t, err := scanPGToken(s.pool.QueryRow(ctx, `SELECT `+pgTokenCols+` FROM api_tokens WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("store: get token %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: get token %s: %w", id, err)
+	if err := lookup(err, pgx.ErrNoRows, "get token %s", id); err != nil {
+		return nil, err
 	}
 	return &t, nil
 }
@@ -793,11 +781,8 @@ func (s *pgStore) GetReport(ctx context.Context, id int64) (*Report, error) {
 	)
 	r, err := scanPGReport(s.pool.QueryRow(ctx, `SELECT `+pgReportCols+`, json, json_size, html, html_size FROM reports WHERE id = $1`, id),
 		&j, &jsize, &h, &hsize)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("store: get report %d: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: get report %d: %w", id, err)
+	if err := lookup(err, pgx.ErrNoRows, "get report %d", id); err != nil {
+		return nil, err
 	}
 	if r.JSON, err = bodyOf(j, jsize); err != nil {
 		return nil, fmt.Errorf("store: get report %d: JSON: %w", id, err)

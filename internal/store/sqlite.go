@@ -272,11 +272,8 @@ func (s *sqliteStore) Get(ctx context.Context, id string) (*Message, error) {
 	}
 	var raw []byte
 	m, err := scanSQLiteMessage(s.r.QueryRowContext(ctx, `SELECT `+sqliteMessageCols+`, raw FROM messages WHERE id = ?`, id), &raw)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: get %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: get %s: %w", id, err)
+	if err := lookup(err, sql.ErrNoRows, "get %s", id); err != nil {
+		return nil, err
 	}
 	if m.Raw, err = decompress(raw, m.Size); err != nil {
 		return nil, fmt.Errorf("store: get %s: %w", id, err)
@@ -564,11 +561,8 @@ func (s *sqliteStore) GetUser(ctx context.Context, name string) (*User, error) {
 		return nil, fmt.Errorf("store: get user: %w", notFoundIf(err))
 	}
 	u, err := scanSQLiteUser(s.r.QueryRowContext(ctx, `SELECT `+sqliteUserCols+` FROM users WHERE name = ?`, name))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: get user %s: %w", name, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: get user %s: %w", name, err)
+	if err := lookup(err, sql.ErrNoRows, "get user %s", name); err != nil {
+		return nil, err
 	}
 	return &u, nil
 }
@@ -653,11 +647,8 @@ func (s *sqliteStore) GetSession(ctx context.Context, id string, now time.Time) 
 	)
 	err := s.r.QueryRowContext(ctx, `SELECT user_name, csrf, created_at, expires_at FROM sessions WHERE id = ? AND expires_at > ?`,
 		id, micros(nowOr(now))).Scan(&se.User, &se.CSRF, &created, &expires)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: get session: %w", ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: get session: %w", err)
+	if err := lookup(err, sql.ErrNoRows, "get session"); err != nil {
+		return nil, err
 	}
 	se.CreatedAt, se.ExpiresAt = fromMicros(created), fromMicros(expires)
 	return &se, nil
@@ -731,11 +722,8 @@ func (s *sqliteStore) GetToken(ctx context.Context, id string) (*Token, error) {
 		return nil, fmt.Errorf("store: get token: %w", notFoundIf(err))
 	}
 	t, err := scanSQLiteToken(s.r.QueryRowContext(ctx, `SELECT `+sqliteTokenCols+` FROM api_tokens WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: get token %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: get token %s: %w", id, err)
+	if err := lookup(err, sql.ErrNoRows, "get token %s", id); err != nil {
+		return nil, err
 	}
 	return &t, nil
 }
@@ -910,11 +898,8 @@ func (s *sqliteStore) GetReport(ctx context.Context, id int64) (*Report, error) 
 	)
 	r, err := scanSQLiteReport(s.r.QueryRowContext(ctx, `SELECT `+sqliteReportCols+`, json, json_size, html, html_size FROM reports WHERE id = ?`, id),
 		&j, &jsize, &h, &hsize)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: get report %d: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: get report %d: %w", id, err)
+	if err := lookup(err, sql.ErrNoRows, "get report %d", id); err != nil {
+		return nil, err
 	}
 	if r.JSON, err = bodyOf(j, jsize); err != nil {
 		return nil, fmt.Errorf("store: get report %d: JSON: %w", id, err)

@@ -602,3 +602,16 @@ func bodyOf(stored []byte, size int64) ([]byte, error) {
 	}
 	return b, err
 }
+
+// lookup wraps a single-row query's error for the caller: nil stays nil,
+// the driver's no-rows error becomes ErrNotFound, and either is prefixed
+// with "store: " and what was looked up.
+func lookup(err, noRows error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, noRows) {
+		err = ErrNotFound
+	}
+	return fmt.Errorf("store: "+format+": %w", append(args, err)...)
+}

@@ -179,6 +179,16 @@ func (c *client) mustLogin(name, password string) {
 	c.get("/") // the page carries the session's CSRF token
 }
 
+// loggedIn is a dashboard with one user, alice, of the given role, and a
+// client logged in as her.
+func loggedIn(t *testing.T, role store.Role) (*env, *client) {
+	e := newEnv(t, nil)
+	e.addUser("alice", role, "correct horse battery")
+	c := e.client()
+	c.mustLogin("alice", "correct horse battery")
+	return e, c
+}
+
 func events(t *testing.T, st store.Store, kind string) []store.Event {
 	evs, err := st.Events(context.Background(), store.EventFilter{Kind: kind})
 	if err != nil {
@@ -265,10 +275,7 @@ func TestLoginIsRateLimited(t *testing.T) {
 }
 
 func TestPagesCarryStrictSecurityHeaders(t *testing.T) {
-	e := newEnv(t, nil)
-	e.addUser("alice", store.RoleAdmin, "correct horse battery")
-	c := e.client()
-	c.mustLogin("alice", "correct horse battery")
+	e, c := loggedIn(t, store.RoleAdmin)
 	id := e.hold("<p>hi</p>")
 	for _, p := range []string{"/", "/quarantine", "/quarantine/" + id, "/policy", "/reports", "/events", "/login"} {
 		resp, body := c.get(p)
@@ -320,10 +327,7 @@ func TestSessionCookieIsHttpOnlySecureStrict(t *testing.T) {
 }
 
 func TestAdminReleasesFixesAndDiscardsWithCSRFAndTheEventLogNamesThem(t *testing.T) {
-	e := newEnv(t, nil)
-	e.addUser("alice", store.RoleAdmin, "correct horse battery")
-	c := e.client()
-	c.mustLogin("alice", "correct horse battery")
+	e, c := loggedIn(t, store.RoleAdmin)
 	id := e.hold("<p>one</p>")
 
 	// A forged or missing token changes nothing.
@@ -406,10 +410,7 @@ func TestAuditorSeesButCannotChangeAnything(t *testing.T) {
 }
 
 func TestMessagePageShowsTheMessageAsTextNeverAsHTML(t *testing.T) {
-	e := newEnv(t, nil)
-	e.addUser("alice", store.RoleAdmin, "correct horse battery")
-	c := e.client()
-	c.mustLogin("alice", "correct horse battery")
+	e, c := loggedIn(t, store.RoleAdmin)
 	id := e.hold(`<script>alert(1)</script><img src=x onerror=alert(2)>`)
 	_, body := c.get("/quarantine/" + id)
 	if strings.Contains(body, "<script>alert") || strings.Contains(body, "<img src=x") {
@@ -426,10 +427,7 @@ func TestMessagePageShowsTheMessageAsTextNeverAsHTML(t *testing.T) {
 }
 
 func TestAllowListingADomainFromAFindingAddsARuleAndReloads(t *testing.T) {
-	e := newEnv(t, nil)
-	e.addUser("alice", store.RoleAdmin, "correct horse battery")
-	c := e.client()
-	c.mustLogin("alice", "correct horse battery")
+	e, c := loggedIn(t, store.RoleAdmin)
 	id := e.hold("x")
 	resp, _ := c.post("/policy/rules", url.Values{"kind": {"allow"}, "pattern": {"Army.ML"}, "back": {"/quarantine/" + id}})
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/quarantine/"+id+"?done=") {
@@ -498,10 +496,7 @@ func TestOverviewChartsDecisionsDomainsAndSenders(t *testing.T) {
 }
 
 func TestQuarantineSearchFiltersAndPages(t *testing.T) {
-	e := newEnv(t, nil)
-	e.addUser("alice", store.RoleAdmin, "correct horse battery")
-	c := e.client()
-	c.mustLogin("alice", "correct horse battery")
+	e, c := loggedIn(t, store.RoleAdmin)
 	for i := 0; i < pageSize+3; i++ {
 		e.hold(fmt.Sprintf("message %d", i))
 	}
@@ -550,10 +545,7 @@ func TestTrustedProxyHeaderLogsInOnlyFromTrustedAddresses(t *testing.T) {
 }
 
 func TestANewPasswordEndsOldSessions(t *testing.T) {
-	e := newEnv(t, nil)
-	e.addUser("alice", store.RoleAdmin, "correct horse battery")
-	c := e.client()
-	c.mustLogin("alice", "correct horse battery")
+	e, c := loggedIn(t, store.RoleAdmin)
 	time.Sleep(2 * time.Millisecond)
 	e.addUser("alice", store.RoleAdmin, "a brand new password")
 	if resp, _ := c.get("/"); resp.StatusCode != http.StatusSeeOther {
