@@ -70,6 +70,8 @@ generate:
 
 # Measurements against a real Postfix (minutes; needs postfix and root):
 # throughput with and without the milter, and a 100k-message milter soak.
+# STRAY_PERF_CMILTER=1 adds a C libmilter no-op for reference (gcc,
+# libmilter-dev); STRAY_PERF_KEEP_SESSIONS=1 sends many messages per session.
 perf:
 	STRAY_PERF_MESSAGES=3000 STRAY_PERF_UNIX=1 $(GO) test -count=1 -run '^TestPerfPostfixThroughput' -v -timeout 30m ./e2e
 	STRAY_SOAK=100000 STRAY_SOAK_RATE=500 $(GO) test -count=1 -run '^TestPerfMilterSoak' -v -timeout 30m ./e2e

@@ -42,9 +42,14 @@ func startSmtpSink(t *testing.T) string {
 // smtpSource sends n messages over sessions parallel connections and
 // returns the wall time.
 func smtpSource(t *testing.T, addr string, n, sessions int) time.Duration {
+	args := []string{"-s", strconv.Itoa(sessions), "-m", strconv.Itoa(n), "-l", "2048", "-f", "a@army.mil", "-t", "c@army.mil"}
+	if os.Getenv("STRAY_PERF_KEEP_SESSIONS") != "" {
+		// Many messages per SMTP session, as relays send: Postfix keeps
+		// one milter connection per SMTP session.
+		args = append(args, "-d")
+	}
 	start := time.Now()
-	out, err := exec.Command("smtp-source", "-s", strconv.Itoa(sessions), "-m", strconv.Itoa(n), "-l", "2048",
-		"-f", "a@army.mil", "-t", "c@army.mil", addr).CombinedOutput()
+	out, err := exec.Command("smtp-source", append(args, addr)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("smtp-source: %v\n%s", err, out)
 	}
@@ -82,16 +87,32 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 	bare := postfixtest.Start(t, postfixtest.Options{Extra: map[string]string{"relayhost": relay}})
 	with := postfixtest.Start(t, postfixtest.Options{Milter: s.MilterSpec(), Extra: map[string]string{"relayhost": relay}})
 	pol := postfixtest.Start(t, postfixtest.Options{Policy: s.Policy, Extra: map[string]string{"relayhost": relay}})
-	for _, pf := range []*postfixtest.Postfix{bare, with, pol} {
-		smtpSource(t, pf.SMTP, 200, 10) // warm up
+	// Optionally a C libmilter no-op with the same conversation: what the
+	// milter protocol itself costs Postfix on this machine.
+	var noop *postfixtest.Postfix
+	noopPid := 0
+	if os.Getenv("STRAY_PERF_CMILTER") != "" {
+		var spec string
+		spec, noopPid = startNoopMilter(t)
+		noop = postfixtest.Start(t, postfixtest.Options{Milter: spec, Extra: map[string]string{"relayhost": relay}})
+	}
+	for _, pf := range []*postfixtest.Postfix{bare, with, pol, noop} {
+		if pf != nil {
+			smtpSource(t, pf.SMTP, 200, 10) // warm up
+		}
 	}
 	rounds, _ := strconv.Atoi(os.Getenv("STRAY_PERF_ROUNDS"))
 	if rounds <= 0 {
 		rounds = 5
 	}
-	var rb, rw, rp []float64
-	var cpuMilter, cpuPolicy int
+	var rb, rw, rp, rc []float64
+	var cpuMilter, cpuPolicy, cpuNoop int
 	for round := 0; round < rounds; round++ {
+		if noop != nil {
+			c := cpuTicks(noopPid)
+			rc = append(rc, float64(n)/smtpSource(t, noop.SMTP, n, 10).Seconds())
+			cpuNoop += cpuTicks(noopPid) - c
+		}
 		db := smtpSource(t, bare.SMTP, n, 10)
 		c0 := cpuTicks(s.cmd.Process.Pid)
 		dw := smtpSource(t, with.SMTP, n, 10)
@@ -104,6 +125,9 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 		rw = append(rw, float64(n)/dw.Seconds())
 		rp = append(rp, float64(n)/dp.Seconds())
 		t.Logf("round %d: bare %.0f msg/s, with stray milter %.0f msg/s, with stray policy server %.0f msg/s", round+1, rb[round], rw[round], rp[round])
+		if noop != nil {
+			t.Logf("round %d: with the C libmilter no-op %.0f msg/s", round+1, rc[round])
+		}
 	}
 	t.Logf("stray CPU per message: milter %.0f µs, policy server %.0f µs", float64(cpuMilter)*1e4/float64(rounds*n), float64(cpuPolicy)*1e4/float64(rounds*n))
 	t.Logf("median: bare %.0f msg/s, milter %.0f msg/s (ratio %.3f), policy server %.0f msg/s (ratio %.3f); target ≥ 0.90",
@@ -116,6 +140,45 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 		pp = append(pp, rp[i]/rb[i])
 	}
 	t.Logf("median of per-round ratios: milter %.3f, policy server %.3f", median(pw), median(pp))
+	if noop != nil {
+		var pc []float64
+		for i := range rb {
+			pc = append(pc, rc[i]/rb[i])
+		}
+		t.Logf("C libmilter no-op: median %.0f msg/s (ratio %.3f), median of per-round ratios %.3f, CPU per message %.0f µs; stray milter against it: %.3f",
+			median(rc), median(rc)/median(rb), median(pc), float64(cpuNoop)*1e4/float64(rounds*n), median(rw)/median(rc))
+	}
+}
+
+// startNoopMilter builds testdata/noopmilter.c (gcc and Debian's
+// libmilter-dev) and runs it on a unix socket Postfix can reach.
+func startNoopMilter(t *testing.T) (spec string, pid int) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "stray-noop-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin := dir + "/noopmilter"
+	if out, err := exec.Command("gcc", "-O2", "-o", bin, "testdata/noopmilter.c", "-lmilter", "-lpthread").CombinedOutput(); err != nil {
+		t.Fatalf("building the C no-op milter (apt-get install gcc libmilter-dev): %v\n%s", err, out)
+	}
+	sock := dir + "/noop.sock"
+	cmd := exec.Command(bin, "unix:"+sock)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			os.Chmod(sock, 0o666)
+			return "unix:" + sock, cmd.Process.Pid
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("the C no-op milter did not start")
+	return "", 0
 }
 
 // cpuTicks is a process's user+system CPU time in clock ticks (1/100 s).

@@ -1,0 +1,46 @@
+/*
+ * noopmilter: the cheapest milter that has the same conversation with
+ * Postfix as stray has for clean mail, built on Sendmail's C libmilter
+ * (Debian's libmilter-dev). It asks for no connect, helo, unknown, header
+ * or body events, takes no reply for MAIL, continues at RCPT and accepts at
+ * DATA; it decides nothing. The throughput test runs it next to stray
+ * (STRAY_PERF_CMILTER=1) to separate the cost of the milter protocol from
+ * the cost of stray.
+ *
+ * usage: noopmilter unix:/path/to/socket
+ */
+#include <stdio.h>
+#include <libmilter/mfapi.h>
+
+static sfsistat negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2, unsigned long f3,
+			  unsigned long *pf0, unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+{
+	(void)ctx; (void)f0; (void)f2; (void)f3;
+	*pf0 = 0;
+	*pf1 = f1 & (SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NR_MAIL |
+		     SMFIP_NOHDRS | SMFIP_NOEOH | SMFIP_NOBODY);
+	*pf2 = 0;
+	*pf3 = 0;
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat envfrom(SMFICTX *ctx, char **argv) { (void)ctx; (void)argv; return SMFIS_CONTINUE; }
+static sfsistat envrcpt(SMFICTX *ctx, char **argv) { (void)ctx; (void)argv; return SMFIS_CONTINUE; }
+static sfsistat data(SMFICTX *ctx) { (void)ctx; return SMFIS_ACCEPT; }
+
+static struct smfiDesc desc = {
+	"noopmilter", SMFI_VERSION, 0,
+	NULL, NULL, envfrom, envrcpt, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+	data, negotiate,
+};
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: noopmilter unix:/path/to/socket\n");
+		return 2;
+	}
+	if (smfi_setconn(argv[1]) == MI_FAILURE || smfi_register(desc) == MI_FAILURE)
+		return 1;
+	return smfi_main() == MI_SUCCESS ? 0 : 1;
+}
