@@ -126,6 +126,35 @@ func TestDashboardHandlesAHeldMessageEndToEndInABrowser(t *testing.T) {
 		t.Errorf("event log lacks the failed login or the refused CSRF token")
 	}
 	b.Screenshot(t, "07-events")
+	// A saved audit is browsable.
+	if out, err := exec.Command(strayBin, "audit", "--config", h.s.cfg, "--protect", "mil", "--save", "../internal/audit/testdata/golden/mail.log").CombinedOutput(); !strings.Contains(string(out), "saved as report") {
+		t.Fatalf("stray audit --save: %v\n%s", err, out)
+	}
+	b.Open(t, base+"/reports", "#reports")
+	if code := b.ClickNavigate(t, `#reports a`); code != 200 {
+		t.Fatalf("report page: %d", code)
+	}
+	if txt := b.Text(t, "main"); !strings.Contains(txt, "army.ml") || !b.Exists(t, "#download") || b.Exists(t, "p.error") {
+		t.Fatalf("report page: %q", txt)
+	}
+	b.Screenshot(t, "08-report")
+	// The decisions of this test reach the overview's charts (the
+	// recorder writes its counts every 10 s).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b.Open(t, base+"/", "#tile-checked")
+		if !strings.HasPrefix(strings.TrimSpace(b.Text(t, "#tile-checked")), "0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the overview never counted a decision")
+		}
+		time.Sleep(time.Second)
+	}
+	if !b.Exists(t, "figure.chart svg rect") {
+		t.Error("the overview draws no bars")
+	}
+	b.Screenshot(t, "09-overview-counted")
 	b.NoProblems(t)
 
 	// Log out: the session is gone.
@@ -146,7 +175,7 @@ func TestDashboardHandlesAHeldMessageEndToEndInABrowser(t *testing.T) {
 	if b.Exists(t, "#release") {
 		t.Fatal("the auditor is shown a release button")
 	}
-	b.Screenshot(t, "08-auditor")
+	b.Screenshot(t, "10-auditor")
 	// Even a hand-made form with the auditor's own valid token is refused.
 	browsertest.Eval[bool](t, b, fmt.Sprintf(`(() => {
 	const f = document.createElement("form");

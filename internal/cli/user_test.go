@@ -2,12 +2,16 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/stray-mail/stray/detect"
+	"github.com/stray-mail/stray/internal/audit"
+	"github.com/stray-mail/stray/internal/maillog"
 	"github.com/stray-mail/stray/internal/store"
 	"github.com/stray-mail/stray/internal/web"
 	"github.com/stray-mail/stray/internal/web/api"
@@ -125,5 +129,21 @@ func TestTokenAddListRevoke(t *testing.T) {
 	}
 	if code, _, errOut := run(t, "", "token", "revoke", id, "--config", cfg); code != ExitUsage || !strings.Contains(errOut, "no token") {
 		t.Fatalf("revoke twice: %d %q", code, errOut)
+	}
+}
+
+func TestASavedAuditReadsBackWhole(t *testing.T) {
+	cfg, dsn := storeConfig(t)
+	run(t, "", "audit", "--protect", "mil", "--config", cfg, "--save", "../audit/testdata/golden/mail.log")
+	r, err := openTestStore(t, dsn).GetReport(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep audit.Report
+	if err := json.Unmarshal(r.JSON, &rep); err != nil {
+		t.Fatalf("the dashboard cannot read the saved audit: %v", err)
+	}
+	if rep.Leaks != 11 || rep.Delivered != 20 || len(rep.Domains) == 0 || rep.Attempts[maillog.Sent] == 0 || rep.ByVerdict[detect.Block] == 0 {
+		t.Fatalf("read back: leaks %d of %d, %d domains, attempts %v, verdicts %v", rep.Leaks, rep.Delivered, len(rep.Domains), rep.Attempts, rep.ByVerdict)
 	}
 }

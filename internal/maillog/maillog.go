@@ -44,6 +44,18 @@ func (s Status) String() string {
 // MarshalText implements encoding.TextMarshaler.
 func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText implements encoding.TextUnmarshaler (saved audit reports
+// are read back).
+func (s *Status) UnmarshalText(b []byte) error {
+	for i, n := range statusNames {
+		if string(b) == n {
+			*s = Status(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("maillog: unknown status %q", b)
+}
+
 // Statuses lists every status in order.
 func Statuses() []Status {
 	out := make([]Status, NumStatus)
