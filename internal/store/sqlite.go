@@ -13,7 +13,8 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // sqliteBusyTimeout is how long a write waits for another process (say
@@ -38,7 +39,25 @@ type sqliteStore struct {
 
 var _ Store = (*sqliteStore)(nil)
 
-func openSQLite(ctx context.Context, path string) (_ *sqliteStore, err error) {
+// openSQLite opens (creating and migrating) a database. Several processes
+// may open a new database at once: switching it to WAL takes a lock that
+// SQLite does not wait for, so a busy open is tried again until ctx ends.
+func openSQLite(ctx context.Context, path string) (*sqliteStore, error) {
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		s, err := openSQLiteOnce(ctx, path)
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY {
+			return s, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+func openSQLiteOnce(ctx context.Context, path string) (_ *sqliteStore, err error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
