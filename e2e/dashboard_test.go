@@ -1,11 +1,16 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
 
 	"github.com/stray-mail/stray/internal/browsertest"
 	"github.com/stray-mail/stray/internal/postfixtest"
@@ -69,6 +74,9 @@ func TestDashboardHandlesAHeldMessageEndToEndInABrowser(t *testing.T) {
 		t.Fatalf("login: %d", code)
 	}
 	b.WaitVisible(t, "#tile-held")
+	if !b.Exists(t, "html.js") {
+		t.Fatal("the dashboard's script did not run")
+	}
 	if txt := b.Text(t, "#tile-held"); !strings.Contains(txt, "1") {
 		t.Fatalf("held tile: %q", txt)
 	}
@@ -196,4 +204,33 @@ func TestDashboardHandlesAHeldMessageEndToEndInABrowser(t *testing.T) {
 		t.Fatal("the auditor released a message")
 	}
 	b.NoProblems(t)
+
+	// Without JavaScript the core actions still work: a browser with
+	// scripts off logs in and discards the message in bulk.
+	nojs := browsertest.Start(t)
+	if err := chromedp.Do(nojs.Context(), func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		return chromedp.Void{}, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	nojs.Open(t, base+"/login", "#login-form")
+	if nojs.Exists(t, "html.js") {
+		t.Fatal("scripts still run")
+	}
+	nojs.Fill(t, "#name", "alice")
+	nojs.Fill(t, "#password", "correct horse battery")
+	if code := nojs.ClickNavigate(t, "#login"); code != 200 {
+		t.Fatalf("login without JavaScript: %d", code)
+	}
+	nojs.Open(t, base+"/quarantine", "#messages")
+	nojs.Click(t, fmt.Sprintf(`input[name="id"][value="%s"]`, id2))
+	if code := nojs.ClickNavigate(t, `#bulk button[value="discard"]`); code != 200 {
+		t.Fatalf("bulk discard without JavaScript: %d", code)
+	}
+	if txt := nojs.Text(t, "#flash"); !strings.Contains(txt, "1 discarded") {
+		t.Fatalf("after the bulk discard: %q", txt)
+	}
+	nojs.Screenshot(t, "11-no-javascript-bulk-discard")
+	nojs.NoProblems(t)
 }

@@ -1,6 +1,7 @@
 // stray dashboard: progressive enhancement only. Every page and action
 // works without this file; it adds "select all" and confirmations.
 "use strict";
+document.documentElement.classList.add("js");
 document.addEventListener("DOMContentLoaded", function () {
   document.querySelectorAll("input.select-all").forEach(function (all) {
     all.addEventListener("change", function () {
