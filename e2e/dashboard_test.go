@@ -43,7 +43,13 @@ func login(t *testing.T, b *browsertest.Browser, base, name, password string) in
 // it and releases it, and it arrives at the sink once; an auditor cannot
 // release, a forged CSRF token is refused, and no page breaks its CSP.
 func TestDashboardHandlesAHeldMessageEndToEndInABrowser(t *testing.T) {
-	h := startHold(t, "")
+	t.Run("sqlite", func(t *testing.T) { dashboardEndToEnd(t, "") })
+	// Several nodes share PostgreSQL: users, sessions and rules live there.
+	t.Run("postgres", func(t *testing.T) { dashboardEndToEnd(t, postgresSchemaDSN(t)) })
+}
+
+func dashboardEndToEnd(t *testing.T, storeDSN string) {
+	h := startHold(t, storeDSN)
 	base := "http://" + h.s.HTTP
 	addUser(t, h.s.cfg, "alice", "admin", "correct horse battery")
 	addUser(t, h.s.cfg, "olivia", "auditor", "read only, thank you")
