@@ -366,14 +366,16 @@ func (d *daemon) buildEngine(cfg *config.Config) (*gate.Engine, error) {
 		if err != nil {
 			d.log.Warn("run-time policy rules unavailable; using the configured policy only", "err", err)
 		}
-		cfg = withRules(cfg, rules)
+		cfg = withRules(cfg, rules, d.log)
 	}
 	return engineFrom(cfg, k)
 }
 
 // withRules returns cfg with the run-time rules (from the dashboard) added
-// to its policy's allow and deny lists; cfg itself is not changed.
-func withRules(cfg *config.Config, rules []store.Rule) *config.Config {
+// to its policy's allow and deny lists; cfg itself is not changed. A rule
+// the policy cannot read is skipped with a warning: a bad row in the store
+// must not stop the daemon from starting or reloading.
+func withRules(cfg *config.Config, rules []store.Rule, log *slog.Logger) *config.Config {
 	if len(rules) == 0 {
 		return cfg
 	}
@@ -381,6 +383,10 @@ func withRules(cfg *config.Config, rules []store.Rule) *config.Config {
 	c.Policy.Allow = slices.Clone(cfg.Policy.Allow)
 	c.Policy.Deny = slices.Clone(cfg.Policy.Deny)
 	for _, r := range rules {
+		if _, err := policy.NormalizePattern(r.Pattern); err != nil {
+			log.Warn("skipping a run-time policy rule", "id", r.ID, "kind", r.Kind, "pattern", r.Pattern, "err", err)
+			continue
+		}
 		switch r.Kind {
 		case "allow":
 			c.Policy.Allow = append(c.Policy.Allow, r.Pattern)

@@ -9,6 +9,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -233,6 +234,23 @@ type matcher struct {
 	addrs    map[string]bool
 	domains  map[string]bool
 	suffixes []string // without the leading dot
+}
+
+// NormalizePattern checks an allow or deny entry (an address, a domain or
+// a .suffix) and returns it as the policy reads it: lower case, IDNA
+// domains in ASCII, "*.x" as ".x".
+func NormalizePattern(p string) (string, error) {
+	m, probs := compileMatcher([]string{p}, "pattern")
+	if len(probs) > 0 {
+		return "", errors.New(strings.TrimPrefix(probs[0], "pattern[0]: "))
+	}
+	for a := range m.addrs {
+		return a, nil
+	}
+	for d := range m.domains {
+		return d, nil
+	}
+	return "." + m.suffixes[0], nil
 }
 
 func compileMatcher(entries []string, path string) (matcher, []string) {

@@ -96,3 +96,19 @@ func TestCompileReportsEveryProblemWithItsPath(t *testing.T) {
 		}
 	}
 }
+
+func TestNormalizePatternIsWhatThePolicyReads(t *testing.T) {
+	for in, want := range map[string]string{
+		"Army.ML": "army.ml", "*.Partner.ml": ".partner.ml", ".ml": ".ml", "J.Smith@Partner.ML": "j.smith@partner.ml",
+		"x.ml.": "x.ml", " partner.ml ": "partner.ml", "bücher.de": "xn--bcher-kva.de",
+	} {
+		if got, err := NormalizePattern(in); err != nil || got != want {
+			t.Errorf("NormalizePattern(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "a b", "@x.ml", "x..ml", "-.ml", "."} {
+		if got, err := NormalizePattern(bad); err == nil {
+			t.Errorf("NormalizePattern(%q) = %q, want an error", bad, got)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stray-mail/stray/internal/audit"
 	"github.com/stray-mail/stray/internal/hold"
+	"github.com/stray-mail/stray/internal/policy"
 	"github.com/stray-mail/stray/internal/scan"
 	"github.com/stray-mail/stray/internal/store"
 )
@@ -382,23 +383,6 @@ func (s *Server) policy(w http.ResponseWriter, r *http.Request, u *session) {
 	s.render(w, r, http.StatusOK, "policy", v)
 }
 
-// validPattern accepts what policy.allow accepts: an address, a domain or
-// a .suffix, without spaces.
-func validPattern(p string) bool {
-	if p == "" || len(p) > 254 || strings.ContainsAny(p, " \t\r\n,;\"<>") {
-		return false
-	}
-	d := p
-	if i := strings.LastIndexByte(p, '@'); i >= 0 {
-		if i == 0 {
-			return false
-		}
-		d = p[i+1:]
-	}
-	d = strings.TrimPrefix(d, ".")
-	return d != "" && !strings.HasPrefix(d, ".") && !strings.HasSuffix(d, ".") && !strings.Contains(d, "..")
-}
-
 func (s *Server) addRule(w http.ResponseWriter, r *http.Request, u *session) {
 	kind := r.PostForm.Get("kind")
 	pattern := strings.ToLower(strings.TrimSpace(r.PostForm.Get("pattern")))
@@ -410,12 +394,13 @@ func (s *Server) addRule(w http.ResponseWriter, r *http.Request, u *session) {
 		s.fail(w, r, u, http.StatusBadRequest, "A rule is allow or deny.")
 		return
 	}
-	if !validPattern(pattern) {
-		s.fail(w, r, u, http.StatusBadRequest, "Not an address, domain or .suffix: "+strconv.Quote(clip(pattern))+".")
+	pattern, err := policy.NormalizePattern(pattern)
+	if err != nil {
+		s.fail(w, r, u, http.StatusBadRequest, "Not an address, domain or .suffix: "+clip(err.Error())+".")
 		return
 	}
 	rule := &store.Rule{Kind: kind, Pattern: pattern, Note: clip(strings.TrimSpace(r.PostForm.Get("note"))), CreatedBy: u.user.Name}
-	err := s.o.Store.AddRule(r.Context(), rule)
+	err = s.o.Store.AddRule(r.Context(), rule)
 	msg := fmt.Sprintf("Added: %s %s.", kind, pattern)
 	switch {
 	case errors.Is(err, store.ErrExists):

@@ -441,7 +441,7 @@ func TestAllowListingADomainFromAFindingAddsARuleAndReloads(t *testing.T) {
 	if !strings.Contains(body, "army.ml allowed") {
 		t.Fatal("the message page does not show the domain as allowed")
 	}
-	for _, bad := range []string{"", "a b", "..ml", "@x.ml", "x.ml."} {
+	for _, bad := range []string{"", "a b", "@x.ml", "x..ml", "-.ml"} {
 		if resp, _ := c.post("/policy/rules", url.Values{"kind": {"allow"}, "pattern": {bad}}); resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("pattern %q: %d", bad, resp.StatusCode)
 		}
