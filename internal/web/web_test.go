@@ -616,3 +616,21 @@ func TestPasswordHashes(t *testing.T) {
 		}
 	}
 }
+
+func TestAStoreOutageAnswers503AndNeverLogsAnyoneIn(t *testing.T) {
+	e, c := loggedIn(t, store.RoleAdmin)
+	id := e.hold("x")
+	e.st.Close()
+	for _, p := range []string{"/", "/quarantine", "/quarantine/" + id, "/policy", "/reports", "/events"} {
+		if resp, body := c.get(p); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "not reachable") {
+			t.Errorf("%s with the store down: %d", p, resp.StatusCode)
+		}
+	}
+	if resp, _ := c.post("/quarantine/"+id+"/release", nil); resp.StatusCode != http.StatusServiceUnavailable || len(e.sent) != 0 {
+		t.Errorf("release with the store down: %d, sent %v", resp.StatusCode, e.sent)
+	}
+	other := e.client()
+	if resp := other.login("alice", "correct horse battery"); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("login with the store down: %d", resp.StatusCode)
+	}
+}
