@@ -324,7 +324,10 @@ func (s *sqliteStore) List(ctx context.Context, f Filter) ([]Message, error) {
 	SELECT 1 FROM json_each(messages.recipients) r WHERE instr(lower(r.value ->> '$.address'), ?) > 0))`)
 		args = append(args, f.Search, f.Search)
 	}
-	if !f.Before.IsZero() {
+	if !f.Before.IsZero() && f.BeforeID != "" {
+		where = append(where, "(created_at < ? OR created_at = ? AND id < ?)")
+		args = append(args, micros(f.Before), micros(f.Before), f.BeforeID)
+	} else if !f.Before.IsZero() {
 		where = append(where, "created_at < ?")
 		args = append(args, micros(f.Before))
 	}

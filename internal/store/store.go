@@ -79,7 +79,12 @@ type Filter struct {
 	Sender string    // exact, "" any
 	Search string    // substring of sender or any recipient address, case-insensitive (ASCII at least), "" any
 	Before time.Time // CreatedAt before, zero any
-	Limit  int       // 0: 100
+	// BeforeID, with Before, also takes the messages created exactly at
+	// Before whose id sorts before it: Before and BeforeID of the last
+	// message of a page give the next page, even when several messages
+	// share a creation time.
+	BeforeID string
+	Limit    int // 0: 100
 }
 
 // EventFilter selects events.

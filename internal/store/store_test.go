@@ -469,10 +469,44 @@ func TestListFiltersAndOrdersNewestFirst(t *testing.T) {
 		if len(got) != 1 || got[0].State != StateReleasing || got[0].Recipients[0].Suggestion != "bob@gmail.com" {
 			t.Errorf("listed message: %+v", got)
 		}
-		for _, f := range []Filter{{Limit: -1}, {States: []State{"lost"}}} {
+		for _, f := range []Filter{{Limit: -1}, {States: []State{"lost"}}, {BeforeID: "m1"}, {Before: t0, BeforeID: "bad id"}} {
 			if _, err := s.List(ctx, f); err == nil || !strings.HasPrefix(err.Error(), "store: list: ") {
 				t.Errorf("List(%+v): %v, want an error", f, err)
 			}
+		}
+	})
+}
+
+func TestListPagesThroughMessagesThatShareACreationTime(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		var want []string
+		for i := 0; i < 7; i++ { // three share t0+2m, two t0+3m
+			at := t0.Add(time.Duration(min(i, 2+i/5)) * time.Minute)
+			id := fmt.Sprintf("p%d", i)
+			mustHold(t, s, newMessage(id, at))
+			want = append(want, id)
+		}
+		var got []string
+		f := Filter{Limit: 2}
+		for page := 0; page < 10; page++ {
+			ms, err := s.List(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range ms {
+				got = append(got, m.ID)
+			}
+			if len(ms) < f.Limit {
+				break
+			}
+			last := ms[len(ms)-1]
+			f.Before, f.BeforeID = last.CreatedAt, last.ID
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("paged through %v, want each of %v once", got, want)
 		}
 	})
 }

@@ -237,6 +237,14 @@ func prepareList(f *Filter) error {
 	}
 	f.Search = strings.ToLower(f.Search)
 	f.Before = stamp(f.Before)
+	if f.BeforeID != "" {
+		if f.Before.IsZero() {
+			return fmt.Errorf("BeforeID without Before")
+		}
+		if err := checkID(f.BeforeID); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

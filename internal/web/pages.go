@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -148,9 +149,13 @@ type quarantineData struct {
 	Sender   string
 	States   []string
 	Older    string // the "older" link's before= value, "" when none
+	OlderID  string // and its before_id=
 }
 
 const pageSize = 50
+
+// messageID is what a held message's id may be (or empty).
+var messageID = regexp.MustCompile(`^[0-9A-Za-z_-]{0,64}$`)
 
 func (s *Server) quarantine(w http.ResponseWriter, r *http.Request, u *session) {
 	q := r.URL.Query()
@@ -172,11 +177,14 @@ func (s *Server) quarantine(w http.ResponseWriter, r *http.Request, u *session) 
 	}
 	if b := q.Get("before"); b != "" {
 		t, err := time.Parse(time.RFC3339Nano, b)
+		if id := q.Get("before_id"); err == nil && !messageID.MatchString(id) {
+			err = fmt.Errorf("bad before_id")
+		}
 		if err != nil {
 			s.fail(w, r, u, http.StatusBadRequest, "Bad paging position.")
 			return
 		}
-		f.Before = t
+		f.Before, f.BeforeID = t, q.Get("before_id")
 	}
 	ms, err := s.o.Store.List(r.Context(), f)
 	if err != nil {
@@ -185,7 +193,7 @@ func (s *Server) quarantine(w http.ResponseWriter, r *http.Request, u *session) 
 	}
 	if len(ms) > pageSize {
 		ms = ms[:pageSize]
-		d.Older = ms[len(ms)-1].CreatedAt.Format(time.RFC3339Nano)
+		d.Older, d.OlderID = ms[len(ms)-1].CreatedAt.Format(time.RFC3339Nano), ms[len(ms)-1].ID
 	}
 	d.Messages = ms
 	v := s.view(u, "Quarantine", "quarantine")

@@ -515,6 +515,9 @@ func TestQuarantineSearchFiltersAndPages(t *testing.T) {
 	if _, body = c.get("/quarantine?q=nobody.example"); !strings.Contains(body, `id="empty"`) {
 		t.Fatal("search for a missing domain shows messages")
 	}
+	if resp, _ := c.get("/quarantine?before=2026-01-01T00:00:00Z&before_id=%27or%271"); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("bad before_id: %d", resp.StatusCode)
+	}
 	if resp, _ := c.get("/quarantine?state=bogus"); resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("bogus state: %d", resp.StatusCode)
 	}
