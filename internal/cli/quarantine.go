@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,16 +25,18 @@ daemon uses; any node of a shared PostgreSQL store can act on any message).
   release ID...    deliver to the held recipients (--fix: to the suggested addresses)
   discard ID...    drop
 
-Every action is recorded in the event log with the acting user (--actor,
-default admin:$USER). A release happens exactly once, however many nodes or
-admins try at the same time.
+An ID may be shortened to any prefix that names one message. Every action
+is recorded in the event log with the acting user (--actor, default
+admin:NAME with the name you are logged in as). A release happens exactly
+once, however many nodes or admins try at the same time. The store must
+exist: the quarantine never creates one.
 
 Exit status: 0 done, 1 a message was not held any more, 2 usage or store error.
 
 Examples:
   stray quarantine list --config /etc/stray/stray.yaml
-  stray quarantine show --config /etc/stray/stray.yaml 3f2a9c...
-  stray quarantine release --fix --config /etc/stray/stray.yaml 3f2a9c...
+  stray quarantine show --config /etc/stray/stray.yaml 3f2a9c
+  stray quarantine release --fix --config /etc/stray/stray.yaml 3f2a9c
 `
 
 func runQuarantine(ctx context.Context, args []string, std Stdio) int {
@@ -44,7 +47,7 @@ func runQuarantine(ctx context.Context, args []string, std Stdio) int {
 	search := fs.String("search", "", "list: only messages whose sender or recipients contain `TEXT`")
 	limit := fs.Int("limit", 100, "list: at most `N` messages")
 	fix := fs.Bool("fix", false, "release: send to the suggested addresses instead")
-	actor := fs.String("actor", "", "who acts, for the event log (default admin:$USER)")
+	actor := fs.String("actor", "", "who acts, for the event log (default admin:NAME, your login name)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return flagExit(err)
@@ -54,13 +57,21 @@ func runQuarantine(ctx context.Context, args []string, std Stdio) int {
 		return ExitUsage
 	}
 	if *actor == "" {
-		*actor = "admin:" + envUser()
+		*actor = "admin:" + loginName()
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(std.Err, "stray quarantine: %v\n", err)
 		return ExitUsage
 	}
+	// Refuse a store that is not there before anything creates one (or
+	// its signing key) in the wrong directory.
+	st, err := store.OpenExisting(ctx, cfg.StoreDSN())
+	if err != nil {
+		fmt.Fprintf(std.Err, "stray quarantine: %v\n", err)
+		return ExitUsage
+	}
+	st.Close()
 	d := &daemon{cfg: cfg, log: newLogger(cfg.Log, std.Err)}
 	if err := d.openHoldOnly(cfg); err != nil {
 		fmt.Fprintf(std.Err, "stray quarantine: %v\n", err)
@@ -101,6 +112,12 @@ func runQuarantine(ctx context.Context, args []string, std Stdio) int {
 	case "show":
 		code := ExitOK
 		for _, id := range ids {
+			id, err := resolveID(ctx, h.Store(), id)
+			if err != nil {
+				fmt.Fprintf(std.Err, "stray quarantine: %v\n", err)
+				code = ExitUsage
+				continue
+			}
 			m, err := h.Store().Get(ctx, id)
 			if err != nil {
 				fmt.Fprintf(std.Err, "stray quarantine: %s: %v\n", id, err)
@@ -136,7 +153,16 @@ func runQuarantine(ctx context.Context, args []string, std Stdio) int {
 		}
 		code := ExitOK
 		for _, id := range ids {
-			var err error
+			id, err := resolveID(ctx, h.Store(), id)
+			if errors.Is(err, store.ErrNotFound) {
+				fmt.Fprintf(std.Err, "%v\n", err)
+				code = max(code, ExitFlagged)
+				continue
+			} else if err != nil {
+				fmt.Fprintf(std.Err, "stray quarantine: %v\n", err)
+				code = ExitUsage
+				continue
+			}
 			if verb == "release" {
 				err = h.Release(ctx, id, *actor, *fix)
 			} else {
@@ -150,7 +176,7 @@ func runQuarantine(ctx context.Context, args []string, std Stdio) int {
 				fmt.Fprintf(std.Err, "%s: %v\n", id, err)
 				code = ExitUsage
 			default:
-				fmt.Fprintf(std.Out, "%s: %sd\n", id, strings.TrimSuffix(verb, "e"))
+				fmt.Fprintf(std.Out, "%s: %s\n", id, map[string]string{"release": "released", "discard": "discarded"}[verb])
 			}
 		}
 		return code
@@ -178,9 +204,36 @@ func messageJSON(m *store.Message, preview bool) map[string]any {
 	return o
 }
 
-func envUser() string {
+// loginName is the operating-system user running the command, for the
+// event log: the administrator behind sudo, else the user the process runs
+// as. $USER is only the last resort: cron and systemd leave it unset.
+func loginName() string {
+	if u := os.Getenv("SUDO_USER"); u != "" && os.Geteuid() == 0 {
+		return u
+	}
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
 	if u := os.Getenv("USER"); u != "" {
 		return u
 	}
 	return "unknown"
+}
+
+// resolveID turns an ID or a unique prefix of one into the message's ID.
+func resolveID(ctx context.Context, st store.Store, id string) (string, error) {
+	if _, err := st.Get(ctx, id); err == nil || !errors.Is(err, store.ErrNotFound) {
+		return id, err
+	}
+	ms, err := st.List(ctx, store.Filter{IDPrefix: id, Limit: 2})
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", id, err)
+	}
+	switch len(ms) {
+	case 0:
+		return "", fmt.Errorf("%s: no such message: %w", id, store.ErrNotFound)
+	case 1:
+		return ms[0].ID, nil
+	}
+	return "", fmt.Errorf("%s: names more than one message (%s, %s, …): give more of the ID", id, ms[0].ID, ms[1].ID)
 }

@@ -29,7 +29,7 @@ func saveReport(ctx context.Context, cfgPath, kind, title string, js, html []byt
 		return 0, err
 	}
 	defer st.Close()
-	r := &store.Report{Kind: kind, Title: title, CreatedBy: envUser(), JSON: js, HTML: html}
+	r := &store.Report{Kind: kind, Title: title, CreatedBy: loginName(), JSON: js, HTML: html}
 	if err := st.AddReport(ctx, r); err != nil {
 		return 0, fmt.Errorf("saving the report: %w", err)
 	}

@@ -60,10 +60,10 @@ func runToken(ctx context.Context, args []string, std Stdio) int {
 		return fail("%v", err)
 	}
 	defer st.Close()
-	actor := "admin:" + envUser()
+	actor := "admin:" + loginName()
 	switch verb {
 	case "add":
-		plain, tok, err := api.NewToken(rest[0], envUser())
+		plain, tok, err := api.NewToken(rest[0], loginName())
 		if err == nil {
 			err = st.PutToken(ctx, &tok)
 		}

@@ -114,7 +114,7 @@ func runUser(ctx context.Context, args []string, std Stdio) int {
 		} else if err != nil {
 			return fail("%v", err)
 		}
-		st.AddEvent(ctx, store.Event{Kind: "user-deleted", Actor: "admin:" + envUser(), Detail: rest[0]})
+		st.AddEvent(ctx, store.Event{Kind: "user-deleted", Actor: "admin:" + loginName(), Detail: rest[0]})
 		fmt.Fprintf(std.Out, "deleted %s\n", rest[0])
 		return ExitOK
 	}
@@ -152,7 +152,7 @@ func runUser(ctx context.Context, args []string, std Stdio) int {
 		return fail("%v", err)
 	}
 	kind := map[string]string{"add": "user-added", "passwd": "password-changed"}[verb]
-	st.AddEvent(ctx, store.Event{Kind: kind, Actor: "admin:" + envUser(), Detail: name + " role=" + string(u.Role)})
+	st.AddEvent(ctx, store.Event{Kind: kind, Actor: "admin:" + loginName(), Detail: name + " role=" + string(u.Role)})
 	if generated {
 		fmt.Fprintf(std.Out, "%s %s (%s); password: %s\n", map[string]string{"add": "added", "passwd": "new password for"}[verb], name, u.Role, pw)
 		fmt.Fprintln(std.Err, "stray user: the password is shown only once; give it to the user over a safe channel")

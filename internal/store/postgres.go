@@ -234,6 +234,10 @@ func (s *pgStore) List(ctx context.Context, f Filter) ([]Message, error) {
 		where = append(where, `(strpos(lower(sender), `+p+`) > 0 OR EXISTS (
 	SELECT 1 FROM jsonb_array_elements(messages.recipients) r WHERE strpos(lower(r ->> 'address'), `+p+`) > 0))`)
 	}
+	if f.IDPrefix != "" {
+		// substr, not LIKE: '_' is a wildcard there and valid in an id.
+		where = append(where, "substr(id, 1, "+args.add(len(f.IDPrefix))+") = "+args.add(f.IDPrefix))
+	}
 	if !f.Before.IsZero() && f.BeforeID != "" {
 		b := args.add(f.Before)
 		where = append(where, "(created_at < "+b+" OR created_at = "+b+" AND id < "+args.add(f.BeforeID)+")")

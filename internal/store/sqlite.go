@@ -324,6 +324,11 @@ func (s *sqliteStore) List(ctx context.Context, f Filter) ([]Message, error) {
 	SELECT 1 FROM json_each(messages.recipients) r WHERE instr(lower(r.value ->> '$.address'), ?) > 0))`)
 		args = append(args, f.Search, f.Search)
 	}
+	if f.IDPrefix != "" {
+		// substr, not LIKE: '_' is a wildcard there and valid in an id.
+		where = append(where, "substr(id, 1, ?) = ?")
+		args = append(args, len(f.IDPrefix), f.IDPrefix)
+	}
 	if !f.Before.IsZero() && f.BeforeID != "" {
 		where = append(where, "(created_at < ? OR created_at = ? AND id < ?)")
 		args = append(args, micros(f.Before), micros(f.Before), f.BeforeID)

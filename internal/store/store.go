@@ -84,6 +84,9 @@ type Filter struct {
 	// message of a page give the next page, even when several messages
 	// share a creation time.
 	BeforeID string
+	// IDPrefix: only messages whose id starts with it (case-sensitive),
+	// "" any. An administrator names a message by a unique prefix.
+	IDPrefix string
 	Limit    int // 0: 100
 }
 

@@ -447,6 +447,10 @@ func TestListFiltersAndOrdersNewestFirst(t *testing.T) {
 			{"search does not look at findings", Filter{Search: "keyboard-slip"}, nil},
 			{"before", Filter{Before: t0.Add(2 * time.Minute)}, []string{"m2", "m1"}},
 			{"limit", Filter{Limit: 2}, []string{"m5", "m4"}},
+			{"id prefix", Filter{IDPrefix: "m"}, []string{"m5", "m4", "m3", "m2", "m1"}},
+			{"unique id prefix", Filter{IDPrefix: "m3"}, []string{"m3"}},
+			{"id prefix is not a pattern", Filter{IDPrefix: "_3"}, nil},
+			{"id prefix longer than any id", Filter{IDPrefix: "m33"}, nil},
 			{"combined", Filter{States: []State{StateHeld, StateExpired}, Sender: "alice@example.com", Search: "o", Before: t0.Add(4 * time.Minute)}, []string{"m3", "m1"}},
 		}
 		for _, tt := range tests {
@@ -469,7 +473,7 @@ func TestListFiltersAndOrdersNewestFirst(t *testing.T) {
 		if len(got) != 1 || got[0].State != StateReleasing || got[0].Recipients[0].Suggestion != "bob@gmail.com" {
 			t.Errorf("listed message: %+v", got)
 		}
-		for _, f := range []Filter{{Limit: -1}, {States: []State{"lost"}}, {BeforeID: "m1"}, {Before: t0, BeforeID: "bad id"}} {
+		for _, f := range []Filter{{Limit: -1}, {States: []State{"lost"}}, {BeforeID: "m1"}, {Before: t0, BeforeID: "bad id"}, {IDPrefix: "m%"}} {
 			if _, err := s.List(ctx, f); err == nil || !strings.HasPrefix(err.Error(), "store: list: ") {
 				t.Errorf("List(%+v): %v, want an error", f, err)
 			}

@@ -236,6 +236,11 @@ func prepareList(f *Filter) error {
 		return err
 	}
 	f.Search = strings.ToLower(f.Search)
+	if f.IDPrefix != "" {
+		if err := checkID(f.IDPrefix); err != nil {
+			return err
+		}
+	}
 	f.Before = stamp(f.Before)
 	if f.BeforeID != "" {
 		if f.Before.IsZero() {
