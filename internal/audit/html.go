@@ -6,8 +6,10 @@ import (
 	"html/template"
 	"io"
 	"math"
+	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stray-mail/stray/detect"
 )
@@ -29,8 +31,71 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 		}
 		return *s
 	},
-	"i64": func(n int) int64 { return int64(n) },
+	"i64":       func(n int) int64 { return int64(n) },
+	"breakable": breakable,
+	"keepDates": keepDates,
 }).Parse(reportTemplate))
+
+// breakable lets a browser wrap a domain or address only after a dot, an
+// '@' or a space, never inside a label ("pscc.army.mi/l" reads as another
+// domain, and "xn--/gmil-63d" would break at a hyphen): each label is a
+// span that does not wrap, with a break opportunity after it.
+func breakable(s string) template.HTML {
+	var b, seg strings.Builder
+	flush := func() {
+		if seg.Len() > 0 {
+			b.WriteString(`<span class="l">` + template.HTMLEscapeString(seg.String()) + `</span>`)
+			seg.Reset()
+		}
+	}
+	for _, r := range s {
+		switch r {
+		case '.', '@':
+			seg.WriteRune(r)
+			flush()
+			b.WriteString("<wbr>")
+		case ' ':
+			flush()
+			b.WriteString(" ")
+		default:
+			seg.WriteRune(r)
+		}
+	}
+	flush()
+	return template.HTML(b.String())
+}
+
+// datePattern is a date, with an optional time, as day and minute print it.
+var datePattern = regexp.MustCompile(`\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2})?`)
+
+// keepDates escapes text and keeps each date in it on one line.
+func keepDates(s string) template.HTML {
+	var b strings.Builder
+	last := 0
+	for _, m := range datePattern.FindAllStringIndex(s, -1) {
+		b.WriteString(template.HTMLEscapeString(s[last:m[0]]))
+		b.WriteString(`<span class="d">` + template.HTMLEscapeString(s[m[0]:m[1]]) + `</span>`)
+		last = m[1]
+	}
+	b.WriteString(template.HTMLEscapeString(s[last:]))
+	return template.HTML(b.String())
+}
+
+// chartLabel is the most runes a domain chart's label shows: its column is
+// 400 units wide at 12px (about 7 units a rune).
+const chartLabel = 56
+
+// middle shortens s to at most n runes by cutting its middle, so that both
+// ends, which tell domains apart (the first label and the suffix), stay.
+func middle(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n || n < 3 {
+		return s
+	}
+	head := (n - 1) / 2
+	tail := n - 1 - head
+	return string(r[:head]) + "…" + string(r[len(r)-tail:])
+}
 
 // Bar is one bar of a chart, in SVG user units.
 type Bar struct {
@@ -137,7 +202,7 @@ func domainChart(rows []DomainRow) *Chart {
 	if len(rows) > 15 {
 		rows = rows[:15]
 	}
-	const w, label, right, rowH, top = 920.0, 330.0, 70.0, 26.0, 8.0
+	const w, label, right, rowH, top = 920.0, 400.0, 70.0, 26.0, 8.0
 	var most int64
 	for _, d := range rows {
 		most = max(most, d.Deliveries)
@@ -147,7 +212,15 @@ func domainChart(rows []DomainRow) *Chart {
 	for i, d := range rows {
 		bw := plotW * float64(d.Deliveries) / float64(max(most, 1))
 		y := top + rowH*float64(i)
-		name := d.Display() + " → " + d.Intended
+		// Too long for the column: shorten the domain it imitates first,
+		// then the lookalike (whose slip is what the reader looks for),
+		// each in the middle; the full names are in the bar's <title>.
+		look, intended := d.Display(), d.Intended
+		if over := utf8.RuneCountInString(look) + 3 + utf8.RuneCountInString(intended) - chartLabel; over > 0 {
+			intended = middle(intended, max(utf8.RuneCountInString(intended)-over, 16))
+			look = middle(look, chartLabel-3-utf8.RuneCountInString(intended))
+		}
+		name := look + " → " + intended
 		c.Bars = append(c.Bars, Bar{X: label, Y: y + 4, W: math.Max(bw, 1), H: rowH - 8, Label: name, Value: thousands(d.Deliveries),
 			Title: fmt.Sprintf("%s looks like %s (%s): %s deliveries from %d senders, %s to %s", d.Display(), d.Intended, d.Verdict,
 				thousands(d.Deliveries), d.Senders, day(d.First), day(d.Last)),

@@ -78,7 +78,7 @@ func dailyChart(title string, counts []store.DecisionCount, first, last time.Tim
 		}
 	}
 	c.Empty = max == 0
-	top := niceMax(max)
+	step, top := niceScale(max)
 	plotH := chartH - padB - padT
 	slot := (chartW - padL) / float64(days)
 	for i, m := range per {
@@ -102,50 +102,52 @@ func dailyChart(title string, counts []store.DecisionCount, first, last time.Tim
 	for _, k := range keys {
 		c.Legend = append(c.Legend, legendItem{Label: k, Class: "c-" + k})
 	}
-	for i := 0; i <= 4; i++ {
-		v := top * int64(i) / 4
-		c.Ticks = append(c.Ticks, tick{Y: chartH - padB - plotH*float64(i)/4, Label: fmt.Sprint(v)})
+	for v := int64(0); v <= top; v += step {
+		c.Ticks = append(c.Ticks, tick{Y: chartH - padB - plotH*float64(v)/float64(top), Label: fmt.Sprint(v)})
 	}
 	return c
 }
 
-// niceMax rounds up to 1, 2 or 5 times a power of ten, and at least 4 so
-// that four ticks are whole numbers.
-func niceMax(n int64) int64 {
-	if n <= 4 {
-		return 4
+// maxTicks bounds the intervals of a chart's axis.
+const maxTicks = 5
+
+// niceScale chooses the axis for counts up to n: a step of 1, 2 or 5 times
+// a power of ten, and the top, a whole number of steps (at most maxTicks)
+// at or above n. Every tick is then a round whole number (0, 2, 4, 6, 8, 10;
+// never 0, 2, 5, 7, 10).
+func niceScale(n int64) (step, top int64) {
+	if n < 1 {
+		n = 1
 	}
-	p := int64(1)
-	for p*10 <= n {
-		p *= 10
-	}
-	for _, m := range []int64{1, 2, 5, 10} {
-		if m*p >= n {
-			if m*p%4 != 0 && m*p < 8 {
-				return 8
+	for p := int64(1); ; p *= 10 {
+		for _, m := range []int64{1, 2, 5} {
+			step = m * p
+			if k := (n + step - 1) / step; k <= maxTicks {
+				return step, k * step
 			}
-			return m * p
 		}
 	}
-	return 10 * p
 }
 
-// barList is a horizontal bar chart of ranked items.
+// barList is a ranking: one table whose rows carry a bar each (the name,
+// what it imitates, the bar and the count once, not a chart and a table
+// repeating each other).
 type barList struct {
-	Title  string
-	Width  float64
-	Height float64
-	Rows   []barRow
-	Empty  bool
+	Title string
+	Rows  []barRow
+	Empty bool
 }
 
 type barRow struct {
 	Label, Note string
 	N           int64
-	Y, W        float64
+	W           float64 // the bar's length, of barWidth
 	Class       string
 	Link        string
 }
+
+// barWidth is the viewBox width of a ranking's bars.
+const barWidth = 200.0
 
 type rankItem struct {
 	Label, Note, Class, Link string
@@ -172,15 +174,14 @@ func ranked(title string, items []rankItem, n int) barList {
 	if len(items) > n {
 		items = items[:n]
 	}
-	l := barList{Title: title, Width: 460, Empty: len(items) == 0}
+	l := barList{Title: title, Empty: len(items) == 0}
 	var max int64 = 1
 	for _, it := range items {
 		max = max64(max, it.N)
 	}
-	for i, it := range items {
-		l.Rows = append(l.Rows, barRow{Label: it.Label, Note: it.Note, N: it.N, Y: float64(i) * 26, W: 200 * float64(it.N) / float64(max), Class: it.Class, Link: it.Link})
+	for _, it := range items {
+		l.Rows = append(l.Rows, barRow{Label: it.Label, Note: it.Note, N: it.N, W: barWidth * float64(it.N) / float64(max), Class: it.Class, Link: it.Link})
 	}
-	l.Height = float64(len(items))*26 + 4
 	return l
 }
 
