@@ -96,6 +96,9 @@ type daemon struct {
 	reloadReq            chan struct{} // a run-time rule changed: rebuild the engine
 	cfgMu                sync.Mutex    // guards cfg after start (reload replaces it)
 	wg                   sync.WaitGroup
+
+	// lastGood is what the store last answered, for when it cannot.
+	lastGood storeKnowledge
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
@@ -346,7 +349,8 @@ func (d *daemon) reload() {
 }
 
 // buildEngine is buildEngine with the correspondents learned from traffic
-// added to the known ones, when there is a store.
+// added to the known ones and the run-time rules added to the policy, when
+// there is a store.
 func (d *daemon) buildEngine(cfg *config.Config) (*gate.Engine, error) {
 	k, err := cfg.Knowledge(d.protect, d.known, d.deny...)
 	if err != nil {
@@ -355,16 +359,9 @@ func (d *daemon) buildEngine(cfg *config.Config) (*gate.Engine, error) {
 	if d.st != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		learned, err := d.st.Correspondents(ctx, 0)
-		if err != nil {
-			d.log.Warn("learned correspondents unavailable; using the known files only", "err", err)
-		}
+		learned, rules := d.lastGood.read(ctx, d.st, d.log)
 		for _, c := range learned {
 			k.Known[c.Domain] += int(min(c.Deliveries, 1<<30))
-		}
-		rules, err := d.st.ListRules(ctx)
-		if err != nil {
-			d.log.Warn("run-time policy rules unavailable; using the configured policy only", "err", err)
 		}
 		cfg = withRules(cfg, rules, d.log)
 	}
