@@ -48,3 +48,17 @@ func TestTurningOffAWebOrHoldSwitchLeavesCheckFlagging(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigCheckShowsWhatTheFileTurnsOn: the report's file passed "stray
+// config check" with a bare "ok"; now the switches show.
+func TestConfigCheckShowsWhatTheFileTurnsOn(t *testing.T) {
+	t.Parallel()
+	cfg := filepath.Join(t.TempDir(), "t.yaml")
+	writeFile(t, cfg, "detect:\n  protect: [example.com]\nweb:\n  dashboard: false\n")
+	out, errOut, code := runStray(t, "config", "check", cfg)
+	for _, want := range []string{"detect.builtin: on", "hold.enabled: on", "web.dashboard: off", "web.api: on", "detect.protect: example.com"} {
+		if code != 0 || !strings.Contains(out, "  "+want+"\n") {
+			t.Errorf("stray config check: exit %d, no line %q:\n%s%s", code, want, out, errOut)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -543,23 +544,59 @@ func runPolicy(ctx context.Context, args []string, std Stdio) int {
 	return runSingle(ctx, "policy", policyHelp, args, std, (*daemon).startPolicy)
 }
 
-const configHelp = `usage: stray config check FILE
+const configHelp = `usage: stray config check [--format text|json] FILE
 
 Validates a configuration file without starting anything: strict YAML (an
 unknown key is an error), every field checked, every problem reported at
 once with its field path, and the knowledge files read.
 
-Exit status: 0 valid, 2 problems (one per line on standard error).
+A valid file is followed by what it turns on, as stray serve would run it:
+the detection, hold, dashboard and API switches (a switch whose key is on
+but that lacks what it needs shows as off, with the reason), the protected
+domains, the knowledge files, the policy mode, the store and the
+listeners. Read them after every change: a key that silently turns
+something off shows here.
+
+  t.yaml: ok
+    detect.builtin: on
+    detect.protect: example.com
+    hold.enabled: on
+    web.dashboard: off
+    web.api: on
+    listen.milter: inet:127.0.0.1:8895
+    ...
+
+--format json prints one JSON object: {"config":FILE, "ok":true,
+"detect":{"builtin":true,"protect":[...],...}, "hold":{"enabled":true},
+"web":{"dashboard":false,"api":true}, "listen":{...}, ...}, or
+{"config":FILE, "ok":false, "problems":[...]}.
+
+Exit status: 0 valid, 2 problems (one per line on standard error, or in
+the JSON object).
 
 Examples:
   stray config check /etc/stray/stray.yaml
+  stray config check --format json /etc/stray/stray.yaml
 `
+
+// configReport is stray config check's JSON output.
+type configReport struct {
+	Config   string   `json:"config"`
+	OK       bool     `json:"ok"`
+	Problems []string `json:"problems,omitempty"`
+	*config.Effective
+}
 
 func runConfig(_ context.Context, args []string, std Stdio) int {
 	fs := newFlagSet("config", configHelp, std)
+	format := fs.String("format", "text", "output format: text or json")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return flagExit(err)
+	}
+	if *format != "text" && *format != "json" {
+		fmt.Fprintf(std.Err, "stray config check: --format %q: want text or json\n", *format)
+		return ExitUsage
 	}
 	if len(pos) != 2 || pos[0] != "check" {
 		fmt.Fprint(std.Err, configHelp)
@@ -571,16 +608,30 @@ func runConfig(_ context.Context, args []string, std Stdio) int {
 	}
 	if err != nil {
 		var probs config.Problems
-		if errors.As(err, &probs) {
+		isProbs := errors.As(err, &probs)
+		switch {
+		case *format == "json":
+			if !isProbs {
+				probs = config.Problems{err.Error()}
+			}
+			json.NewEncoder(std.Out).Encode(configReport{Config: pos[1], Problems: probs})
+		case isProbs:
 			fmt.Fprintf(std.Err, "%s: %d problem(s):\n", pos[1], len(probs))
 			for _, p := range probs {
 				fmt.Fprintf(std.Err, "  %s\n", p)
 			}
-		} else {
+		default:
 			fmt.Fprintf(std.Err, "stray config check: %v\n", err)
 		}
 		return ExitUsage
 	}
+	eff := cfg.Effective()
+	eff.Store = redactDSN(eff.Store)
+	if *format == "json" {
+		json.NewEncoder(std.Out).Encode(configReport{Config: pos[1], OK: true, Effective: &eff})
+		return ExitOK
+	}
 	fmt.Fprintf(std.Out, "%s: ok\n", pos[1])
+	eff.WriteText(std.Out, "  ")
 	return ExitOK
 }
