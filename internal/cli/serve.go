@@ -29,6 +29,7 @@ import (
 	"github.com/stray-mail/stray/internal/milter"
 	"github.com/stray-mail/stray/internal/policy"
 	"github.com/stray-mail/stray/internal/policyd"
+	"github.com/stray-mail/stray/internal/postconf"
 	"github.com/stray-mail/stray/internal/store"
 )
 
@@ -50,10 +51,18 @@ with the old ones; listener addresses need a restart). SIGTERM or SIGINT
 stops accepting, lets messages in progress finish for shutdown_timeout, then
 closes what is left: the MTA tempfails those messages and retries them.
 
+At start, beside the listeners, it asks Postfix's postconf for always_bcc,
+sender_bcc_maps, recipient_bcc_maps, virtual_alias_maps and alias_maps,
+reads the file-based maps (hash:, lmdb:, texthash:, ...: their source
+files) and logs one warning, with file and line, per target address that
+the engine flags: Postfix adds those after stray's RCPT-time check. It
+never delays or stops the start, and says nothing without postconf.
+
 Examples:
   stray serve
   stray serve --config /etc/stray/stray.yaml
   stray serve --protect mil --known /var/lib/stray/known.txt
+  stray serve --config /etc/stray/stray.yaml --postfix-config /etc/postfix-out
 `
 
 const milterHelp = `usage: stray milter --listen inet:HOST:PORT|unix:PATH [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE]
@@ -474,6 +483,9 @@ func startProfile(log *slog.Logger) func() {
 func runServe(ctx context.Context, args []string, std Stdio) int {
 	fs := newFlagSet("serve", serveHelp, std)
 	df := addDetectFlags(fs, "YAML config `FILE` (default: embedded defaults, loopback listeners)")
+	var pc postconf.Postconf
+	fs.StringVar(&pc.Path, "postconf", "", "Postfix's postconf `PATH`, to check the MTA's maps at start (default: postconf in PATH or /usr/sbin; off: no check)")
+	fs.StringVar(&pc.ConfigDir, "postfix-config", "", "Postfix configuration `DIR` for that check (postconf -c; default: Postfix's own)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return flagExit(err)
 	}
@@ -501,6 +513,9 @@ func runServe(ctx context.Context, args []string, std Stdio) int {
 	if n == 0 {
 		fmt.Fprintln(std.Err, "stray serve: no listeners configured (listen.milter, listen.policy, listen.http)")
 		return ExitUsage
+	}
+	if pc.Path != "off" {
+		go d.warnMTALookalikes(ctx, pc)
 	}
 	defer startProfile(d.log)()
 	return d.wait(ctx, time.Duration(cfg.ShutdownTimeout))
