@@ -47,6 +47,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyReleaseHeader$$' -fuzztime $(FUZZTIME) ./internal/hold
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDSN$$' -fuzztime $(FUZZTIME) ./internal/store
 	$(GO) test -run '^$$' -fuzz '^FuzzDecompress$$' -fuzztime $(FUZZTIME) ./internal/store
+	$(GO) test -run '^$$' -fuzz '^FuzzParseValues$$' -fuzztime $(FUZZTIME) ./internal/postconf
+	$(GO) test -run '^$$' -fuzz '^FuzzSources$$' -fuzztime $(FUZZTIME) ./internal/postconf
 
 # Recall / fix / false-positive rate per scenario on the development corpus;
 # fails below the targets.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,7 @@ import (
 	"github.com/stray-mail/stray/internal/milter"
 	"github.com/stray-mail/stray/internal/policy"
 	"github.com/stray-mail/stray/internal/policyd"
+	"github.com/stray-mail/stray/internal/postconf"
 	"github.com/stray-mail/stray/internal/store"
 )
 
@@ -49,10 +51,18 @@ with the old ones; listener addresses need a restart). SIGTERM or SIGINT
 stops accepting, lets messages in progress finish for shutdown_timeout, then
 closes what is left: the MTA tempfails those messages and retries them.
 
+At start, beside the listeners, it asks Postfix's postconf for always_bcc,
+sender_bcc_maps, recipient_bcc_maps, virtual_alias_maps and alias_maps,
+reads the file-based maps (hash:, lmdb:, texthash:, ...: their source
+files) and logs one warning, with file and line, per target address that
+the engine flags: Postfix adds those after stray's RCPT-time check. It
+never delays or stops the start, and says nothing without postconf.
+
 Examples:
   stray serve
   stray serve --config /etc/stray/stray.yaml
   stray serve --protect mil --known /var/lib/stray/known.txt
+  stray serve --config /etc/stray/stray.yaml --postfix-config /etc/postfix-out
 `
 
 const milterHelp = `usage: stray milter --listen inet:HOST:PORT|unix:PATH [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE]
@@ -96,6 +106,9 @@ type daemon struct {
 	reloadReq            chan struct{} // a run-time rule changed: rebuild the engine
 	cfgMu                sync.Mutex    // guards cfg after start (reload replaces it)
 	wg                   sync.WaitGroup
+
+	// lastGood is what the store last answered, for when it cannot.
+	lastGood storeKnowledge
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
@@ -346,7 +359,8 @@ func (d *daemon) reload() {
 }
 
 // buildEngine is buildEngine with the correspondents learned from traffic
-// added to the known ones, when there is a store.
+// added to the known ones and the run-time rules added to the policy, when
+// there is a store.
 func (d *daemon) buildEngine(cfg *config.Config) (*gate.Engine, error) {
 	k, err := cfg.Knowledge(d.protect, d.known, d.deny...)
 	if err != nil {
@@ -355,16 +369,9 @@ func (d *daemon) buildEngine(cfg *config.Config) (*gate.Engine, error) {
 	if d.st != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		learned, err := d.st.Correspondents(ctx, 0)
-		if err != nil {
-			d.log.Warn("learned correspondents unavailable; using the known files only", "err", err)
-		}
+		learned, rules := d.lastGood.read(ctx, d.st, d.log)
 		for _, c := range learned {
 			k.Known[c.Domain] += int(min(c.Deliveries, 1<<30))
-		}
-		rules, err := d.st.ListRules(ctx)
-		if err != nil {
-			d.log.Warn("run-time policy rules unavailable; using the configured policy only", "err", err)
 		}
 		cfg = withRules(cfg, rules, d.log)
 	}
@@ -476,6 +483,9 @@ func startProfile(log *slog.Logger) func() {
 func runServe(ctx context.Context, args []string, std Stdio) int {
 	fs := newFlagSet("serve", serveHelp, std)
 	df := addDetectFlags(fs, "YAML config `FILE` (default: embedded defaults, loopback listeners)")
+	var pc postconf.Postconf
+	fs.StringVar(&pc.Path, "postconf", "", "Postfix's postconf `PATH`, to check the MTA's maps at start (default: postconf in PATH or /usr/sbin; off: no check)")
+	fs.StringVar(&pc.ConfigDir, "postfix-config", "", "Postfix configuration `DIR` for that check (postconf -c; default: Postfix's own)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return flagExit(err)
 	}
@@ -503,6 +513,9 @@ func runServe(ctx context.Context, args []string, std Stdio) int {
 	if n == 0 {
 		fmt.Fprintln(std.Err, "stray serve: no listeners configured (listen.milter, listen.policy, listen.http)")
 		return ExitUsage
+	}
+	if pc.Path != "off" {
+		go d.warnMTALookalikes(ctx, pc)
 	}
 	defer startProfile(d.log)()
 	return d.wait(ctx, time.Duration(cfg.ShutdownTimeout))
@@ -546,23 +559,59 @@ func runPolicy(ctx context.Context, args []string, std Stdio) int {
 	return runSingle(ctx, "policy", policyHelp, args, std, (*daemon).startPolicy)
 }
 
-const configHelp = `usage: stray config check FILE
+const configHelp = `usage: stray config check [--format text|json] FILE
 
 Validates a configuration file without starting anything: strict YAML (an
 unknown key is an error), every field checked, every problem reported at
 once with its field path, and the knowledge files read.
 
-Exit status: 0 valid, 2 problems (one per line on standard error).
+A valid file is followed by what it turns on, as stray serve would run it:
+the detection, hold, dashboard and API switches (a switch whose key is on
+but that lacks what it needs shows as off, with the reason), the protected
+domains, the knowledge files, the policy mode, the store and the
+listeners. Read them after every change: a key that silently turns
+something off shows here.
+
+  t.yaml: ok
+    detect.builtin: on
+    detect.protect: example.com
+    hold.enabled: on
+    web.dashboard: off
+    web.api: on
+    listen.milter: inet:127.0.0.1:8895
+    ...
+
+--format json prints one JSON object: {"config":FILE, "ok":true,
+"detect":{"builtin":true,"protect":[...],...}, "hold":{"enabled":true},
+"web":{"dashboard":false,"api":true}, "listen":{...}, ...}, or
+{"config":FILE, "ok":false, "problems":[...]}.
+
+Exit status: 0 valid, 2 problems (one per line on standard error, or in
+the JSON object).
 
 Examples:
   stray config check /etc/stray/stray.yaml
+  stray config check --format json /etc/stray/stray.yaml
 `
+
+// configReport is stray config check's JSON output.
+type configReport struct {
+	Config   string   `json:"config"`
+	OK       bool     `json:"ok"`
+	Problems []string `json:"problems,omitempty"`
+	*config.Effective
+}
 
 func runConfig(_ context.Context, args []string, std Stdio) int {
 	fs := newFlagSet("config", configHelp, std)
+	format := fs.String("format", "text", "output format: text or json")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return flagExit(err)
+	}
+	if *format != "text" && *format != "json" {
+		fmt.Fprintf(std.Err, "stray config check: --format %q: want text or json\n", *format)
+		return ExitUsage
 	}
 	if len(pos) != 2 || pos[0] != "check" {
 		fmt.Fprint(std.Err, configHelp)
@@ -574,16 +623,30 @@ func runConfig(_ context.Context, args []string, std Stdio) int {
 	}
 	if err != nil {
 		var probs config.Problems
-		if errors.As(err, &probs) {
+		isProbs := errors.As(err, &probs)
+		switch {
+		case *format == "json":
+			if !isProbs {
+				probs = config.Problems{err.Error()}
+			}
+			json.NewEncoder(std.Out).Encode(configReport{Config: pos[1], Problems: probs})
+		case isProbs:
 			fmt.Fprintf(std.Err, "%s: %d problem(s):\n", pos[1], len(probs))
 			for _, p := range probs {
 				fmt.Fprintf(std.Err, "  %s\n", p)
 			}
-		} else {
+		default:
 			fmt.Fprintf(std.Err, "stray config check: %v\n", err)
 		}
 		return ExitUsage
 	}
+	eff := cfg.Effective()
+	eff.Store = redactDSN(eff.Store)
+	if *format == "json" {
+		json.NewEncoder(std.Out).Encode(configReport{Config: pos[1], OK: true, Effective: &eff})
+		return ExitOK
+	}
 	fmt.Fprintf(std.Out, "%s: ok\n", pos[1])
+	eff.WriteText(std.Out, "  ")
 	return ExitOK
 }

@@ -161,17 +161,24 @@ const (
 	DefaultHTTP   = "127.0.0.1:8098"
 )
 
+// on returns a new *bool set to true. Each default switch needs its own:
+// YAML decoding writes through the pointer, so a shared one would let
+// "web: {dashboard: false}" turn detection off too.
+func on() *bool {
+	t := true
+	return &t
+}
+
 // Default returns the configuration used when no file is given.
 func Default() *Config {
-	t := true
 	return &Config{
-		Detect: Detect{Builtin: &t},
+		Detect: Detect{Builtin: on()},
 		Listen: Listen{Milter: DefaultMilter, Policy: DefaultPolicy, HTTP: DefaultHTTP},
 		Store:  "sqlite:stray.db",
-		Hold: Hold{Enabled: &t, SecretFile: "stray.key", BaseURL: "http://" + DefaultHTTP, Expire: Duration(72 * time.Hour),
+		Hold: Hold{Enabled: on(), SecretFile: "stray.key", BaseURL: "http://" + DefaultHTTP, Expire: Duration(72 * time.Hour),
 			OnExpiry: "discard", NotifySMTP: "127.0.0.1:25", NotifyFrom: "stray@localhost", ReinjectSMTP: "127.0.0.1:25",
 			OnStoreError: "tempfail", MaxSize: 64 << 20, Sweep: Duration(time.Minute)},
-		Web:             Web{Dashboard: &t, SessionTTL: Duration(12 * time.Hour), API: &t, APIRate: 20},
+		Web:             Web{Dashboard: on(), SessionTTL: Duration(12 * time.Hour), API: on(), APIRate: 20},
 		Log:             Log{Level: "info", Format: "text"},
 		ShutdownTimeout: Duration(30 * time.Second),
 	}
@@ -207,14 +214,10 @@ func Parse(r io.Reader) (*Config, error) {
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
-	if c.Detect.Builtin == nil {
-		t := true
-		c.Detect.Builtin = &t
-	}
-	for _, b := range []**bool{&c.Hold.Enabled, &c.Web.Dashboard, &c.Web.API} {
+	// An explicit null ("builtin: ~") leaves a nil pointer: the default.
+	for _, b := range []**bool{&c.Detect.Builtin, &c.Hold.Enabled, &c.Web.Dashboard, &c.Web.API} {
 		if *b == nil {
-			t := true
-			*b = &t
+			*b = on()
 		}
 	}
 	return c, nil

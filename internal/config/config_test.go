@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -62,6 +63,18 @@ func FuzzConfig(f *testing.F) {
 		}
 		if c.Detect.Builtin == nil {
 			t.Fatal("builtin default lost")
+		}
+		seen := map[*bool]string{}
+		for _, k := range boolKeys(reflect.TypeFor[Config](), nil, nil) {
+			f := reflect.ValueOf(c).Elem().FieldByIndex(k.index)
+			if f.Kind() != reflect.Pointer || f.IsNil() {
+				continue
+			}
+			name := strings.Join(k.path, ".")
+			if other, ok := seen[f.Interface().(*bool)]; ok {
+				t.Fatalf("%s and %s share one value after parsing %q", other, name, s)
+			}
+			seen[f.Interface().(*bool)] = name
 		}
 		_ = c.Validate()
 	})

@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stray-mail/stray/internal/gate"
+	"github.com/stray-mail/stray/internal/policy"
+	"github.com/stray-mail/stray/internal/store"
+)
+
+// flakyStore is a real store whose reads of rules and correspondents fail
+// on the calls listed in failOn (1 is the first call).
+type flakyStore struct {
+	store.Store
+	failOn               map[int64]bool
+	rulesN, correspondsN atomic.Int64
+}
+
+var errStoreDown = errors.New("store down (test)")
+
+func (f *flakyStore) ListRules(ctx context.Context) ([]store.Rule, error) {
+	if f.failOn[f.rulesN.Add(1)] {
+		return nil, errStoreDown
+	}
+	return f.Store.ListRules(ctx)
+}
+
+func (f *flakyStore) Correspondents(ctx context.Context, limit int) ([]store.Correspondent, error) {
+	if f.failOn[f.correspondsN.Add(1)] {
+		return nil, errStoreDown
+	}
+	return f.Store.Correspondents(ctx, limit)
+}
+
+// lockedLog is a log destination safe for concurrent writes.
+type lockedLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *lockedLog) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *lockedLog) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// decideRcpt asks the daemon's running gate about one recipient.
+func decideRcpt(d *daemon, rcpt string) policy.Decision {
+	s := d.gate.NewSession("test", d.log)
+	s.Mail("j@example.com")
+	return s.Rcpt(rcpt).Decision
+}
+
+// TestRuntimeRulesSurviveAReloadWhileTheStoreIsDown is issue 17 point 7: a
+// reload that could not read the store dropped every dashboard rule, deny
+// rules included, and every learned correspondent.
+func TestRuntimeRulesSurviveAReloadWhileTheStoreIsDown(t *testing.T) {
+	t.Parallel()
+	cfgPath, dsn := storeConfig(t)
+	real := openTestStore(t, dsn)
+	ctx := context.Background()
+	if err := real.AddRule(ctx, &store.Rule{Kind: "deny", Pattern: "rival.example.net", CreatedBy: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		if err := real.AddDeliveries(ctx, "j@example.com", []string{"acme-partner.com"}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedLog
+	st := &flakyStore{Store: real, failOn: map[int64]bool{2: true}}
+	d := &daemon{cfgPath: cfgPath, cfg: cfg, st: st, log: slog.New(slog.NewTextHandler(&logs, nil))}
+	eng, err := d.buildEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.gate = gate.New(eng, d.log, prometheus.NewRegistry())
+
+	type want struct {
+		rcpt    string
+		refused bool // rejected by the deny rule
+		flagged bool // any verdict but ok (a slip from a learned correspondent)
+	}
+	checks := []want{
+		{"x@rival.example.net", true, true},
+		{"x@acme-partmer.com", false, true},
+		{"x@acme-partner.com", false, false},
+	}
+	expect := func(stage string, checks []want) {
+		t.Helper()
+		for _, w := range checks {
+			dec := decideRcpt(d, w.rcpt)
+			refused := dec.Enforced == policy.Reject && dec.Rule != ""
+			flagged := dec.Finding.Verdict.String() != "ok" || dec.Rule != ""
+			if refused != w.refused || flagged != w.flagged {
+				t.Errorf("%s: %s: action %v rule %q verdict %v; want refused by a rule %v, flagged %v",
+					stage, w.rcpt, dec.Enforced, dec.Rule, dec.Finding.Verdict, w.refused, w.flagged)
+			}
+		}
+	}
+	expect("at start", checks)
+
+	d.reload() // the store fails this time
+	expect("after a reload with the store down", checks)
+	if log := logs.String(); !strings.Contains(log, "level=WARN") || !strings.Contains(log, "last good") {
+		t.Errorf("no warning that the last good rules are kept:\n%s", log)
+	}
+
+	// The store is back: a rule added meanwhile takes effect.
+	if err := real.AddRule(ctx, &store.Rule{Kind: "deny", Pattern: "second.example.net", CreatedBy: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	d.reload()
+	expect("after the store came back", append(checks, want{"x@second.example.net", true, true}))
+}
