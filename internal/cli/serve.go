@@ -303,7 +303,13 @@ func (d *daemon) startReply(addr string) error {
 	if err != nil {
 		return fmt.Errorf("reply: %w", err)
 	}
-	rs := d.holder.NewReplyServer()
+	clients, err := d.cfg.Hold.ReplyClientPrefixes()
+	if err != nil {
+		l.Close()
+		return fmt.Errorf("reply: %w", err)
+	}
+	rs := d.holder.NewReplyServer(clients)
+	d.log.Info("replies accepted only from", "listener", "reply", "clients", fmt.Sprint(clients))
 	d.run("reply", addr, func() error { return rs.Serve(l) }, rs.Shutdown)
 	return nil
 }
