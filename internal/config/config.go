@@ -112,6 +112,10 @@ type Hold struct {
 	// MTA, the only clients the reply listener accepts (others are refused
 	// at connect). Empty: this machine only (127.0.0.0/8 and ::1).
 	ReplyClients []string `yaml:"reply_clients"`
+	// ReplyRequireAuth accepts a reply only when the MTA authenticated
+	// its sender as the one who sent the held message (Postfix:
+	// smtpd_sasl_authenticated_header = yes). Default false.
+	ReplyRequireAuth bool `yaml:"reply_require_auth"`
 }
 
 // Log configures the structured log on standard error.
@@ -313,6 +317,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Hold.ReplyClients) > 0 && c.Listen.Reply == "" {
 		p = append(p, "hold.reply_clients: set, but answering by reply is off (set listen.reply and hold.reply_domain, or remove it)")
+	}
+	if c.Hold.ReplyRequireAuth && c.Listen.Reply == "" {
+		p = append(p, "hold.reply_require_auth: set, but answering by reply is off (set listen.reply and hold.reply_domain, or remove it)")
 	}
 	if c.Web.SessionTTL < 0 {
 		p = append(p, "web.session_ttl: negative")

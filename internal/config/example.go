@@ -98,6 +98,10 @@ hold:
   # machine only (127.0.0.0/8 and ::1). Never reachable from outside: see
   # docs/hold.md.
   reply_clients: []
+  # Accept a reply only when your MTA authenticated its sender as the login
+  # that sent the held message (or, if that message shows none, as its
+  # sender address). Needs Postfix's smtpd_sasl_authenticated_header = yes.
+  reply_require_auth: false
 
 web:
   # The dashboard at / on listen.http (needs the store). Users are created

@@ -25,6 +25,8 @@ func TestReplyClientsDefaultToThisMachineAndRefuseEverywhere(t *testing.T) {
 			"", "hold.reply_clients[0]: \"::/0\" accepts replies from anywhere"},
 		{"clients without the listener", "hold: {reply_clients: [10.0.0.25]}\n",
 			"[10.0.0.25/32]", "hold.reply_clients: set, but answering by reply is off"},
+		{"authentication without the listener", "hold: {reply_require_auth: true}\n",
+			"", "hold.reply_require_auth: set, but answering by reply is off"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

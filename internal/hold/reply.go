@@ -11,11 +11,14 @@ import (
 	"net"
 	"net/mail"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/stray-mail/stray/internal/store"
 )
 
 // Reply addresses let a sender answer a notification by replying, for mail
@@ -132,6 +135,50 @@ func automatic(h mail.Header) string {
 	return ""
 }
 
+// submittedBy returns the login the MTA authenticated a message's sender
+// as: the "(Authenticated sender: LOGIN)" line Postfix writes
+// (smtpd_sasl_authenticated_header) into its own Received header, which is
+// the topmost one. Only a whole continuation line of that first Received
+// field counts: the parts of it a client controls (its HELO name, a
+// certificate's name) are on other lines or cannot hold a line break, and
+// any Received a client wrote itself is below the MTA's.
+func submittedBy(raw []byte) (login string, ok bool) {
+	inReceived := false
+	for _, line := range bytes.Split(raw, []byte("\n")) {
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			return "", false // the end of the header: no login
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if !inReceived {
+				continue
+			}
+			if m := authenticatedSenderRE.FindSubmatch(line); m != nil {
+				return string(m[1]), true
+			}
+			continue
+		}
+		if inReceived {
+			return "", false // the topmost Received ended without a login
+		}
+		name, _, _ := bytes.Cut(line, []byte(":"))
+		inReceived = strings.EqualFold(string(bytes.TrimSpace(name)), "Received")
+	}
+	return "", false
+}
+
+var authenticatedSenderRE = regexp.MustCompile(`^[ \t]+\(Authenticated sender: ([^\s()]+)\)$`)
+
+// replyAuthorised checks, for RequireAuth, that the MTA authenticated the
+// reply's sender with the held message's sender address as the login.
+// (The held message itself shows no trustworthy login: the MTA does not
+// pass its own Received header to the milter, so any there was written by
+// the client.)
+func replyAuthorised(reply []byte, m *store.Message) (login string, ok bool) {
+	login, ok = submittedBy(reply)
+	return login, ok && strings.EqualFold(login, m.Sender)
+}
+
 // ReplyServer is the SMTP listener for replies. It accepts connections
 // only from its clients, and mail only for valid reply addresses, so it
 // relays nothing.
@@ -141,15 +188,27 @@ type ReplyServer struct {
 	clients []netip.Prefix
 }
 
-// NewReplyServer makes the reply listener's server. clients are the
-// addresses of the organisation's MTA (hold.reply_clients); empty means
-// DefaultReplyClients.
-func (h *Holder) NewReplyServer(clients []netip.Prefix) *ReplyServer {
+// ReplyOptions configure the reply listener.
+type ReplyOptions struct {
+	// Clients are the addresses of the organisation's MTA
+	// (hold.reply_clients); empty means DefaultReplyClients.
+	Clients []netip.Prefix
+	// RequireAuth (hold.reply_require_auth) accepts a reply only when the
+	// MTA authenticated its sender: the topmost Received header, which the
+	// MTA wrote, carries "(Authenticated sender: LOGIN)" (Postfix:
+	// smtpd_sasl_authenticated_header = yes), and LOGIN is the held
+	// message's sender address.
+	RequireAuth bool
+}
+
+// NewReplyServer makes the reply listener's server.
+func (h *Holder) NewReplyServer(o ReplyOptions) *ReplyServer {
+	clients := o.Clients
 	if len(clients) == 0 {
 		clients = DefaultReplyClients()
 	}
 	rs := &ReplyServer{h: h, clients: clients}
-	s := smtp.NewServer(replyBackend{h})
+	s := smtp.NewServer(replyBackend{h: h, requireAuth: o.RequireAuth})
 	s.Domain = h.cfg.ReplyDomain
 	s.ReadTimeout = time.Minute
 	s.WriteTimeout = time.Minute
@@ -202,21 +261,25 @@ func (rs *ReplyServer) refuse(c net.Conn) {
 	fmt.Fprintf(c, "554 5.7.1 %s: replies are accepted only through the organisation's mail server\r\n", rs.h.cfg.ReplyDomain)
 }
 
-type replyBackend struct{ h *Holder }
+type replyBackend struct {
+	h           *Holder
+	requireAuth bool
+}
 
 func (b replyBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	client := c.Conn().RemoteAddr().String()
 	if ap, err := netip.ParseAddrPort(client); err == nil {
 		client = ap.Addr().Unmap().String()
 	}
-	return &replySession{h: b.h, client: client}, nil
+	return &replySession{h: b.h, client: client, requireAuth: b.requireAuth}, nil
 }
 
 type replySession struct {
-	h      *Holder
-	client string // IP address
-	from   string
-	ids    []string
+	h           *Holder
+	client      string // IP address
+	requireAuth bool
+	from        string
+	ids         []string
 }
 
 func (s *replySession) AuthPlain(string, string) error { return smtp.ErrAuthUnsupported }
@@ -264,6 +327,13 @@ func (s *replySession) Data(r io.Reader) error {
 		if !strings.EqualFold(m.Sender, s.from) {
 			s.h.log.Warn("reply from someone else than the sender ignored", "id", id, "client", s.client, "from", s.from)
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "only the sender of the held message can answer"}
+		}
+		if s.requireAuth {
+			login, ok := replyAuthorised(raw, m)
+			if !ok {
+				s.h.log.Warn("reply without the sender's authenticated submission ignored", "id", id, "client", s.client, "from", s.from, "login", login)
+				return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "answer from your own mailbox, logged in to the organisation's mail server"}
+			}
 		}
 		actor := "sender-reply:" + s.client
 		switch action {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net"
@@ -35,9 +36,9 @@ type replySetup struct {
 var replyToRE = regexp.MustCompile(`(?m)^Reply-To: <([^>]+)>\r?$`)
 
 // startReplySetup holds alice@example.org's message to x@gmial.com, sends
-// the notification to the sink, and starts a reply listener that accepts
-// the given clients.
-func startReplySetup(t *testing.T, clients []netip.Prefix) *replySetup {
+// the notification to the sink, and starts a reply listener with the given
+// options.
+func startReplySetup(t *testing.T, o ReplyOptions) *replySetup {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "s.db"))
@@ -54,40 +55,56 @@ func startReplySetup(t *testing.T, clients []netip.Prefix) *replySetup {
 	sink := postfixtest.StartSink(t)
 	h := New(Config{Node: "test", BaseURL: "http://127.0.0.1:1", NotifySMTP: sink.Addr, NotifyFrom: "stray@example.org",
 		ReinjectSMTP: sink.Addr, ReplyDomain: "reply.example.org"}, st, signer, slog.New(slog.DiscardHandler), nil)
-	id, err := h.Hold(ctx, Request{QueueID: "Q1", Sender: "alice@example.org",
-		Held: []store.Recipient{{Address: "x@gmial.com", Verdict: "hold", Intended: "gmail.com", Suggestion: "x@gmail.com"}},
-		Raw:  []byte("From: alice@example.org\r\nTo: x@gmial.com\r\nSubject: figures\r\n\r\nhello\r\n")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Notify(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	msgs := sink.Messages()
-	if len(msgs) != 1 {
-		t.Fatalf("notifications: %d", len(msgs))
-	}
-	m := replyToRE.FindSubmatch(msgs[0].Data)
-	if m == nil {
-		t.Fatalf("notification without a Reply-To:\n%s", msgs[0].Data)
-	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := h.NewReplyServer(clients)
+	rs := h.NewReplyServer(o)
 	go rs.Serve(l)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		rs.Shutdown(ctx)
 	})
-	return &replySetup{h: h, st: st, sink: sink, addr: l.Addr().String(), id: id, token: string(m[1])}
+	r := &replySetup{h: h, st: st, sink: sink, addr: l.Addr().String()}
+	r.id, r.token = r.hold(t, "From: alice@example.org\r\nTo: x@gmial.com\r\nSubject: figures\r\n\r\nhello\r\n")
+	return r
 }
 
-func (r *replySetup) state(t *testing.T) store.State {
+// hold holds another message of alice@example.org's to x@gmial.com with
+// the given content, notifies her, and returns its id and the reply
+// address her notification carried.
+func (r *replySetup) hold(t *testing.T, raw string) (id, token string) {
 	t.Helper()
-	m, err := r.st.Get(context.Background(), r.id)
+	ctx := context.Background()
+	id, err := r.h.Hold(ctx, Request{QueueID: "Q1", Sender: "alice@example.org",
+		Held: []store.Recipient{{Address: "x@gmial.com", Verdict: "hold", Intended: "gmail.com", Suggestion: "x@gmail.com"}},
+		Raw:  []byte(raw)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.h.Notify(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range r.sink.Messages() {
+		if !strings.Contains(string(msg.Data), "X-Stray-Held: "+id+"\r\n") {
+			continue
+		}
+		m := replyToRE.FindSubmatch(msg.Data)
+		if m == nil {
+			t.Fatalf("notification without a Reply-To:\n%s", msg.Data)
+		}
+		return id, string(m[1])
+	}
+	t.Fatalf("no notification for %s", id)
+	return "", ""
+}
+
+func (r *replySetup) state(t *testing.T) store.State { return r.stateOf(t, r.id) }
+
+func (r *replySetup) stateOf(t *testing.T, id string) store.State {
+	t.Helper()
+	m, err := r.st.Get(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +138,7 @@ func greetingFrom(t *testing.T, src, addr string) (greeting string, closed bool)
 func TestReplyFromAClientOutsideReplyClientsIsRefusedAtConnect(t *testing.T) {
 	t.Parallel()
 	only1 := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-	r := startReplySetup(t, only1)
+	r := startReplySetup(t, ReplyOptions{Clients: only1})
 	for _, tc := range []struct {
 		name, src, want string
 		closed          bool
@@ -167,7 +184,7 @@ func TestReplyClientsDefaultToLoopbackOnly(t *testing.T) {
 
 func TestReplyWithoutTheTokenIsRefusedEvenFromTheSendersAddress(t *testing.T) {
 	t.Parallel()
-	r := startReplySetup(t, nil)
+	r := startReplySetup(t, ReplyOptions{})
 	local, domain, _ := strings.Cut(r.token, "@")
 	parts := strings.Split(local, "-")
 	if len(parts) != 4 {
@@ -224,7 +241,7 @@ func TestReplyThatIsNotTheSendersOwnAnswerIsRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := startReplySetup(t, nil)
+			r := startReplySetup(t, ReplyOptions{})
 			c, err := postfixtest.Dial(r.addr)
 			if err != nil {
 				t.Fatal(err)
@@ -268,7 +285,7 @@ func TestSendersReplyWithTheTokenReleasesTheMessageOnce(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := startReplySetup(t, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+			r := startReplySetup(t, ReplyOptions{Clients: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 			msg := "From: alice@example.org\r\nSubject: Re: Held\r\nAuto-Submitted: no\r\n\r\n" + tc.body
 			// The MTA may hand the address over in another case.
 			rcpt, data, err := postfixtest.Send(r.addr, "Alice@Example.org", []string{strings.ToUpper(r.token)}, msg)
@@ -317,7 +334,7 @@ func TestSendersReplyWithTheTokenReleasesTheMessageOnce(t *testing.T) {
 func TestReplyThroughPostfixReleasesTheMessage(t *testing.T) {
 	t.Parallel()
 	postfixtest.Require(t)
-	r := startReplySetup(t, nil)
+	r := startReplySetup(t, ReplyOptions{})
 	pf := postfixtest.Start(t, postfixtest.Options{Extra: map[string]string{
 		"transport_maps": "inline:{reply.example.org=smtp:[" + strings.Replace(r.addr, ":", "]:", 1) + "}",
 	}})
@@ -348,6 +365,7 @@ func FuzzReply(f *testing.F) {
 	f.Add("r-x-1-2@d", "Auto-Submitted: auto-replied\r\n\r\nyes\r\n")
 	f.Add("r--"+strings.Repeat("9", 20)+"-@", "\r\n\r\n> quoted\r\nCANCEL.\r\n")
 	f.Add("R-0123456789ABCDEF0123456789ABCDEF-1800003600-00@x", "Precedence: bulk\r\nAuto-Submitted: ;(\r\n\r\n")
+	f.Add("", "Received: from pc (pc [10.0.0.7])\r\n\t(Authenticated sender: alice@example.org)\r\n\tby mx\r\n\r\nSend\r\n")
 	f.Fuzz(func(t *testing.T, addr, msg string) {
 		if id, err := s.VerifyReplyAddress(addr, now); err == nil {
 			local := strings.ToLower(addr)
@@ -361,9 +379,170 @@ func FuzzReply(f *testing.F) {
 				t.Fatalf("accepted %q as %q, but the signer makes %q", addr, id, want)
 			}
 		}
+		if login, ok := submittedBy([]byte(msg)); ok && (login == "" || strings.ContainsAny(login, " \t\r\n()")) {
+			t.Fatalf("submittedBy(%q) = %q", msg, login)
+		}
 		replyAction(strings.NewReader(msg))
 		if m, err := mail.ReadMessage(strings.NewReader(msg)); err == nil {
 			automatic(m.Header)
 		}
 	})
+}
+
+// startDovecotAuth serves Dovecot's authentication protocol (the one
+// Postfix speaks with smtpd_sasl_type = dovecot) on loopback, with PLAIN
+// against users (login → password). It returns its address.
+func startDovecotAuth(t *testing.T, users map[string]string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go serveDovecotAuth(c, users)
+		}
+	}()
+	return l.Addr().String()
+}
+
+func serveDovecotAuth(c net.Conn, users map[string]string) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	fmt.Fprintf(c, "VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nSPID\t1\nCUID\t1\nCOOKIE\t0123456789abcdef0123456789abcdef\nDONE\n")
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), "\t")
+		if f[0] != "AUTH" || len(f) < 3 {
+			continue
+		}
+		id, resp := f[1], ""
+		for _, p := range f[3:] {
+			if v, ok := strings.CutPrefix(p, "resp="); ok {
+				resp = v
+			}
+		}
+		raw, _ := base64.StdEncoding.DecodeString(resp)
+		parts := strings.Split(string(raw), "\x00")
+		if len(parts) == 3 && f[2] == "PLAIN" && users[parts[1]] != "" && users[parts[1]] == parts[2] {
+			fmt.Fprintf(c, "OK\t%s\tuser=%s\n", id, parts[1])
+		} else {
+			fmt.Fprintf(c, "FAIL\t%s\n", id)
+		}
+	}
+}
+
+func TestSubmittedByReadsOnlyTheTopmostReceivedOfTheMTA(t *testing.T) {
+	t.Parallel()
+	const by = "\tby mx.example.org (Postfix) with ESMTPSA id 4AB\r\n\tfor <r-x@reply.example.org>; Mon, 30 Nov 2026 04:38:28 +0000 (UTC)\r\n"
+	for _, tc := range []struct {
+		name, head string
+		want       string // the login ("" none)
+	}{
+		{"authenticated submission", "Received: from pc.example.org (pc.example.org [10.0.0.7])\r\n\t(Authenticated sender: alice@example.org)\r\n" + by, "alice@example.org"},
+		{"a bare login, with TLS details", "Received: from pc (pc.example.org [10.0.0.7])\r\n\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\r\n\t key-exchange X25519 server-signature RSA-PSS (2048 bits))\r\n\t(No client certificate requested)\r\n\t(Authenticated sender: alice)\r\n" + by, "alice"},
+		{"the name in any case", "RECEIVED: from pc (pc [10.0.0.7])\r\n\t(Authenticated sender: Alice)\r\n" + by, "Alice"},
+		{"unauthenticated, a forged one below", "Received: from evil (evil [10.9.9.9])\r\n" + by + "Received: from pc (pc [10.0.0.7])\r\n\t(Authenticated sender: alice@example.org)\r\n" + by, ""},
+		{"the text inside the from clause", "Received: from x(Authenticated sender: alice) (evil [10.9.9.9])\r\n" + by, ""},
+		{"the text on the by line", "Received: from evil (evil [10.9.9.9]) by mx (Authenticated sender: alice)\r\n" + by, ""},
+		{"a second sender on the line", "Received: from evil (evil [10.9.9.9])\r\n\t(Authenticated sender: alice) (x)\r\n" + by, ""},
+		{"no Received", "From: alice@example.org\r\n", ""},
+		{"after the header", "Subject: x\r\n\r\nReceived: from pc (pc [10.0.0.7])\r\n\t(Authenticated sender: alice)\r\n", ""},
+		{"bare line feeds", strings.ReplaceAll("Received: from pc (pc [10.0.0.7])\r\n\t(Authenticated sender: alice)\r\n"+by, "\r\n", "\n"), "alice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := submittedBy([]byte(tc.head + "Subject: Re: Held\r\n\r\nSend\r\n"))
+			if got != tc.want || ok != (tc.want != "") {
+				t.Errorf("submittedBy = %q, %v; want %q", got, ok, tc.want)
+			}
+		})
+	}
+}
+
+// TestReplyRequiringAuthenticationIsBoundToTheSendersLogin: with
+// RequireAuth, a reply through a real Postfix acts only when Postfix
+// authenticated its sender (smtpd_sasl_authenticated_header) with the held
+// message's sender address as the login.
+func TestReplyRequiringAuthenticationIsBoundToTheSendersLogin(t *testing.T) {
+	t.Parallel()
+	postfixtest.Require(t)
+	r := startReplySetup(t, ReplyOptions{RequireAuth: true})
+	users := map[string]string{"alice@example.org": "pw-a", "alice": "pw-a2", "bob@example.org": "pw-b"}
+	auth := startDovecotAuth(t, users)
+	pf := postfixtest.Start(t, postfixtest.Options{Extra: map[string]string{
+		"transport_maps":                  "inline:{reply.example.org=smtp:[" + strings.Replace(r.addr, ":", "]:", 1) + "}",
+		"smtpd_sasl_auth_enable":          "yes",
+		"smtpd_sasl_type":                 "dovecot",
+		"smtpd_sasl_path":                 "inet:" + auth,
+		"smtpd_sasl_authenticated_header": "yes",
+	}})
+	forged := "Received: from pc (pc [10.0.0.7])\r\n\t(Authenticated sender: alice@example.org)\r\n\tby mx.example.org (Postfix) with ESMTPSA id 4AB\r\n"
+	for _, tc := range []struct {
+		name    string
+		login   string // "" unauthenticated
+		forge   bool   // the reply carries a forged Received of its own
+		release bool
+	}{
+		{"the sender's address as login", "alice@example.org", false, true},
+		{"unauthenticated, from the MTA's own network", "", false, false},
+		{"unauthenticated, with a forged Received", "", true, false},
+		{"another login claiming the sender", "bob@example.org", false, false},
+		{"a login that is not the sender's address", "alice", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, token := r.hold(t, "From: alice@example.org\r\nSubject: "+tc.name+"\r\n\r\nfigures\r\n")
+			c, err := postfixtest.Dial(pf.SMTP)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if rp, err := c.Cmd("EHLO pc.example.org"); err != nil || rp.Code != 250 {
+				t.Fatalf("EHLO: %v %v", rp, err)
+			}
+			if tc.login != "" {
+				cred := base64.StdEncoding.EncodeToString([]byte("\x00" + tc.login + "\x00" + users[tc.login]))
+				if rp, err := c.Cmd("AUTH PLAIN %s", cred); err != nil || rp.Code != 235 {
+					t.Fatalf("AUTH: %v %v", rp, err)
+				}
+			}
+			msg := sendReply
+			if tc.forge {
+				msg = forged + msg
+			}
+			for _, cmd := range []string{"MAIL FROM:<alice@example.org>", "RCPT TO:<" + token + ">"} {
+				if rp, err := c.Cmd("%s", cmd); err != nil || rp.Code != 250 {
+					t.Fatalf("%s: %v %v", cmd, rp, err)
+				}
+			}
+			if rp, err := c.Data(msg); err != nil || rp.Code != 250 {
+				t.Fatalf("DATA: %v %v", rp, err)
+			}
+			// Postfix delivers to the listener, or bounces when it refuses.
+			want, outcome := store.StateReleased, "status=sent"
+			if !tc.release {
+				want, outcome = store.StateHeld, "5.7.1"
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for !strings.Contains(pf.Log(), token) && time.Now().Before(deadline) {
+				time.Sleep(100 * time.Millisecond)
+			}
+			var line string
+			for _, l := range strings.Split(pf.Log(), "\n") {
+				if strings.Contains(l, "to=<"+token+">") {
+					line = l
+				}
+			}
+			if !strings.Contains(line, outcome) {
+				t.Errorf("postfix: %q, want %s", line, outcome)
+			}
+			if got := r.stateOf(t, id); got != want {
+				t.Errorf("state %s, want %s", got, want)
+			}
+		})
+	}
 }
