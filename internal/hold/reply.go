@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/mail"
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -39,7 +38,9 @@ import (
 //     binding of MAIL FROM to the authenticated login,
 //     reject_sender_login_mismatch);
 //   - it is a person's answer: not a bounce (null sender), not marked
-//     Auto-Submitted or Precedence bulk, junk or list.
+//     Auto-Submitted or Precedence bulk, junk or list;
+//   - with hold.reply_require_auth, the MTA authenticated its sender with
+//     the held message's sender address as the login (submittedBy).
 
 // DefaultReplyClients are the clients the reply listener accepts when
 // hold.reply_clients is empty: this machine only.
@@ -153,8 +154,9 @@ func submittedBy(raw []byte) (login string, ok bool) {
 			if !inReceived {
 				continue
 			}
-			if m := authenticatedSenderRE.FindSubmatch(line); m != nil {
-				return string(m[1]), true
+			rest, ok := bytes.CutPrefix(bytes.TrimLeft(line, " \t"), []byte("(Authenticated sender: "))
+			if login, ok2 := bytes.CutSuffix(rest, []byte(")")); ok && ok2 && len(login) > 0 && !bytes.ContainsAny(login, " \t()") {
+				return string(login), true
 			}
 			continue
 		}
@@ -166,8 +168,6 @@ func submittedBy(raw []byte) (login string, ok bool) {
 	}
 	return "", false
 }
-
-var authenticatedSenderRE = regexp.MustCompile(`^[ \t]+\(Authenticated sender: ([^\s()]+)\)$`)
 
 // replyAuthorised checks, for RequireAuth, that the MTA authenticated the
 // reply's sender with the held message's sender address as the login.
