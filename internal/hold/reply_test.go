@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/mail"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -542,6 +543,62 @@ func TestReplyRequiringAuthenticationIsBoundToTheSendersLogin(t *testing.T) {
 			}
 			if got := r.stateOf(t, id); got != want {
 				t.Errorf("state %s, want %s", got, want)
+			}
+		})
+	}
+}
+
+// TestDocumentedPostfixRulesKeepTheReplyDomainForAuthenticatedSubmission
+// runs the restriction docs/hold.md gives (as a texthash table, which needs
+// no postmap): a client on mynetworks that has not logged in cannot even
+// address the reply domain, a logged-in sender can, and other mail from
+// mynetworks still flows.
+func TestDocumentedPostfixRulesKeepTheReplyDomainForAuthenticatedSubmission(t *testing.T) {
+	t.Parallel()
+	postfixtest.Require(t)
+	table := filepath.Join(t.TempDir(), "stray_reply")
+	if err := os.WriteFile(table, []byte("reply.example.org   permit_sasl_authenticated, reject\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Dir(table), 0o755)
+	users := map[string]string{"alice@example.org": "pw-a"}
+	pf := postfixtest.Start(t, postfixtest.Options{Extra: map[string]string{
+		"smtpd_sasl_auth_enable":       "yes",
+		"smtpd_sasl_type":              "dovecot",
+		"smtpd_sasl_path":              "inet:" + startDovecotAuth(t, users),
+		"smtpd_recipient_restrictions": "check_recipient_access texthash:" + table + ", permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
+		"transport_maps":               "inline:{reply.example.org=discard:}",
+	}})
+	for _, tc := range []struct {
+		name  string
+		login bool
+		rcpt  string
+		want  int
+	}{
+		{"mynetworks without login, to the reply domain", false, "r-x@reply.example.org", 554},
+		{"mynetworks without login, elsewhere", false, "bob@example.net", 250},
+		{"logged in, to the reply domain", true, "r-x@reply.example.org", 250},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := postfixtest.Dial(pf.SMTP)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if rp, err := c.Cmd("EHLO pc.example.org"); err != nil || rp.Code != 250 {
+				t.Fatalf("EHLO: %v %v", rp, err)
+			}
+			if tc.login {
+				cred := base64.StdEncoding.EncodeToString([]byte("\x00alice@example.org\x00pw-a"))
+				if rp, err := c.Cmd("AUTH PLAIN %s", cred); err != nil || rp.Code != 235 {
+					t.Fatalf("AUTH: %v %v", rp, err)
+				}
+			}
+			if rp, err := c.Cmd("MAIL FROM:<alice@example.org>"); err != nil || rp.Code != 250 {
+				t.Fatalf("MAIL: %v %v", rp, err)
+			}
+			if rp, err := c.Cmd("RCPT TO:<%s>", tc.rcpt); err != nil || rp.Code != tc.want {
+				t.Errorf("RCPT TO:<%s>: %v %v, want %d", tc.rcpt, rp, err, tc.want)
 			}
 		})
 	}
