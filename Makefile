@@ -39,6 +39,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzEximParse$$' -fuzztime $(FUZZTIME) ./internal/maillog
 	$(GO) test -run '^$$' -fuzz '^FuzzExchangeParse$$' -fuzztime $(FUZZTIME) ./internal/maillog
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckRequest$$' -fuzztime $(FUZZTIME) ./internal/web/api
+	$(GO) test -run '^$$' -fuzz '^FuzzReply$$' -fuzztime $(FUZZTIME) ./internal/hold
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckPassword$$' -fuzztime $(FUZZTIME) ./internal/web
 	$(GO) test -run '^$$' -fuzz '^FuzzHeaders$$' -fuzztime $(FUZZTIME) ./internal/web
 	$(GO) test -run '^$$' -fuzz '^FuzzParseStamp$$' -fuzztime $(FUZZTIME) ./internal/maillog

@@ -316,7 +316,13 @@ func (d *daemon) startReply(addr string) error {
 	if err != nil {
 		return fmt.Errorf("reply: %w", err)
 	}
-	rs := d.holder.NewReplyServer()
+	clients, err := d.cfg.Hold.ReplyClientPrefixes()
+	if err != nil {
+		l.Close()
+		return fmt.Errorf("reply: %w", err)
+	}
+	rs := d.holder.NewReplyServer(hold.ReplyOptions{Clients: clients, RequireAuth: d.cfg.Hold.ReplyRequireAuth})
+	d.log.Info("replies accepted only from", "listener", "reply", "clients", fmt.Sprint(clients), "require_auth", d.cfg.Hold.ReplyRequireAuth)
 	d.run("reply", addr, func() error { return rs.Serve(l) }, rs.Shutdown)
 	return nil
 }

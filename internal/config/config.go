@@ -108,6 +108,14 @@ type Hold struct {
 	// notifications get a signed Reply-To at this domain, which the MTA
 	// routes to the reply listener.
 	ReplyDomain string `yaml:"reply_domain"`
+	// ReplyClients are the addresses or prefixes of the organisation's
+	// MTA, the only clients the reply listener accepts (others are refused
+	// at connect). Empty: this machine only (127.0.0.0/8 and ::1).
+	ReplyClients []string `yaml:"reply_clients"`
+	// ReplyRequireAuth accepts a reply only when the MTA authenticated
+	// its sender as the one who sent the held message (Postfix:
+	// smtpd_sasl_authenticated_header = yes). Default false.
+	ReplyRequireAuth bool `yaml:"reply_require_auth"`
 }
 
 // Log configures the structured log on standard error.
@@ -304,6 +312,18 @@ func (c *Config) Validate() error {
 	if c.Hold.Expire < 0 {
 		p = append(p, "hold.expire: negative")
 	}
+	if _, err := c.Hold.ReplyClientPrefixes(); err != nil {
+		var pp Problems
+		if errors.As(err, &pp) {
+			p = append(p, pp...)
+		}
+	}
+	if len(c.Hold.ReplyClients) > 0 && c.Listen.Reply == "" {
+		p = append(p, "hold.reply_clients: set, but answering by reply is off (set listen.reply and hold.reply_domain, or remove it)")
+	}
+	if c.Hold.ReplyRequireAuth && c.Listen.Reply == "" {
+		p = append(p, "hold.reply_require_auth: set, but answering by reply is off (set listen.reply and hold.reply_domain, or remove it)")
+	}
 	if c.Web.SessionTTL < 0 {
 		p = append(p, "web.session_ttl: negative")
 	}
@@ -344,6 +364,36 @@ func (w Web) Proxies() ([]netip.Prefix, error) {
 			return nil, fmt.Errorf("web.trusted_proxies[%d]: %q: want an address or a prefix such as 10.0.0.0/8", i, s)
 		}
 		ps = append(ps, p.Masked())
+	}
+	return ps, nil
+}
+
+// ReplyClientPrefixes parses ReplyClients: addresses or CIDR prefixes.
+// Empty means this machine only (127.0.0.0/8 and ::1); a prefix that
+// covers every address is an error, not a way to open the listener.
+func (h Hold) ReplyClientPrefixes() ([]netip.Prefix, error) {
+	if len(h.ReplyClients) == 0 {
+		return []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, nil
+	}
+	var ps []netip.Prefix
+	var p Problems
+	for i, s := range h.ReplyClients {
+		if a, err := netip.ParseAddr(s); err == nil {
+			ps = append(ps, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		pf, err := netip.ParsePrefix(s)
+		switch {
+		case err != nil:
+			p = append(p, fmt.Sprintf("hold.reply_clients[%d]: %q: want your MTA's address or prefix, such as 10.0.0.25 or 10.0.0.0/29", i, s))
+		case pf.Bits() == 0:
+			p = append(p, fmt.Sprintf("hold.reply_clients[%d]: %q accepts replies from anywhere: name your MTA's addresses", i, s))
+		default:
+			ps = append(ps, pf.Masked())
+		}
+	}
+	if len(p) > 0 {
+		return nil, p
 	}
 	return ps, nil
 }

@@ -93,6 +93,15 @@ hold:
   # a signed Reply-To at this domain; route it to listen.reply in your MTA
   # (Postfix: transport_maps "reply.example.org smtp:[127.0.0.1]:10026").
   reply_domain: ""
+  # The only clients listen.reply accepts replies from: your MTA's addresses
+  # or prefixes (others are refused at connect with 554 5.7.1). Empty: this
+  # machine only (127.0.0.0/8 and ::1). Never reachable from outside: see
+  # docs/hold.md.
+  reply_clients: []
+  # Accept a reply only when your MTA authenticated its sender as the login
+  # that sent the held message (or, if that message shows none, as its
+  # sender address). Needs Postfix's smtpd_sasl_authenticated_header = yes.
+  reply_require_auth: false
 
 web:
   # The dashboard at / on listen.http (needs the store). Users are created
