@@ -54,3 +54,33 @@ func TestKnownLookalikeOfProtectedDomainIsStillFlagged(t *testing.T) {
 		})
 	}
 }
+
+func TestAllowEntriesCoveringAProtectedLookalikeAreRecognised(t *testing.T) {
+	t.Parallel()
+	c := mustChecker(t, Knowledge{Protected: []string{"mil", "example.com"}, Known: map[string]int{"army.ml": 3, "army.mil": 9}})
+	tests := []struct {
+		domain   string
+		suffix   bool
+		want     bool
+		intended string
+	}{
+		{"army.ml", false, true, "army.mil"},
+		{"hq.army.ml", false, true, "hq.army.mil"},
+		{"muzycznaradom.ml", false, false, ""},
+		{"muzycznaradom.ml", true, false, ""},
+		{"exmaple.com", false, true, "example.com"},
+		{"ml", true, true, "mil"},
+		{"army.ml", true, true, "army.mil"},
+		{"com", true, true, "example.com"},
+		{"army.mil", false, false, ""},
+		{"partner.com", false, false, ""},
+		{"gmial.com", false, false, ""},
+		{"partner.com", true, false, ""},
+	}
+	for _, tt := range tests {
+		got, ok := c.CoversProtectedLookalike(tt.domain, tt.suffix)
+		if ok != tt.want || (tt.intended != "" && got != tt.intended) {
+			t.Errorf("CoversProtectedLookalike(%q, suffix %v) = %q, %v; want %q, %v", tt.domain, tt.suffix, got, ok, tt.intended, tt.want)
+		}
+	}
+}

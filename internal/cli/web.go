@@ -39,7 +39,10 @@ func (d *daemon) mountWeb(mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
-	srv, err := web.New(web.Options{Store: d.st, Holder: d.holder, Policy: d.policyView, RulesChanged: d.requestReload,
+	lookalike := func(domain string, suffix bool) (string, bool) {
+		return d.gate.Engine().Checker.CoversProtectedLookalike(domain, suffix)
+	}
+	srv, err := web.New(web.Options{Store: d.st, Holder: d.holder, Policy: d.policyView, RulesChanged: d.requestReload, Lookalike: lookalike,
 		SessionTTL: cfg.Web.SessionTTL.D(), ProxyHeader: cfg.Web.ProxyHeader, TrustedProxies: proxies, Log: d.log})
 	if err != nil {
 		return err

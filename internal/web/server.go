@@ -38,6 +38,12 @@ type Options struct {
 	Holder *hold.Holder
 	// Policy returns what the policy page shows.
 	Policy func(ctx context.Context) PolicyView
+	// Lookalike reports whether allowing domain (with suffix, everything
+	// under it too) would open a lookalike of a protected domain, and which
+	// protected domain it imitates. Such an allow rule is refused unless the
+	// administrator types the pattern again to confirm it; nil: no
+	// protected domains, nothing to confirm.
+	Lookalike func(domain string, suffix bool) (intended string, ok bool)
 	// RulesChanged is called after a run-time rule was added or deleted,
 	// so that the running engine picks it up (the daemon rebuilds it).
 	RulesChanged func()
