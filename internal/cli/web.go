@@ -68,7 +68,8 @@ func (d *daemon) policyView(ctx context.Context) web.PolicyView {
 	cfg := d.config()
 	shown := *cfg
 	shown.Store = redactDSN(cfg.Store)
-	v := web.PolicyView{Mode: orDefault(cfg.Policy.Mode, "enforce"), Allow: cfg.Policy.Allow, DenyRules: cfg.Policy.Deny}
+	v := web.PolicyView{Mode: orDefault(cfg.Policy.Mode, "enforce"), Allow: cfg.Policy.Allow, DenyRules: cfg.Policy.Deny,
+		LearnMinSenders: cfg.Detect.Learn.MinSenders, LearnMinDays: cfg.Detect.Learn.MinDays}
 	if b, err := yaml.Marshal(&shown); err == nil {
 		v.Config = string(b)
 	}

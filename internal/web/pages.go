@@ -375,8 +375,16 @@ type policyData struct {
 	View  PolicyView
 	Rules []store.Rule
 	Known []DomainCount
-	// Learned are the correspondents learned from traffic.
-	Learned []store.Correspondent
+	// Learned are the correspondents learned from traffic, each with
+	// whether it has the evidence to be trusted.
+	Learned []learned
+	// SenderAllows are the per-sender allows (releases as typed).
+	SenderAllows []store.SenderAllow
+}
+
+type learned struct {
+	store.Correspondent
+	Trusted bool
 }
 
 func (s *Server) policy(w http.ResponseWriter, r *http.Request, u *session) {
@@ -390,7 +398,15 @@ func (s *Server) policy(w http.ResponseWriter, r *http.Request, u *session) {
 		s.storeFailed(w, r, u, err)
 		return
 	}
-	if d.Learned, err = s.o.Store.Correspondents(ctx, 100); err != nil {
+	cs, err := s.o.Store.Correspondents(ctx, 100)
+	if err != nil {
+		s.storeFailed(w, r, u, err)
+		return
+	}
+	for _, c := range cs {
+		d.Learned = append(d.Learned, learned{c, c.Senders >= int64(d.View.LearnMinSenders) && c.Days >= int64(d.View.LearnMinDays)})
+	}
+	if d.SenderAllows, err = s.o.Store.ListSenderAllows(ctx); err != nil {
 		s.storeFailed(w, r, u, err)
 		return
 	}
@@ -515,6 +531,39 @@ func (s *Server) deleteRule(w http.ResponseWriter, r *http.Request, u *session) 
 	http.Redirect(w, r, "/policy?done="+url.QueryEscape("Deleted: "+what+"."), http.StatusSeeOther)
 }
 
+func (s *Server) deleteSenderAllow(w http.ResponseWriter, r *http.Request, u *session) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		s.fail(w, r, u, http.StatusNotFound, "No such allow.")
+		return
+	}
+	allows, err := s.o.Store.ListSenderAllows(r.Context())
+	if err != nil {
+		s.storeFailed(w, r, u, err)
+		return
+	}
+	var what string
+	for _, a := range allows {
+		if a.ID == id {
+			what = a.Sender + " → " + a.Recipient
+		}
+	}
+	switch err := s.o.Store.DeleteSenderAllow(r.Context(), id); {
+	case errors.Is(err, store.ErrNotFound):
+		s.fail(w, r, u, http.StatusNotFound, "No such allow.")
+		return
+	case err != nil:
+		s.storeFailed(w, r, u, err)
+		return
+	}
+	s.event(r.Context(), store.Event{Kind: "sender-allow-deleted", Actor: "admin:" + u.user.Name, Detail: what})
+	s.log.Info("per-sender allow deleted", "allow", what, "user", u.user.Name)
+	if s.o.RulesChanged != nil {
+		s.o.RulesChanged()
+	}
+	http.Redirect(w, r, "/policy?done="+url.QueryEscape("Deleted: "+what+"."), http.StatusSeeOther)
+}
+
 func (s *Server) reports(w http.ResponseWriter, r *http.Request, u *session) {
 	rs, err := s.o.Store.ListReports(r.Context(), "", 200)
 	if err != nil {
@@ -616,6 +665,6 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, u *session) {
 	}
 	v := s.view(u, "Event log", "events")
 	v.Data = eventsData{Events: evs, Kind: kind, Kinds: []string{"", "login", "login-failed", "logout", "csrf-refused", "decision", "held",
-		"notified", "releasing", "released", "released-fixed", "discarded", "expired", "release-failed", "rule-added", "rule-deleted"}}
+		"notified", "releasing", "released", "released-fixed", "discarded", "expired", "release-failed", "rule-added", "rule-deleted", "sender-allow-deleted"}}
 	s.render(w, r, http.StatusOK, "events", v)
 }

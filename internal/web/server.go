@@ -72,6 +72,9 @@ type PolicyView struct {
 	Allow, DenyRules []string
 	Mode             string
 	Err              string
+	// LearnMinSenders and LearnMinDays are the evidence a domain learned
+	// from traffic needs to be trusted (detect.learn).
+	LearnMinSenders, LearnMinDays int
 }
 
 // DomainCount is a domain with a count.
@@ -144,6 +147,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /policy", s.auth(anyRole, s.policy))
 	mux.Handle("POST /policy/rules", s.auth(adminOnly, s.addRule))
 	mux.Handle("POST /policy/rules/{id}/delete", s.auth(adminOnly, s.deleteRule))
+	mux.Handle("POST /policy/sender-allows/{id}/delete", s.auth(adminOnly, s.deleteSenderAllow))
 	mux.Handle("GET /reports", s.auth(anyRole, s.reports))
 	mux.Handle("GET /reports/{id}", s.auth(anyRole, s.report))
 	mux.Handle("GET /reports/{id}/report.html", s.auth(anyRole, s.reportHTML))
