@@ -66,6 +66,14 @@ func TestAllowedAndReleasedRecipientsTeachNothingOrgWide(t *testing.T) {
 	if got := h.pf.Sink.WaitRecipients(3, 30*time.Second); countRcpt(got, "x@gmial.com") != 1 {
 		t.Fatalf("delivered %v", got)
 	}
+	// The release's per-sender allow applies at once on this node.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.HasPrefix(policyAnswer(t, h, "alice@example.org", "x@gmial.com"), "action=DUNNO") {
+		if time.Now().After(deadline) {
+			t.Fatal("the release as typed did not allow x@gmial.com for its sender")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	reloadKnowledge(t, h)
 
 	tests := []struct {

@@ -178,6 +178,7 @@ func (d *daemon) openHold(cfg *config.Config) error {
 		return err
 	}
 	d.recorder = hold.NewRecorder(d.st, d.log)
+	d.recorder.OnSenderAllow(d.requestReload) // a release as typed applies at once
 	d.gate.SetReleases(d.holder)
 	d.gate.SetRecorder(d.recorder)
 	d.log.Info("hold and confirm on", "store", redactDSN(cfg.StoreDSN()), "node", d.node)

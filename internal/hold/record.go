@@ -36,7 +36,14 @@ type Recorder struct {
 	stop     chan struct{}
 	flushed  chan struct{}
 	stopOnce sync.Once
+
+	onAllow func()
 }
+
+// OnSenderAllow installs f, called (in the background) after a release as
+// typed stored a new per-sender allow, so that the daemon rebuilds its
+// policy at once. Set it before the recorder sees traffic.
+func (r *Recorder) OnSenderAllow(f func()) { r.onAllow = f }
 
 type countKey struct {
 	day             time.Time
@@ -167,8 +174,12 @@ func (r *Recorder) Delivered(sender string, rcpts []gate.Delivery) {
 		for _, rc := range released {
 			err := r.st.AddSenderAllow(ctx, &store.SenderAllow{Sender: from, Recipient: rc, Note: "released as typed",
 				CreatedBy: "release", CreatedAt: now})
-			if err != nil && !errors.Is(err, store.ErrExists) {
+			switch {
+			case errors.Is(err, store.ErrExists):
+			case err != nil:
 				return err
+			case r.onAllow != nil:
+				r.onAllow()
 			}
 		}
 		return nil

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,6 +70,8 @@ func TestRecorderLearnsOnlyCleanRecipientsAndRemembersReleasesPerSender(t *testi
 	}
 	defer st.Close()
 	r := NewRecorder(st, slog.New(slog.DiscardHandler))
+	var changed atomic.Int32
+	r.OnSenderAllow(func() { changed.Add(1) })
 	r.Delivered("Alice@Army.mil", []gate.Delivery{
 		{Recipient: "a@Partner.example", Passed: gate.PassedClean},
 		{Recipient: "j@army.ml", Passed: gate.PassedAllowed},
@@ -97,5 +100,8 @@ func TestRecorderLearnsOnlyCleanRecipientsAndRemembersReleasesPerSender(t *testi
 	want := []string{"alice@army.mil → k@gmial.com by release", "bob@army.mil → k@gmial.com by release"}
 	if !slices.Equal(got, want) {
 		t.Errorf("sender allows %q, want %q", got, want)
+	}
+	if n := changed.Load(); n != 2 {
+		t.Errorf("OnSenderAllow called %d times, want 2 (once per new allow)", n)
 	}
 }
