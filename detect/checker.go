@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -299,12 +300,26 @@ type candidate struct {
 // protected space, a known or built-in domain or below one, or a provider
 // brand's country domain.
 func (c *Checker) trusted(d string) bool {
+	ok, _ := c.trust(d)
+	return ok
+}
+
+// trust is trusted, and says whether only the organisation's known
+// correspondents vouch for d (d or a parent is a known target, and nothing
+// else trusts it). Such trust never covers a lookalike of a protected
+// domain: a known file or learning cannot open army.ml; only an allow rule
+// can.
+func (c *Checker) trust(d string) (trusted, knownOnly bool) {
 	if c.inProtected(d) {
-		return true
+		return true, false
 	}
+	byKnown := false
 	for s := d; ; {
-		if _, ok := c.exact[s]; ok {
-			return true
+		if id, ok := c.exact[s]; ok {
+			if c.targets[id].class != classKnown {
+				return true, false
+			}
+			byKnown = true
 		}
 		i := strings.IndexByte(s, '.')
 		if i < 0 {
@@ -312,17 +327,16 @@ func (c *Checker) trusted(d string) bool {
 		}
 		s = s[i+1:]
 	}
-	if !c.hasFamilyLabel(d) {
-		return false
-	}
-	if reg, err := publicsuffix.EffectiveTLDPlusOne(d); err == nil {
-		label := reg[:strings.IndexByte(reg, '.')]
-		tld := reg[strings.LastIndexByte(reg, '.')+1:]
-		if c.families[label] && c.tldExists(tld) && !knowledge.IsConfusionTLD(tld) {
-			return true
+	if c.hasFamilyLabel(d) {
+		if reg, err := publicsuffix.EffectiveTLDPlusOne(d); err == nil {
+			label := reg[:strings.IndexByte(reg, '.')]
+			tld := reg[strings.LastIndexByte(reg, '.')+1:]
+			if c.families[label] && c.tldExists(tld) && !knowledge.IsConfusionTLD(tld) {
+				return true, false
+			}
 		}
 	}
-	return false
+	return byKnown, byKnown
 }
 
 // denied is the finding for a recipient at (or below) a registered
@@ -365,7 +379,8 @@ func (c *Checker) assess(a address.Address) (candidate, bool) {
 			s = s[i+1:]
 		}
 	}
-	if c.trusted(d) {
+	trusted, knownOnly := c.trust(d)
+	if trusted && !knownOnly {
 		return candidate{}, false
 	}
 	var cands []candidate
@@ -391,6 +406,9 @@ func (c *Checker) assess(a address.Address) (candidate, bool) {
 	}
 	// A lookalike suffix of a protected entry: army.ml for mil.
 	cands = append(cands, c.protectedLookalikes(d)...)
+	if knownOnly {
+		cands = slices.DeleteFunc(cands, func(x candidate) bool { return !imitatesProtected(x) })
+	}
 	if len(cands) == 0 {
 		return candidate{}, false
 	}
@@ -619,6 +637,17 @@ func (c *Checker) protectedLookalikes(d string) []candidate {
 		i += j + 1
 	}
 	return out
+}
+
+// imitatesProtected reports whether a candidate explains the recipient as a
+// lookalike of the organisation's own (protected) space.
+func imitatesProtected(x candidate) bool {
+	for _, r := range x.reasons {
+		if r.Kind == KindProtectedLookalike {
+			return true
+		}
+	}
+	return false
 }
 
 // knownOrg reports whether intended, or a parent of it strictly inside the

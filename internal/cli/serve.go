@@ -191,6 +191,7 @@ func (d *daemon) openHold(cfg *config.Config) error {
 		return err
 	}
 	d.recorder = hold.NewRecorder(d.st, d.log)
+	d.recorder.OnSenderAllow(d.requestReload) // a release as typed applies at once
 	d.gate.SetReleases(d.holder)
 	d.gate.SetRecorder(d.recorder)
 	d.log.Info("hold and confirm on", "store", redactDSN(cfg.StoreDSN()), "node", d.node)
@@ -372,16 +373,39 @@ func (d *daemon) buildEngine(cfg *config.Config) (*gate.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	var allows []store.SenderAllow
 	if d.st != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		learned, rules := d.lastGood.read(ctx, d.st, d.log)
 		for _, c := range learned {
-			k.Known[c.Domain] += int(min(c.Deliveries, 1<<30))
+			// Trust needs evidence: several senders on several days.
+			if cfg.Detect.Learn.Trusted(c.Senders, c.Days) {
+				k.Known[c.Domain] += int(min(c.Deliveries, 1<<30))
+			}
 		}
 		cfg = withRules(cfg, rules, d.log)
+		if allows, err = d.st.ListSenderAllows(ctx); err != nil {
+			d.log.Warn("per-sender allows unavailable", "err", err)
+		}
 	}
-	return engineFrom(cfg, k)
+	eng, err := engineFrom(cfg, k)
+	if err != nil || len(allows) == 0 {
+		return eng, err
+	}
+	var pa []policy.SenderAllow
+	for _, a := range allows {
+		x := policy.SenderAllow{Sender: a.Sender, Recipient: a.Recipient}
+		if err := x.Check(); err != nil {
+			d.log.Warn("skipping a per-sender allow", "id", a.ID, "err", err)
+			continue
+		}
+		pa = append(pa, x)
+	}
+	if eng.Policy, err = eng.Policy.WithSenderAllows(pa); err != nil {
+		return nil, err
+	}
+	return eng, nil
 }
 
 // withRules returns cfg with the run-time rules (from the dashboard) added

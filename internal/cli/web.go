@@ -39,7 +39,10 @@ func (d *daemon) mountWeb(mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
-	srv, err := web.New(web.Options{Store: d.st, Holder: d.holder, Policy: d.policyView, RulesChanged: d.requestReload,
+	lookalike := func(domain string, suffix bool) (string, bool) {
+		return d.gate.Engine().Checker.CoversProtectedLookalike(domain, suffix)
+	}
+	srv, err := web.New(web.Options{Store: d.st, Holder: d.holder, Policy: d.policyView, RulesChanged: d.requestReload, Lookalike: lookalike,
 		SessionTTL: cfg.Web.SessionTTL.D(), ProxyHeader: cfg.Web.ProxyHeader, TrustedProxies: proxies, Log: d.log})
 	if err != nil {
 		return err
@@ -65,7 +68,8 @@ func (d *daemon) policyView(ctx context.Context) web.PolicyView {
 	cfg := d.config()
 	shown := *cfg
 	shown.Store = redactDSN(cfg.Store)
-	v := web.PolicyView{Mode: orDefault(cfg.Policy.Mode, "enforce"), Allow: cfg.Policy.Allow, DenyRules: cfg.Policy.Deny}
+	v := web.PolicyView{Mode: orDefault(cfg.Policy.Mode, "enforce"), Allow: cfg.Policy.Allow, DenyRules: cfg.Policy.Deny,
+		LearnMinSenders: cfg.Detect.Learn.MinSenders, LearnMinDays: cfg.Detect.Learn.MinDays}
 	if b, err := yaml.Marshal(&shown); err == nil {
 		v.Config = string(b)
 	}

@@ -57,6 +57,21 @@ type Detect struct {
 	Deny []string `yaml:"deny"`
 	// Builtin enables the built-in provider list (default true).
 	Builtin *bool `yaml:"builtin"`
+	// Learn sets the evidence learning needs before a delivered domain is
+	// trusted as a known correspondent.
+	Learn Learn `yaml:"learn"`
+}
+
+// Learn is the evidence a domain learned from traffic needs to be trusted:
+// mail to it from several distinct senders on several distinct UTC days.
+type Learn struct {
+	MinSenders int `yaml:"min_senders"` // default 3
+	MinDays    int `yaml:"min_days"`    // default 2
+}
+
+// Trusted reports whether a learned domain has enough evidence.
+func (l Learn) Trusted(senders, days int64) bool {
+	return senders >= int64(l.MinSenders) && days >= int64(l.MinDays)
 }
 
 // Listen names the listeners `stray serve` runs; an empty one is off.
@@ -180,7 +195,7 @@ func on() *bool {
 // Default returns the configuration used when no file is given.
 func Default() *Config {
 	return &Config{
-		Detect: Detect{Builtin: on()},
+		Detect: Detect{Builtin: on(), Learn: Learn{MinSenders: 3, MinDays: 2}},
 		Listen: Listen{Milter: DefaultMilter, Policy: DefaultPolicy, HTTP: DefaultHTTP},
 		Store:  "sqlite:stray.db",
 		Hold: Hold{Enabled: on(), SecretFile: "stray.key", BaseURL: "http://" + DefaultHTTP, Expire: Duration(72 * time.Hour),
@@ -243,6 +258,12 @@ func (c *Config) Validate() error {
 		if _, err := detect.NormalizeDomain(d); err != nil {
 			p = append(p, fmt.Sprintf("detect.protect[%d]: %v (want a domain or suffix such as mil or example.com)", i, err))
 		}
+	}
+	if c.Detect.Learn.MinSenders < 1 {
+		p = append(p, fmt.Sprintf("detect.learn.min_senders: %d: want at least 1 (default 3)", c.Detect.Learn.MinSenders))
+	}
+	if c.Detect.Learn.MinDays < 1 {
+		p = append(p, fmt.Sprintf("detect.learn.min_days: %d: want at least 1 (default 2)", c.Detect.Learn.MinDays))
 	}
 	for i, k := range c.Detect.Known {
 		if _, err := os.Stat(c.Path(k)); err != nil {

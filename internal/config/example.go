@@ -20,6 +20,13 @@ detect:
   # The built-in list of popular mail providers and their legitimate
   # near-neighbours.
   builtin: true
+  # Domains delivered to are learned as correspondents, but trusted only on
+  # evidence: mail from this many distinct senders on this many distinct
+  # days. Recipients let through by an allow rule or a release teach
+  # nothing, and a lookalike of a protected domain is never trusted.
+  learn:
+    min_senders: 3
+    min_days: 2
 
 policy:
   # enforce, or audit: decide and log, enforce nothing (a safe rollout).

@@ -50,14 +50,46 @@ type Releases interface {
 // Recorder records what the gate saw, for learning and the audit trail.
 // Implementations must not block: they queue and write in the background.
 type Recorder interface {
-	// Delivered is called with a message's accepted, not held, recipients.
-	Delivered(sender string, rcpts []string)
+	// Delivered is called with a message's accepted, not held, recipients
+	// that were clean, allowed or released (not those delivered with a
+	// warning), each with why it passed: only clean ones may teach stray
+	// who the organisation writes to.
+	Delivered(sender string, rcpts []Delivery)
 	// Flagged is called for every recipient decision that is not a plain
 	// ok.
 	Flagged(queueID, sender string, r RcptResult)
 	// Decided is called for every recipient decision, flagged or not (the
 	// per-day counts of the dashboard). It must be cheap.
 	Decided(verdict detect.Verdict, action policy.Action)
+}
+
+// Passed says why a delivered recipient was let through.
+type Passed uint8
+
+const (
+	// PassedClean: detection found nothing and no rule applied.
+	PassedClean Passed = iota
+	// PassedAllowed: an allow rule (configured, run-time, scoped or
+	// per-sender) let it through, as wide as the rule says and no wider.
+	PassedAllowed
+	// PassedReleased: its sender (or an administrator) released it as
+	// typed.
+	PassedReleased
+)
+
+var passedNames = [...]string{"clean", "allowed", "released"}
+
+func (p Passed) String() string {
+	if int(p) < len(passedNames) {
+		return passedNames[p]
+	}
+	return fmt.Sprintf("passed(%d)", p)
+}
+
+// Delivery is a delivered recipient and why it passed.
+type Delivery struct {
+	Recipient string
+	Passed    Passed
 }
 
 // SetReleases installs the release recogniser (hold and confirm).
@@ -277,7 +309,8 @@ func (s *Session) End() End {
 			}
 		}
 	}
-	var held, delivered []string
+	var held []string
+	var delivered []Delivery
 	accepted := 0
 	for _, r := range s.rcpts {
 		if r.Reply != nil {
@@ -289,7 +322,7 @@ func (s *Session) End() End {
 		case policy.Hold:
 			if released[strings.ToLower(r.Recipient)] {
 				e.Released = append(e.Released, r.Recipient)
-				delivered = append(delivered, r.Recipient)
+				delivered = append(delivered, Delivery{Recipient: r.Recipient, Passed: PassedReleased})
 				s.log.Info("released by its sender", "queue_id", s.queueID, "rcpt", clip(r.Recipient))
 				continue
 			}
@@ -299,10 +332,15 @@ func (s *Session) End() End {
 		case policy.Warn:
 			e.Headers = append(e.Headers, Header{"X-Stray-Warning", asciiText(describe(f))})
 		}
-		// Only clean recipients teach stray who the organisation writes to:
-		// a warned typo that was delivered must not become "known".
-		if f.Verdict == detect.OK {
-			delivered = append(delivered, r.Recipient)
+		// A warned typo that was delivered is not reported: it must never
+		// become "known". An allowed one is reported as such, so that the
+		// recorder learns nothing org-wide from it.
+		switch {
+		case f.Verdict != detect.OK:
+		case r.Decision.Rule != "":
+			delivered = append(delivered, Delivery{Recipient: r.Recipient, Passed: PassedAllowed})
+		default:
+			delivered = append(delivered, Delivery{Recipient: r.Recipient, Passed: PassedClean})
 		}
 	}
 	if len(held) > 0 {

@@ -3,6 +3,7 @@ package hold
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -14,9 +15,10 @@ import (
 	"github.com/stray-mail/stray/internal/store"
 )
 
-// Recorder implements gate.Recorder on a store: delivered recipient domains
-// feed the learned correspondents (so a first-time domain is known without
-// a log import), flagged decisions go to the event log. It queues and writes
+// Recorder implements gate.Recorder on a store: clean delivered recipient
+// domains feed the learned correspondents (so a first-time domain is known
+// without a log import), a recipient released as typed becomes a
+// per-sender allow, flagged decisions go to the event log. It queues and writes
 // in the background; when the store cannot keep up, records are dropped
 // and counted, never blocking mail. Every decision is counted per day,
 // verdict and action in memory and the counts are added to the store every
@@ -34,7 +36,14 @@ type Recorder struct {
 	stop     chan struct{}
 	flushed  chan struct{}
 	stopOnce sync.Once
+
+	onAllow func()
 }
+
+// OnSenderAllow installs f, called (in the background) after a release as
+// typed stored a new per-sender allow, so that the daemon rebuilds its
+// policy at once. Set it before the recorder sees traffic.
+func (r *Recorder) OnSenderAllow(f func()) { r.onAllow = f }
 
 type countKey struct {
 	day             time.Time
@@ -129,24 +138,52 @@ func (r *Recorder) enqueue(f func(context.Context) error) {
 	}
 }
 
-// Delivered implements gate.Recorder.
-func (r *Recorder) Delivered(sender string, rcpts []string) {
+// Delivered implements gate.Recorder. Only clean recipients feed the
+// learned correspondents: one let through by an allow rule teaches nothing
+// beyond the rule, and one released as typed becomes a per-sender allow of
+// that one address (the sender confirmed it; nobody else did).
+func (r *Recorder) Delivered(sender string, rcpts []gate.Delivery) {
 	seen := map[string]bool{}
 	var domains []string
-	for _, a := range rcpts {
-		if i := strings.LastIndexByte(a, '@'); i >= 0 {
-			d := strings.ToLower(a[i+1:])
-			if !seen[d] {
-				seen[d] = true
-				domains = append(domains, d)
+	var released []string
+	for _, d := range rcpts {
+		switch d.Passed {
+		case gate.PassedClean:
+			if i := strings.LastIndexByte(d.Recipient, '@'); i >= 0 {
+				dom := strings.ToLower(d.Recipient[i+1:])
+				if !seen[dom] {
+					seen[dom] = true
+					domains = append(domains, dom)
+				}
+			}
+		case gate.PassedReleased:
+			if rc, err := policy.NormalizePattern(d.Recipient); err == nil && strings.Contains(rc, "@") {
+				released = append(released, rc)
 			}
 		}
 	}
-	if len(domains) == 0 {
+	now := time.Now()
+	if len(domains) > 0 {
+		r.enqueue(func(ctx context.Context) error { return r.st.AddDeliveries(ctx, sender, domains, now) })
+	}
+	from := strings.ToLower(sender)
+	if from == "" || len(released) == 0 {
 		return
 	}
-	now := time.Now()
-	r.enqueue(func(ctx context.Context) error { return r.st.AddDeliveries(ctx, sender, domains, now) })
+	r.enqueue(func(ctx context.Context) error {
+		for _, rc := range released {
+			err := r.st.AddSenderAllow(ctx, &store.SenderAllow{Sender: from, Recipient: rc, Note: "released as typed",
+				CreatedBy: "release", CreatedAt: now})
+			switch {
+			case errors.Is(err, store.ErrExists):
+			case err != nil:
+				return err
+			case r.onAllow != nil:
+				r.onAllow()
+			}
+		}
+		return nil
+	})
 }
 
 // Decision is the detail of a "decision" event, as JSON.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,5 +55,53 @@ func TestRecorderCountsEveryDecisionAndLogsFlaggedOnesAsJSON(t *testing.T) {
 	}
 	if d != (Decision{QueueID: "Q1", Sender: "a@army.mil", Recipient: "b@army.ml", Verdict: "block", Intended: "army.mil", Suggestion: "b@army.mil", Action: "reject"}) {
 		t.Fatalf("decision %+v", d)
+	}
+}
+
+// Only clean recipients teach stray who the organisation writes to; an
+// allowed one teaches nothing, and a release as typed allows that one
+// address for that one sender.
+func TestRecorderLearnsOnlyCleanRecipientsAndRemembersReleasesPerSender(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r := NewRecorder(st, slog.New(slog.DiscardHandler))
+	var changed atomic.Int32
+	r.OnSenderAllow(func() { changed.Add(1) })
+	r.Delivered("Alice@Army.mil", []gate.Delivery{
+		{Recipient: "a@Partner.example", Passed: gate.PassedClean},
+		{Recipient: "j@army.ml", Passed: gate.PassedAllowed},
+		{Recipient: "K@Gmial.com", Passed: gate.PassedReleased},
+	})
+	r.Delivered("", []gate.Delivery{{Recipient: "x@army.ml", Passed: gate.PassedReleased}}) // a bounce: nobody to allow
+	r.Delivered("bob@army.mil", []gate.Delivery{{Recipient: "k@gmial.com", Passed: gate.PassedReleased}})
+	r.Delivered("alice@army.mil", []gate.Delivery{{Recipient: "k@gmial.com", Passed: gate.PassedReleased}}) // again: stored once
+	r.Close()
+
+	cs, err := st.Correspondents(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 1 || cs[0].Domain != "partner.example" {
+		t.Errorf("learned %+v, want partner.example only", cs)
+	}
+	allows, err := st.ListSenderAllows(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range allows {
+		got = append(got, a.Sender+" → "+a.Recipient+" by "+a.CreatedBy)
+	}
+	want := []string{"alice@army.mil → k@gmial.com by release", "bob@army.mil → k@gmial.com by release"}
+	if !slices.Equal(got, want) {
+		t.Errorf("sender allows %q, want %q", got, want)
+	}
+	if n := changed.Load(); n != 2 {
+		t.Errorf("OnSenderAllow called %d times, want 2 (once per new allow)", n)
 	}
 }

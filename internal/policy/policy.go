@@ -11,6 +11,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/stray-mail/stray/detect"
@@ -95,6 +96,69 @@ type Policy struct {
 	allow   matcher
 	deny    matcher
 	scopes  []scope
+	// senderAllow maps a sender (lower case) to the recipient addresses
+	// it may write to whatever the finding (a release as typed).
+	senderAllow map[string]map[string]bool
+}
+
+// RuleSenderAllow is the Decision.Rule of a per-sender allow.
+const RuleSenderAllow = "sender-allow"
+
+// SenderAllow lets one sender's mail through to one recipient address.
+type SenderAllow struct {
+	Sender    string // an address
+	Recipient string // an address, never a domain or suffix
+}
+
+// WithSenderAllows returns a copy of p that also lets each sender's mail
+// through to its recipient address: what a release as typed teaches. It is
+// as narrow as the release: one sender, one address. An entry that is not
+// two addresses is an error; p is not changed.
+func (p *Policy) WithSenderAllows(allows []SenderAllow) (*Policy, error) {
+	q := *p
+	q.senderAllow = make(map[string]map[string]bool, len(p.senderAllow)+len(allows))
+	for s, rs := range p.senderAllow {
+		q.senderAllow[s] = maps.Clone(rs)
+	}
+	var probs []string
+	for i, a := range allows {
+		if err := a.Check(); err != nil {
+			probs = append(probs, fmt.Sprintf("sender allow %d: %v", i, err))
+			continue
+		}
+		sender := strings.ToLower(strings.TrimSpace(a.Sender))
+		rcpt, _ := NormalizePattern(a.Recipient)
+		if q.senderAllow[sender] == nil {
+			q.senderAllow[sender] = map[string]bool{}
+		}
+		q.senderAllow[sender][rcpt] = true
+	}
+	if len(probs) > 0 {
+		return nil, Problems(probs)
+	}
+	return &q, nil
+}
+
+// Check reports whether a is two addresses.
+func (a SenderAllow) Check() error {
+	if addrDomain(strings.TrimSpace(a.Sender)) == "" {
+		return fmt.Errorf("%q → %q: the sender is not an address", a.Sender, a.Recipient)
+	}
+	if rcpt, err := NormalizePattern(a.Recipient); err != nil || !strings.Contains(rcpt, "@") {
+		return fmt.Errorf("%q → %q: the recipient is not an address", a.Sender, a.Recipient)
+	}
+	return nil
+}
+
+// senderAllowed reports whether sender may write to addr (local@domain,
+// domain normalised) whatever the finding.
+func (p *Policy) senderAllowed(sender, addr, domain string) bool {
+	if len(p.senderAllow) == 0 || sender == "" {
+		return false
+	}
+	rs := p.senderAllow[strings.ToLower(sender)]
+	i := strings.LastIndexByte(addr, '@')
+	return rs != nil && i >= 0 && rs[strings.ToLower(addr[:i])+"@"+domain]
 }
 
 type scope struct {
@@ -180,7 +244,8 @@ type Decision struct {
 	Action Action
 	// Enforced is the action that enforcement would take.
 	Enforced Action
-	// Rule names the rule that decided, if any: "allow", "deny".
+	// Rule names the rule that decided, if any: "allow", "deny",
+	// "sender-allow" (RuleSenderAllow).
 	Rule  string
 	Audit bool
 }
@@ -209,6 +274,9 @@ func (p *Policy) Decide(sender string, f detect.Finding) Decision {
 		d.Rule = "deny"
 		d.Finding.Verdict = detect.Block
 		d.Finding.Reasons = append([]detect.Reason{{Kind: "deny", Message: dom + " is on your deny list"}}, f.Reasons...)
+	case p.senderAllowed(sender, addr, dom):
+		d.Rule = RuleSenderAllow
+		d.Finding.Verdict, d.Finding.Intended, d.Finding.Suggestion, d.Finding.Reasons = detect.OK, "", "", nil
 	}
 	d.Enforced = actions[d.Finding.Verdict]
 	d.Action = d.Enforced

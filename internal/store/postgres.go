@@ -410,6 +410,7 @@ func (s *pgStore) AddDeliveries(ctx context.Context, sender string, domains []st
 	ON CONFLICT (domain) DO UPDATE SET deliveries = correspondents.deliveries + 1,
 		first_seen = LEAST(correspondents.first_seen, excluded.first_seen),
 		last_seen = GREATEST(correspondents.last_seen, excluded.last_seen)`, d, at)
+			b.Queue(`INSERT INTO correspondent_days (domain, day) VALUES ($1, $2) ON CONFLICT DO NOTHING`, d, pgDate(day(at)))
 			if sender != "" {
 				b.Queue(`INSERT INTO correspondent_senders (domain, sender) VALUES ($1, $2) ON CONFLICT DO NOTHING`, d, sender)
 			}
@@ -432,6 +433,7 @@ func (s *pgStore) Correspondents(ctx context.Context, limit int) ([]Corresponden
 	}
 	rows, err := s.pool.Query(ctx, `SELECT c.domain, c.deliveries,
 	(SELECT count(*) FROM correspondent_senders s WHERE s.domain = c.domain),
+	(SELECT count(*) FROM correspondent_days d WHERE d.domain = c.domain),
 	c.first_seen, c.last_seen
 FROM correspondents c ORDER BY c.deliveries DESC, c.domain LIMIT $1::bigint`, lim)
 	if err != nil {
@@ -440,7 +442,7 @@ FROM correspondents c ORDER BY c.deliveries DESC, c.domain LIMIT $1::bigint`, li
 	defer rows.Close()
 	return collect(rows, "correspondents", func(r rowIter) (Correspondent, error) {
 		var c Correspondent
-		err := r.Scan(&c.Domain, &c.Deliveries, &c.Senders, &c.FirstSeen, &c.LastSeen)
+		err := r.Scan(&c.Domain, &c.Deliveries, &c.Senders, &c.Days, &c.FirstSeen, &c.LastSeen)
 		c.FirstSeen, c.LastSeen = c.FirstSeen.UTC(), c.LastSeen.UTC()
 		return c, err
 	})
@@ -672,6 +674,45 @@ func (s *pgStore) ListRules(ctx context.Context) ([]Rule, error) {
 func (s *pgStore) DeleteRule(ctx context.Context, id int64) error {
 	if err := pgAffected(s.pool.Exec(ctx, `DELETE FROM policy_rules WHERE id = $1`, id)); err != nil {
 		return fmt.Errorf("store: delete rule %d: %w", id, err)
+	}
+	return nil
+}
+
+func (s *pgStore) AddSenderAllow(ctx context.Context, a *SenderAllow) error {
+	if err := prepareSenderAllow(a); err != nil {
+		return fmt.Errorf("store: add sender allow: %w", err)
+	}
+	var id int64
+	err := s.pool.QueryRow(ctx, `INSERT INTO sender_allows (sender, recipient, note, created_by, created_at) VALUES ($1, $2, $3, $4, $5)
+	ON CONFLICT (sender, recipient) DO NOTHING RETURNING id`,
+		a.Sender, a.Recipient, a.Note, a.CreatedBy, a.CreatedAt).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = ErrExists
+	}
+	if err != nil {
+		return fmt.Errorf("store: add sender allow %s → %s: %w", a.Sender, a.Recipient, err)
+	}
+	a.ID = id
+	return nil
+}
+
+func (s *pgStore) ListSenderAllows(ctx context.Context) ([]SenderAllow, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, sender, recipient, note, created_by, created_at FROM sender_allows ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list sender allows: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, "list sender allows", func(rw rowIter) (SenderAllow, error) {
+		var a SenderAllow
+		err := rw.Scan(&a.ID, &a.Sender, &a.Recipient, &a.Note, &a.CreatedBy, &a.CreatedAt)
+		a.CreatedAt = a.CreatedAt.UTC()
+		return a, err
+	})
+}
+
+func (s *pgStore) DeleteSenderAllow(ctx context.Context, id int64) error {
+	if err := pgAffected(s.pool.Exec(ctx, `DELETE FROM sender_allows WHERE id = $1`, id)); err != nil {
+		return fmt.Errorf("store: delete sender allow %d: %w", id, err)
 	}
 	return nil
 }

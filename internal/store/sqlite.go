@@ -513,6 +513,9 @@ func (s *sqliteStore) AddDeliveries(ctx context.Context, sender string, domains 
 		first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)`, d, t, t); err != nil {
 				return err
 			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO correspondent_days (domain, day) VALUES (?, ?) ON CONFLICT DO NOTHING`, d, micros(day(at))); err != nil {
+				return err
+			}
 			if sender == "" {
 				continue
 			}
@@ -537,6 +540,7 @@ func (s *sqliteStore) Correspondents(ctx context.Context, limit int) ([]Correspo
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT c.domain, c.deliveries,
 	(SELECT count(*) FROM correspondent_senders s WHERE s.domain = c.domain),
+	(SELECT count(*) FROM correspondent_days d WHERE d.domain = c.domain),
 	c.first_seen, c.last_seen
 FROM correspondents c ORDER BY c.deliveries DESC, c.domain LIMIT ?`, limit)
 	if err != nil {
@@ -546,7 +550,7 @@ FROM correspondents c ORDER BY c.deliveries DESC, c.domain LIMIT ?`, limit)
 	return collect(rows, "correspondents", func(r rowIter) (Correspondent, error) {
 		var c Correspondent
 		var first, last int64
-		err := r.Scan(&c.Domain, &c.Deliveries, &c.Senders, &first, &last)
+		err := r.Scan(&c.Domain, &c.Deliveries, &c.Senders, &c.Days, &first, &last)
 		c.FirstSeen, c.LastSeen = fromMicros(first), fromMicros(last)
 		return c, err
 	})
@@ -821,6 +825,54 @@ func (s *sqliteStore) DeleteRule(ctx context.Context, id int64) error {
 	})
 	if err != nil {
 		return fmt.Errorf("store: delete rule %d: %w", id, err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) AddSenderAllow(ctx context.Context, a *SenderAllow) error {
+	if err := prepareSenderAllow(a); err != nil {
+		return fmt.Errorf("store: add sender allow: %w", err)
+	}
+	var id int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `INSERT INTO sender_allows (sender, recipient, note, created_by, created_at) VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (sender, recipient) DO NOTHING RETURNING id`,
+			a.Sender, a.Recipient, a.Note, a.CreatedBy, micros(a.CreatedAt)).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrExists
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: add sender allow %s → %s: %w", a.Sender, a.Recipient, err)
+	}
+	a.ID = id
+	return nil
+}
+
+func (s *sqliteStore) ListSenderAllows(ctx context.Context) ([]SenderAllow, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, sender, recipient, note, created_by, created_at FROM sender_allows ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list sender allows: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, "list sender allows", func(rw rowIter) (SenderAllow, error) {
+		var (
+			a       SenderAllow
+			created int64
+		)
+		err := rw.Scan(&a.ID, &a.Sender, &a.Recipient, &a.Note, &a.CreatedBy, &created)
+		a.CreatedAt = fromMicros(created)
+		return a, err
+	})
+}
+
+func (s *sqliteStore) DeleteSenderAllow(ctx context.Context, id int64) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		return sqliteAffected(tx.ExecContext(ctx, `DELETE FROM sender_allows WHERE id = ?`, id))
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete sender allow %d: %w", id, err)
 	}
 	return nil
 }

@@ -103,6 +103,7 @@ type Correspondent struct {
 	Domain     string
 	Deliveries int64
 	Senders    int64 // distinct sender addresses
+	Days       int64 // distinct UTC days with a delivery
 	FirstSeen  time.Time
 	LastSeen   time.Time
 }
@@ -154,6 +155,18 @@ type Rule struct {
 	Pattern   string // as in policy.allow: an address, a domain, or a .suffix
 	Note      string
 	CreatedBy string
+	CreatedAt time.Time
+}
+
+// SenderAllow lets one sender's mail through to one recipient address
+// that stray flags (a held message released as typed). It is narrower than
+// any allow rule and teaches nothing organisation-wide.
+type SenderAllow struct {
+	ID        int64
+	Sender    string // the sender's address
+	Recipient string // the recipient address, as policy.allow reads one
+	Note      string
+	CreatedBy string // "release", "admin:NAME"
 	CreatedAt time.Time
 }
 
@@ -239,8 +252,16 @@ type Store interface {
 	// first.
 	AddDeliveries(ctx context.Context, sender string, domains []string, at time.Time) error
 	// Correspondents returns learned domains, most deliveries first (limit
-	// 0: all).
+	// 0: all), with their evidence: distinct senders and distinct UTC days.
 	Correspondents(ctx context.Context, limit int) ([]Correspondent, error)
+
+	// Per-sender allows. AddSenderAllow fills ID and CreatedAt (now when
+	// zero); the same sender and recipient twice is ErrExists. Sender and
+	// Recipient are non-empty without white space, stored as given
+	// (normalise them first). DeleteSenderAllow: ErrNotFound when missing.
+	AddSenderAllow(ctx context.Context, a *SenderAllow) error
+	ListSenderAllows(ctx context.Context) ([]SenderAllow, error) // oldest first
+	DeleteSenderAllow(ctx context.Context, id int64) error
 	// Users. PutUser creates the user or replaces its role and hash
 	// (filling CreatedAt on creation and UpdatedAt always); DeleteUser
 	// also ends the user's sessions. ErrNotFound for a missing user.

@@ -748,8 +748,8 @@ func TestAddDeliveriesCountsMessagesAndDistinctSenders(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []Correspondent{
-			{Domain: "gmail.com", Deliveries: 3, Senders: 2, FirstSeen: t0.Truncate(time.Microsecond), LastSeen: t0.Add(2 * time.Hour).Truncate(time.Microsecond)},
-			{Domain: "example.org", Deliveries: 2, Senders: 1, FirstSeen: t0.Add(time.Hour).Truncate(time.Microsecond), LastSeen: t0.Add(3 * time.Hour).Truncate(time.Microsecond)},
+			{Domain: "gmail.com", Deliveries: 3, Senders: 2, Days: 1, FirstSeen: t0.Truncate(time.Microsecond), LastSeen: t0.Add(2 * time.Hour).Truncate(time.Microsecond)},
+			{Domain: "example.org", Deliveries: 2, Senders: 1, Days: 1, FirstSeen: t0.Add(time.Hour).Truncate(time.Microsecond), LastSeen: t0.Add(3 * time.Hour).Truncate(time.Microsecond)},
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("Correspondents:\n got %+v\nwant %+v", got, want)
@@ -990,7 +990,7 @@ func TestBothBackendsHaveTheSameSchema(t *testing.T) {
 		t.Errorf("tables: sqlite %v, postgres %v", tables, pgTables)
 	}
 	for _, table := range []string{"messages", "events", "correspondents", "correspondent_senders", "schema_migrations",
-		"users", "sessions", "api_tokens", "policy_rules", "decision_counts", "reports"} {
+		"users", "sessions", "api_tokens", "policy_rules", "decision_counts", "reports", "correspondent_days", "sender_allows"} {
 		if !slices.Contains(tables, table) {
 			t.Errorf("no table %s", table)
 		}

@@ -475,6 +475,30 @@ func prepareRule(r *Rule) error {
 	return nil
 }
 
+func prepareSenderAllow(a *SenderAllow) error {
+	if a == nil {
+		return fmt.Errorf("nil sender allow")
+	}
+	for _, f := range [...]struct{ name, v string }{{"sender", a.Sender}, {"recipient", a.Recipient}} {
+		if f.v == "" {
+			return fmt.Errorf("empty %s", f.name)
+		}
+		if err := checkText(f.name, f.v); err != nil {
+			return err
+		}
+		if strings.ContainsFunc(f.v, unicode.IsSpace) {
+			return fmt.Errorf("%s %q contains white space", f.name, f.v)
+		}
+	}
+	for _, f := range [...]struct{ name, v string }{{"note", a.Note}, {"created by", a.CreatedBy}} {
+		if err := checkText(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	a.CreatedAt = nowOr(a.CreatedAt)
+	return nil
+}
+
 // day is the UTC midnight that begins t's UTC day.
 func day(t time.Time) time.Time {
 	y, m, d := t.UTC().Date()

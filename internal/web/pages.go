@@ -202,14 +202,17 @@ func (s *Server) quarantine(w http.ResponseWriter, r *http.Request, u *session) 
 }
 
 type messageData struct {
-	M        *store.Message
-	Headers  []header
-	Preview  string
-	Events   []store.Event
-	Subject  string
-	Actions  bool
-	Allowed  map[string]bool
-	MoreHead int
+	M       *store.Message
+	Headers []header
+	Preview string
+	Events  []store.Event
+	Subject string
+	Actions bool
+	Allowed map[string]bool
+	// Lookalikes maps a held recipient domain that imitates a protected
+	// domain to the domain it imitates: no one-click allow for those.
+	Lookalikes map[string]string
+	MoreHead   int
 }
 
 type header struct{ Name, Value string }
@@ -276,6 +279,15 @@ func (s *Server) message(w http.ResponseWriter, r *http.Request, u *session) {
 	for _, rule := range rules {
 		if rule.Kind == "allow" {
 			d.Allowed[rule.Pattern] = true
+		}
+	}
+	d.Lookalikes = map[string]string{}
+	for _, rc := range m.Recipients {
+		if _, dom, ok := strings.Cut(rc.Address, "@"); ok && s.o.Lookalike != nil {
+			dom = strings.ToLower(dom)
+			if intended, ok := s.o.Lookalike(dom, false); ok {
+				d.Lookalikes[dom] = intended
+			}
 		}
 	}
 	v := s.view(u, "Held message", "quarantine")
@@ -363,8 +375,16 @@ type policyData struct {
 	View  PolicyView
 	Rules []store.Rule
 	Known []DomainCount
-	// Learned are the correspondents learned from traffic.
-	Learned []store.Correspondent
+	// Learned are the correspondents learned from traffic, each with
+	// whether it has the evidence to be trusted.
+	Learned []learned
+	// SenderAllows are the per-sender allows (releases as typed).
+	SenderAllows []store.SenderAllow
+}
+
+type learned struct {
+	store.Correspondent
+	Trusted bool
 }
 
 func (s *Server) policy(w http.ResponseWriter, r *http.Request, u *session) {
@@ -378,7 +398,15 @@ func (s *Server) policy(w http.ResponseWriter, r *http.Request, u *session) {
 		s.storeFailed(w, r, u, err)
 		return
 	}
-	if d.Learned, err = s.o.Store.Correspondents(ctx, 100); err != nil {
+	cs, err := s.o.Store.Correspondents(ctx, 100)
+	if err != nil {
+		s.storeFailed(w, r, u, err)
+		return
+	}
+	for _, c := range cs {
+		d.Learned = append(d.Learned, learned{c, c.Senders >= int64(d.View.LearnMinSenders) && c.Days >= int64(d.View.LearnMinDays)})
+	}
+	if d.SenderAllows, err = s.o.Store.ListSenderAllows(ctx); err != nil {
 		s.storeFailed(w, r, u, err)
 		return
 	}
@@ -407,7 +435,19 @@ func (s *Server) addRule(w http.ResponseWriter, r *http.Request, u *session) {
 		s.fail(w, r, u, http.StatusBadRequest, "Not an address, domain or .suffix: "+clip(err.Error())+".")
 		return
 	}
-	rule := &store.Rule{Kind: kind, Pattern: pattern, Note: clip(strings.TrimSpace(r.PostForm.Get("note"))), CreatedBy: u.user.Name}
+	note := clip(strings.TrimSpace(r.PostForm.Get("note")))
+	detail := kind + " " + pattern
+	if intended, ok := s.coversLookalike(kind, pattern); ok {
+		if confirm := strings.ToLower(strings.TrimSpace(r.PostForm.Get("confirm"))); confirm != pattern {
+			s.log.Info("allow rule for a protected lookalike not confirmed", "pattern", pattern, "intended", intended, "user", u.user.Name)
+			v := s.view(u, "Confirm: allow a lookalike of "+intended, "policy")
+			v.Data = confirmAllowData{Pattern: pattern, Intended: intended, Note: note, Back: back, Mismatch: confirm != ""}
+			s.render(w, r, http.StatusConflict, "allow", v)
+			return
+		}
+		detail += " (confirmed: a lookalike of " + intended + ")"
+	}
+	rule := &store.Rule{Kind: kind, Pattern: pattern, Note: note, CreatedBy: u.user.Name}
 	err = s.o.Store.AddRule(r.Context(), rule)
 	msg := fmt.Sprintf("Added: %s %s.", kind, pattern)
 	switch {
@@ -417,13 +457,37 @@ func (s *Server) addRule(w http.ResponseWriter, r *http.Request, u *session) {
 		s.storeFailed(w, r, u, err)
 		return
 	default:
-		s.event(r.Context(), store.Event{Kind: "rule-added", Actor: "admin:" + u.user.Name, Detail: kind + " " + pattern})
-		s.log.Info("policy rule added", "kind", kind, "pattern", pattern, "user", u.user.Name)
+		s.event(r.Context(), store.Event{Kind: "rule-added", Actor: "admin:" + u.user.Name, Detail: detail})
+		s.log.Info("policy rule added", "rule", detail, "user", u.user.Name)
 		if s.o.RulesChanged != nil {
 			s.o.RulesChanged()
 		}
 	}
 	http.Redirect(w, r, addQuery(back, "done", msg), http.StatusSeeOther)
+}
+
+// confirmAllowData is the confirmation page for an allow rule that covers
+// a lookalike of a protected domain.
+type confirmAllowData struct {
+	Pattern, Intended, Note, Back string
+	// Mismatch: something was typed, and it was not the pattern.
+	Mismatch bool
+}
+
+// coversLookalike reports whether an allow rule for pattern (normalised: an
+// address, a domain or a .suffix) lets mail reach a lookalike of a
+// protected domain, and names the domain imitated.
+func (s *Server) coversLookalike(kind, pattern string) (string, bool) {
+	if kind != "allow" || s.o.Lookalike == nil {
+		return "", false
+	}
+	if i := strings.LastIndexByte(pattern, '@'); i >= 0 {
+		return s.o.Lookalike(pattern[i+1:], false)
+	}
+	if suffix, ok := strings.CutPrefix(pattern, "."); ok {
+		return s.o.Lookalike(suffix, true)
+	}
+	return s.o.Lookalike(pattern, false)
 }
 
 func addQuery(path, k, v string) string {
@@ -461,6 +525,39 @@ func (s *Server) deleteRule(w http.ResponseWriter, r *http.Request, u *session) 
 	}
 	s.event(r.Context(), store.Event{Kind: "rule-deleted", Actor: "admin:" + u.user.Name, Detail: what})
 	s.log.Info("policy rule deleted", "rule", what, "user", u.user.Name)
+	if s.o.RulesChanged != nil {
+		s.o.RulesChanged()
+	}
+	http.Redirect(w, r, "/policy?done="+url.QueryEscape("Deleted: "+what+"."), http.StatusSeeOther)
+}
+
+func (s *Server) deleteSenderAllow(w http.ResponseWriter, r *http.Request, u *session) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		s.fail(w, r, u, http.StatusNotFound, "No such allow.")
+		return
+	}
+	allows, err := s.o.Store.ListSenderAllows(r.Context())
+	if err != nil {
+		s.storeFailed(w, r, u, err)
+		return
+	}
+	var what string
+	for _, a := range allows {
+		if a.ID == id {
+			what = a.Sender + " → " + a.Recipient
+		}
+	}
+	switch err := s.o.Store.DeleteSenderAllow(r.Context(), id); {
+	case errors.Is(err, store.ErrNotFound):
+		s.fail(w, r, u, http.StatusNotFound, "No such allow.")
+		return
+	case err != nil:
+		s.storeFailed(w, r, u, err)
+		return
+	}
+	s.event(r.Context(), store.Event{Kind: "sender-allow-deleted", Actor: "admin:" + u.user.Name, Detail: what})
+	s.log.Info("per-sender allow deleted", "allow", what, "user", u.user.Name)
 	if s.o.RulesChanged != nil {
 		s.o.RulesChanged()
 	}
@@ -568,6 +665,6 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, u *session) {
 	}
 	v := s.view(u, "Event log", "events")
 	v.Data = eventsData{Events: evs, Kind: kind, Kinds: []string{"", "login", "login-failed", "logout", "csrf-refused", "decision", "held",
-		"notified", "releasing", "released", "released-fixed", "discarded", "expired", "release-failed", "rule-added", "rule-deleted"}}
+		"notified", "releasing", "released", "released-fixed", "discarded", "expired", "release-failed", "rule-added", "rule-deleted", "sender-allow-deleted"}}
 	s.render(w, r, http.StatusOK, "events", v)
 }

@@ -38,6 +38,12 @@ type Options struct {
 	Holder *hold.Holder
 	// Policy returns what the policy page shows.
 	Policy func(ctx context.Context) PolicyView
+	// Lookalike reports whether allowing domain (with suffix, everything
+	// under it too) would open a lookalike of a protected domain, and which
+	// protected domain it imitates. Such an allow rule is refused unless the
+	// administrator types the pattern again to confirm it; nil: no
+	// protected domains, nothing to confirm.
+	Lookalike func(domain string, suffix bool) (intended string, ok bool)
 	// RulesChanged is called after a run-time rule was added or deleted,
 	// so that the running engine picks it up (the daemon rebuilds it).
 	RulesChanged func()
@@ -66,6 +72,9 @@ type PolicyView struct {
 	Allow, DenyRules []string
 	Mode             string
 	Err              string
+	// LearnMinSenders and LearnMinDays are the evidence a domain learned
+	// from traffic needs to be trusted (detect.learn).
+	LearnMinSenders, LearnMinDays int
 }
 
 // DomainCount is a domain with a count.
@@ -138,6 +147,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /policy", s.auth(anyRole, s.policy))
 	mux.Handle("POST /policy/rules", s.auth(adminOnly, s.addRule))
 	mux.Handle("POST /policy/rules/{id}/delete", s.auth(adminOnly, s.deleteRule))
+	mux.Handle("POST /policy/sender-allows/{id}/delete", s.auth(adminOnly, s.deleteSenderAllow))
 	mux.Handle("GET /reports", s.auth(anyRole, s.reports))
 	mux.Handle("GET /reports/{id}", s.auth(anyRole, s.report))
 	mux.Handle("GET /reports/{id}/report.html", s.auth(anyRole, s.reportHTML))

@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/stray-mail/stray/detect"
 	"github.com/stray-mail/stray/internal/hold"
 	"github.com/stray-mail/stray/internal/store"
 )
@@ -58,7 +59,11 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 			e.mu.Unlock()
 			return nil
 		})
-	o := Options{Store: st, Holder: e.holder, RulesChanged: func() { e.reloads.Add(1) },
+	checker, err := detect.New(detect.Knowledge{Protected: []string{"mil"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Store: st, Holder: e.holder, RulesChanged: func() { e.reloads.Add(1) }, Lookalike: checker.CoversProtectedLookalike,
 		Policy: func(context.Context) PolicyView {
 			return PolicyView{Mode: "enforce", Protected: []string{"mil"}, Allow: []string{"partner.ml"}, Config: "store: sqlite:stray.db\n"}
 		}}
@@ -429,7 +434,7 @@ func TestMessagePageShowsTheMessageAsTextNeverAsHTML(t *testing.T) {
 func TestAllowListingADomainFromAFindingAddsARuleAndReloads(t *testing.T) {
 	e, c := loggedIn(t, store.RoleAdmin)
 	id := e.hold("x")
-	resp, _ := c.post("/policy/rules", url.Values{"kind": {"allow"}, "pattern": {"Army.ML"}, "back": {"/quarantine/" + id}})
+	resp, _ := c.post("/policy/rules", url.Values{"kind": {"allow"}, "pattern": {"Army.ML"}, "confirm": {"army.ml"}, "back": {"/quarantine/" + id}})
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/quarantine/"+id+"?done=") {
 		t.Fatalf("add rule: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -446,7 +451,7 @@ func TestAllowListingADomainFromAFindingAddsARuleAndReloads(t *testing.T) {
 			t.Errorf("pattern %q: %d", bad, resp.StatusCode)
 		}
 	}
-	if resp, _ := c.post("/policy/rules", url.Values{"kind": {"allow"}, "pattern": {"partner.ml"}, "back": {"https://evil.example"}}); resp.Header.Get("Location")[0] != '/' {
+	if resp, _ := c.post("/policy/rules", url.Values{"kind": {"allow"}, "pattern": {"partner.example"}, "back": {"https://evil.example"}}); resp.Header.Get("Location")[0] != '/' {
 		t.Fatalf("back= left the site: %q", resp.Header.Get("Location"))
 	}
 	_, body = c.get("/policy")
