@@ -257,17 +257,20 @@ func unquote(s string) (string, error) {
 // the policy delegation protocol's recipient= and sender= carry it: the
 // domain is after the last '@') to the external form that ParseRoute
 // reads, quoting the local part when it needs it. An address without '@'
-// is only quoted.
+// is only quoted; a source route is kept; an empty part is left as it is,
+// for ParseRoute to refuse.
 func Internal(s string) string {
-	i := strings.LastIndexByte(s, '@')
-	if i < 0 {
-		if s == "" {
-			return s
+	if strings.HasPrefix(s, "@") {
+		if c := strings.IndexByte(s, ':'); c > 0 {
+			return s[:c+1] + Internal(s[c+1:])
 		}
-		return quoteLocal(s)
 	}
-	if i == 0 {
+	i := strings.LastIndexByte(s, '@')
+	switch {
+	case s == "" || i == 0 || i == len(s)-1:
 		return s
+	case i < 0:
+		return quoteLocal(s)
 	}
 	return quoteLocal(s[:i]) + s[i:]
 }

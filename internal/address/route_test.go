@@ -109,6 +109,8 @@ func TestInternalQuotesWhatPostfixUnquoted(t *testing.T) {
 		"j%army.ml@example.com": "j%army.ml@example.com",
 		"postmaster":            "postmaster",
 		"":                      "",
+		"@relay.example.com:j@army.ml@example.com": `@relay.example.com:"j@army.ml"@example.com`,
+		"not an address@@":                         "not an address@@",
 	} {
 		if got := Internal(in); got != want {
 			t.Errorf("Internal(%q) = %q, want %q", in, got, want)
