@@ -121,3 +121,39 @@ func TestTheRecipientPostfixResolvedIsCheckedToo(t *testing.T) {
 		t.Fatalf("unreadable: got %q %q", code, text)
 	}
 }
+
+func TestAuditModeOnlyLogsUnreadableRecipientsAndLiterals(t *testing.T) {
+	t.Parallel()
+	_, addr := startServer(t, newGate(t, detect.Knowledge{Protected: []string{"mil"}}, policy.Config{Mode: "audit"}))
+	c := dial(t, addr)
+	c.negotiate()
+	c.mailAs("a@army.mil", "")
+	for _, rcpt := range []string{"j@army_ml.com", "j@[192.0.2.1]", "j%army.ml@army.mil"} {
+		if code, text := c.rcpt(rcpt); code != respContinue {
+			t.Errorf("%s: audit mode refused: %q %q", rcpt, code, text)
+		}
+	}
+}
+
+func TestAddressLiteralsCanBeHeldInsteadOfRejected(t *testing.T) {
+	t.Parallel()
+	_, addr := startServer(t, newGate(t, detect.Knowledge{}, policy.Config{AddressLiterals: "hold"}))
+	c := dial(t, addr)
+	c.negotiate()
+	c.mailAs("a@example.org", "")
+	if code, text := c.rcpt("j@[192.0.2.1]"); code != respContinue {
+		t.Fatalf("literal refused at RCPT: %q %q", code, text)
+	}
+	if code := c.data(); code != respContinue {
+		t.Fatalf("DATA: got %q, want continue (the hold is at the end)", code)
+	}
+	var quarantine string
+	for _, p := range c.eom() {
+		if p.Code == respQuarantine {
+			quarantine = string(p.Data)
+		}
+	}
+	if !strings.Contains(quarantine, "j@[192.0.2.1]: stray cannot check mail to an address literal") {
+		t.Errorf("quarantine reason %q", quarantine)
+	}
+}
