@@ -143,9 +143,9 @@ func saslScopes(t *testing.T, o postfixtest.Options) {
 			t.Errorf("%s: RCPT got %v, want %d", c.name, r, c.want)
 		}
 	}
-	got := pf.Sink.WaitRecipients(1, 20*time.Second)
+	pf.Sink.WaitRecipients(1, 20*time.Second)
 	time.Sleep(500 * time.Millisecond)
-	if got = pf.Sink.Recipients(); len(got) != 1 || got[0] != "b@army.ml" {
+	if got := pf.Sink.Recipients(); len(got) != 1 || got[0] != "b@army.ml" {
 		t.Errorf("delivered %q, want only the liaison's b@army.ml", got)
 	}
 }
