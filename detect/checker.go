@@ -170,6 +170,11 @@ func under(d, p string) bool {
 	return d == p || (len(d) > len(p) && d[len(d)-len(p)-1] == '.' && strings.HasSuffix(d, p))
 }
 
+// Protects reports whether domain (ASCII, lower case) lies in the
+// protected space: the organisation's own domains, which its MTA delivers
+// or routes itself.
+func (c *Checker) Protects(domain string) bool { return c.inProtected(domain) }
+
 func (c *Checker) inProtected(d string) bool {
 	for _, p := range c.protected {
 		if under(d, p) {

@@ -10,6 +10,13 @@
 // limits. Address literals ([192.0.2.1], [IPv6:2001:db8::1]) are validated
 // with net/netip.
 //
+// [ParseRoute] reads an SMTP envelope recipient the way Postfix routes it:
+// source routes stripped, the domain after the last unquoted '@', and, under
+// a domain the MTA delivers itself, the percent hack (j%army.ml), bang paths
+// (army.ml!j) and quoted '@' ("j@army.ml") followed to the address they
+// reach. A gate checks every hop, so that what it judges is where the mail
+// goes.
+//
 // What this package must never do: it performs no DNS or network look-ups
 // and makes no judgement about whether a domain is a typo, a homoglyph or
 // otherwise suspicious. A domain such as "gmаil.com" (with a Cyrillic а) or

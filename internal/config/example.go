@@ -42,12 +42,22 @@ policy:
   # Recipients always blocked, in the same forms (.ml: all of Mali). Allow
   # wins over deny.
   deny: []
-  # Refinements for some sender domains; the first that matches applies.
+  # Refinements for some senders; the first that matches applies. A scope
+  # matches the authenticated (SASL) login when the MTA passes one: senders
+  # match a login that is an address, logins match any login exactly.
   scopes:
     - senders: [.hr.example.com]
+      logins: []
       actions: {hold: reject}
       allow: []
       deny: []
+  # Let scopes match the envelope sender (MAIL FROM) of clients that did not
+  # authenticate, when the MTA says so. Anyone can write an envelope sender:
+  # turn this on only when every client that can submit is trusted.
+  trust_envelope: false
+  # Recipients at an address literal (j@[192.0.2.1]), whose destination
+  # stray cannot judge: reject, hold, tempfail, warn, log or pass.
+  address_literals: reject
 
 listen:
   # Milter for Postfix (smtpd_milters) and Sendmail: inet:HOST:PORT or

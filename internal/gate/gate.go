@@ -151,6 +151,7 @@ type Session struct {
 	engine   *Engine
 	queueID  string
 	sender   string
+	auth     Auth
 	inMsg    bool
 	rcpts    []RcptResult
 	release  []string // values of release headers seen
@@ -165,14 +166,32 @@ func (g *Gate) NewSession(frontend string, log *slog.Logger) *Session {
 	return &Session{g: g, frontend: frontend, log: log}
 }
 
+// Auth is what the MTA says about how the sender authenticated.
+type Auth struct {
+	// Login is the SASL login ("" when the sender did not authenticate).
+	Login string
+	// Known: the MTA passes authentication information, so an empty Login
+	// means the sender did not authenticate. Policy scopes then match the
+	// login, not the envelope sender, which anyone can write.
+	Known bool
+}
+
 // Mail starts a message from sender (an address, "<addr>", or "" / "<>"
-// for the null sender). Any unfinished message is dropped.
-func (s *Session) Mail(sender string) {
+// for the null sender), when the front end cannot tell whether the sender
+// authenticated. Any unfinished message is dropped.
+func (s *Session) Mail(sender string) { s.MailAuth(sender, Auth{}) }
+
+// MailAuth starts a message from sender, authenticated as auth says.
+func (s *Session) MailAuth(sender string, auth Auth) {
 	s.Reset()
 	s.engine = s.g.engine.Load()
 	s.sender = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(sender), "<"), ">")
+	s.auth = Auth{Login: strings.TrimSpace(auth.Login), Known: auth.Known}
 	s.inMsg = true
 }
+
+// Login returns the current message's authenticated login, if any.
+func (s *Session) Login() string { return s.auth.Login }
 
 // SetQueueID records the MTA's queue id for the logs, when it is known.
 func (s *Session) SetQueueID(id string) {
@@ -195,25 +214,27 @@ type RcptResult struct {
 	Reply *Reply
 }
 
-// Rcpt decides one recipient of the current message.
-func (s *Session) Rcpt(rcpt string) RcptResult {
+// Rcpt decides one recipient of the current message, as the client wrote
+// it (RCPT TO).
+func (s *Session) Rcpt(rcpt string) RcptResult { return s.RcptResolved(rcpt, "") }
+
+// RcptResolved decides one recipient as the client wrote it (rcpt) and,
+// when the MTA tells, as the MTA resolved it (resolved: Postfix's
+// {rcpt_addr} milter macro; "" when unknown). Every address either of them
+// routes through (address.ParseRoute; the protected domains count as
+// local) is checked, and the most severe decision wins, so that what stray
+// judges is where the mail goes. A recipient stray cannot read is refused
+// (policy.Unreadable), and one at an address literal gets the policy's
+// address_literals action.
+func (s *Session) RcptResolved(rcpt, resolved string) RcptResult {
 	if !s.inMsg {
 		s.Mail("") // a front end that skipped MAIL: decide against the null sender
 	}
 	start := time.Now()
 	rcpt = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(rcpt), "<"), ">")
 	r := RcptResult{Recipient: rcpt}
-	a, err := address.Parse(rcpt)
-	if err != nil {
-		// Syntax is the MTA's business; the gate does not refuse what it
-		// cannot read.
-		s.log.Debug("recipient not parsed", "queue_id", s.queueID, "rcpt", clip(rcpt), "err", err)
-		r.Decision = policy.Decision{Action: policy.Pass, Enforced: policy.Pass}
-	} else {
-		f := s.engine.Checker.CheckAddress(a)
-		r.Decision = s.engine.Policy.Decide(s.sender, f)
-		r.Reply = replyFor(a, r.Decision)
-	}
+	var via string
+	r.Decision, r.Reply, via = s.decide(rcpt, strings.TrimSpace(resolved))
 	s.rcpts = append(s.rcpts, r)
 	if s.g.recorder != nil {
 		s.g.recorder.Decided(r.Decision.Finding.Verdict, r.Decision.Action)
@@ -224,11 +245,84 @@ func (s *Session) Rcpt(rcpt string) RcptResult {
 	elapsed := time.Since(start)
 	s.g.metrics.latency.WithLabelValues(s.frontend).Observe(elapsed.Seconds())
 	s.g.metrics.decisions.WithLabelValues(s.frontend, r.Decision.Finding.Verdict.String(), r.Decision.Action.String()).Inc()
-	s.logDecision(r)
+	s.logDecision(r, via)
 	return r
 }
 
-func (s *Session) logDecision(r RcptResult) {
+// hop is one address a recipient routes through.
+type hop struct {
+	addr    address.Address
+	written bool // the address as the client wrote it (not a rewrite)
+}
+
+// decide is the decision and reply for a recipient, and the address it
+// routes through that decided, when that is not the address as written.
+func (s *Session) decide(rcpt, resolved string) (policy.Decision, *Reply, string) {
+	e := s.engine
+	sender := policy.Sender{Envelope: s.sender, Login: s.auth.Login, AuthKnown: s.auth.Known}
+	local := func(a address.Address) bool { return a.Literal || e.Checker.Protects(a.Domain) }
+	var hops []hop
+	seen := map[string]bool{}
+	for i, in := range []string{rcpt, resolved} {
+		if i == 1 && (in == "" || len(hops) == 0) {
+			// No resolution, or an address without a domain: the MTA
+			// gives it its own (myorigin), nothing to check.
+			break
+		}
+		rt, err := address.ParseRoute(in, local)
+		if err != nil {
+			s.log.Info("recipient not readable; refused", "queue_id", s.queueID, "rcpt", clip(in), "err", err)
+			d := e.Policy.Unreadable(detect.Finding{Address: clip(rcpt), Reasons: []detect.Reason{
+				{Kind: policy.RuleUnreadable, Message: "stray cannot read this address (" + strings.TrimPrefix(err.Error(), "address: ") + ")"}}})
+			return d, replyFor(rcpt, hop{}, d), ""
+		}
+		for j, a := range rt.Hops {
+			if k := a.String(); !seen[k] {
+				seen[k] = true
+				hops = append(hops, hop{addr: a, written: i == 0 && j == 0})
+			}
+		}
+	}
+	if len(hops) == 0 {
+		d := e.Policy.DecideFor(sender, detect.Finding{Address: rcpt})
+		return d, nil, ""
+	}
+	var best policy.Decision
+	var bestHop hop
+	for i, h := range hops {
+		var d policy.Decision
+		ok := false
+		if h.addr.Literal {
+			d, ok = e.Policy.Literal(detect.Finding{Address: h.addr.String(), Domain: h.addr.Domain, Reasons: []detect.Reason{
+				{Kind: policy.RuleLiteral, Message: "stray cannot check mail to an address literal"}}})
+		}
+		if !ok {
+			d = e.Policy.DecideFor(sender, e.Checker.CheckAddress(h.addr))
+		}
+		if i == 0 || worse(d, best) {
+			best, bestHop = d, h
+		}
+	}
+	via := ""
+	if !bestHop.written {
+		via = bestHop.addr.String()
+	}
+	return best, replyFor(rcpt, bestHop, best), via
+}
+
+// worse reports whether decision a is more severe than b: a stronger
+// enforced action, then a stronger verdict, then a higher score.
+func worse(a, b policy.Decision) bool {
+	if a.Enforced != b.Enforced {
+		return a.Enforced > b.Enforced
+	}
+	if a.Finding.Verdict != b.Finding.Verdict {
+		return a.Finding.Verdict > b.Finding.Verdict
+	}
+	return a.Finding.Score > b.Finding.Score
+}
+
+func (s *Session) logDecision(r RcptResult, via string) {
 	d := r.Decision
 	level := slog.LevelInfo
 	if d.Finding.Verdict == detect.OK && d.Rule == "" {
@@ -239,6 +333,12 @@ func (s *Session) logDecision(r RcptResult) {
 	}
 	attrs := []any{"queue_id", s.queueID, "sender", s.sender, "rcpt", clip(r.Recipient),
 		"verdict", d.Finding.Verdict.String(), "intended", d.Finding.Intended, "action", d.Action.String()}
+	if via != "" {
+		attrs = append(attrs, "via", clip(via))
+	}
+	if s.auth.Login != "" {
+		attrs = append(attrs, "login", clip(s.auth.Login))
+	}
 	if d.Audit {
 		attrs = append(attrs, "audit", true, "enforced", d.Enforced.String())
 	}
@@ -375,7 +475,7 @@ func (s *Session) allRefused() bool {
 func (s *Session) Reset() {
 	s.rcpts = s.rcpts[:0]
 	s.release = s.release[:0]
-	s.sender, s.queueID, s.inMsg = "", "", false
+	s.sender, s.queueID, s.inMsg, s.auth = "", "", false, Auth{}
 }
 
 // Describe is a one-line, printable-ASCII sentence about a flagged
@@ -403,8 +503,10 @@ type Reply struct {
 func (r *Reply) String() string { return fmt.Sprintf("%d %s %s", r.Code, r.Enhanced, r.Text) }
 
 // replyFor is the reply refusing a recipient, or nil when it is accepted.
-// The text is short, helpful to the sender and printable ASCII (SMTP).
-func replyFor(a address.Address, d policy.Decision) *Reply {
+// rcpt is the recipient as written, h the address it routes through that
+// decided. The text is short, helpful to the sender and printable ASCII
+// (SMTP).
+func replyFor(rcpt string, h hop, d policy.Decision) *Reply {
 	var code int
 	var enh string
 	switch d.Action {
@@ -415,17 +517,38 @@ func replyFor(a address.Address, d policy.Decision) *Reply {
 	default:
 		return nil
 	}
-	f := d.Finding
+	a, f := h.addr, d.Finding
+	who := "<" + a.String() + ">"
+	if !h.written {
+		// Not the recipient's own text, which may hold '%' (not allowed
+		// in milter replies): where it routes.
+		who = fmt.Sprintf("routed to <%s>", a.String())
+	}
 	var text string
 	switch {
-	case d.Rule == "deny":
-		text = fmt.Sprintf("<%s>: %s is blocked by your organisation's policy; check the address", a.String(), a.Domain)
+	case d.Rule == policy.RuleUnreadable:
+		// Syntax: 501 5.1.3 (bad destination mailbox address syntax).
+		code, enh = 501, "5.1.3"
+		text = fmt.Sprintf("<%s>: stray cannot read this address", clipShort(rcpt))
+	case d.Rule == policy.RuleLiteral:
+		enh = map[int]string{550: "5.7.1", 450: "4.7.1"}[code]
+		text = fmt.Sprintf("%s: stray cannot check mail to an address literal; use a domain name", who)
+	case d.Rule == policy.RuleDeny:
+		text = fmt.Sprintf("%s: %s is blocked by your organisation's policy; check the address", who, a.Domain)
 	case f.Intended != "":
-		text = fmt.Sprintf("<%s>: %s looks like a typo of %s - did you mean %s?", a.String(), a.Domain, f.Intended, f.Suggestion)
+		text = fmt.Sprintf("%s: %s looks like a typo of %s - did you mean %s?", who, a.Domain, f.Intended, f.Suggestion)
 	default:
-		text = fmt.Sprintf("<%s>: %s looks like a mistyped domain; check the address", a.String(), a.Domain)
+		text = fmt.Sprintf("%s: %s looks like a mistyped domain; check the address", who, a.Domain)
 	}
 	return &Reply{Code: code, Enhanced: enh, Text: asciiText(text)}
+}
+
+// clipShort shortens an address the sender wrote for an SMTP reply.
+func clipShort(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
 }
 
 // asciiText makes s safe for SMTP replies and header values: printable

@@ -6,7 +6,9 @@
 // It decides nothing itself. It asks the MTA only for the stages stray needs
 // (no connect, helo, headers or body), accepts a clean message at DATA so
 // its content is never streamed, and keeps per-message state across
-// recipients: a rejected recipient does not reset the others.
+// recipients: a rejected recipient does not reset the others. It asks for
+// the macros it needs (the queue id, the SASL login {auth_authen} at MAIL,
+// the resolved recipient {rcpt_addr} at RCPT) and hands them to the session.
 package milter
 
 import (
@@ -55,7 +57,26 @@ const (
 	actAddHeader  = 0x01
 	actDelRcpt    = 0x08
 	actQuarantine = 0x20
+	actSetSymList = 0x100 // the milter names the macros it wants per stage
 )
+
+// Macro stages (SMFIM_*) and the macros stray asks for at each, in the
+// option negotiation: the queue id, the SASL login at MAIL (for the
+// policy's scopes) and, at RCPT, the address the MTA resolved the
+// recipient to (Postfix: after its percent hack, bang path and quoted
+// routing), which the gate checks too.
+const (
+	stageMail = 2
+	stageRcpt = 3
+)
+
+var wantMacros = []struct {
+	stage uint32
+	names string
+}{
+	{stageMail, "i {auth_authen}"},
+	{stageRcpt, "i {rcpt_addr}"},
+}
 
 // Protocol flags: steps the MTA should skip, and replies it should not wait
 // for.
@@ -150,6 +171,17 @@ func (o optneg) bytes() []byte {
 	binary.BigEndian.PutUint32(b[0:4], o.version)
 	binary.BigEndian.PutUint32(b[4:8], o.actions)
 	binary.BigEndian.PutUint32(b[8:12], o.protocol)
+	return b
+}
+
+// macroRequest appends the macro lists stray wants to an option
+// negotiation reply (protocol 6, with actSetSymList).
+func macroRequest(b []byte) []byte {
+	for _, m := range wantMacros {
+		b = binary.BigEndian.AppendUint32(b, m.stage)
+		b = append(b, m.names...)
+		b = append(b, 0)
+	}
 	return b
 }
 

@@ -111,6 +111,10 @@ func (c *conn) loop() error {
 	defer func() { w.Reset(nil); writers.Put(w) }()
 	sess := c.srv.Gate.NewSession("milter", c.log)
 	queueID := ""
+	// What the MTA says about the sender's login and where it resolved the
+	// recipient; authKnown once it agreed to send the login macro.
+	login, rcptAddr := "", ""
+	authKnown := false
 	noMailReply := false
 	var noReply uint32
 	var content *contentBuf
@@ -154,7 +158,16 @@ func (c *conn) loop() error {
 			}
 			noMailReply = want.protocol&protNRMail != 0
 			noReply = want.protocol & (protNRHeader | protNREOH | protNRBody)
-			if err := reply(respOptneg, want.bytes()); err != nil {
+			data := want.bytes()
+			if want.version >= 6 && o.actions&actSetSymList != 0 {
+				// Ask for the login and the resolved recipient; the MTA
+				// then sends exactly these, so a missing login means
+				// the sender did not authenticate.
+				want.actions |= actSetSymList
+				data = macroRequest(want.bytes())
+				authKnown = true
+			}
+			if err := reply(respOptneg, data); err != nil {
 				return err
 			}
 		case cmdMacro:
@@ -167,6 +180,12 @@ func (c *conn) loop() error {
 				queueID = id
 				sess.SetQueueID(id)
 			}
+			switch p.Data[0] {
+			case cmdMail:
+				login, _ = macroValue(p.Data[1:], "auth_authen")
+			case cmdRcpt:
+				rcptAddr, _ = macroValue(p.Data[1:], "rcpt_addr")
+			}
 		case cmdConnect, cmdHelo:
 			if err := reply(respContinue, nil); err != nil {
 				return err
@@ -177,7 +196,8 @@ func (c *conn) loop() error {
 			if len(args) > 0 {
 				from = args[0]
 			}
-			sess.Mail(from)
+			sess.MailAuth(from, gate.Auth{Login: login, Known: authKnown})
+			login = ""
 			sess.SetQueueID(queueID)
 			c.c.SetBusy(true)
 			c.c.SetWriteDeadline(time.Now().Add(wt))
@@ -192,7 +212,8 @@ func (c *conn) loop() error {
 			if len(args) == 0 {
 				return errors.New("milter: RCPT without an address")
 			}
-			res := sess.Rcpt(args[0])
+			res := sess.RcptResolved(args[0], rcptAddr)
+			rcptAddr = ""
 			if res.Reply != nil {
 				if err := reply(respReplyCode, nul(res.Reply.String())); err != nil {
 					return err
@@ -269,6 +290,7 @@ func (c *conn) loop() error {
 				return err
 			}
 		case cmdAbort:
+			login, rcptAddr = "", ""
 			sess.Reset()
 			c.endMessage(&queueID)
 			content = nil

@@ -27,7 +27,7 @@ func TestNegotiationAsksOnlyForTheEnvelope(t *testing.T) {
 			t.Errorf("protocol %#x does not skip %#x", o.protocol, skip)
 		}
 	}
-	if o.actions != actAddHeader|actQuarantine {
+	if o.actions != actAddHeader|actQuarantine|actSetSymList {
 		t.Errorf("actions %#x", o.actions)
 	}
 }

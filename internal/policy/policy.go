@@ -72,19 +72,56 @@ type Config struct {
 	// Deny lists recipients always blocked, in the same forms (.ml: all of
 	// Mali). Allow wins over deny.
 	Deny []string `yaml:"deny"`
-	// Scopes refine the policy for mail from some sender domains; the first
-	// scope that matches the sender applies, on top of the above.
+	// Scopes refine the policy for mail from some senders; the first scope
+	// that matches the sender applies, on top of the above. When the MTA
+	// passes an authenticated login (SASL), the login is matched, not the
+	// envelope sender, which anyone can write.
 	Scopes []Scope `yaml:"scopes"`
+	// TrustEnvelope lets scopes match the envelope sender (MAIL FROM) of a
+	// sender who did not authenticate, when the MTA says so. Off by
+	// default: such a sender gets the policy without scopes. Turn it on
+	// only when every client that can submit is trusted by other means.
+	TrustEnvelope bool `yaml:"trust_envelope"`
+	// AddressLiterals is the action for a recipient at an address literal
+	// (j@[192.0.2.1]), whose destination stray cannot judge: reject
+	// (default), hold, tempfail, warn, log, or pass (check nothing).
+	AddressLiterals string `yaml:"address_literals"`
 }
 
 // Scope is a policy refinement for some senders.
 type Scope struct {
-	// Senders are sender domains or suffixes (.example.com), or addresses.
-	Senders []string          `yaml:"senders"`
+	// Senders are sender domains or suffixes (.example.com), or
+	// addresses. They match an authenticated login that is an address, or
+	// the envelope sender when the MTA gives no login and the envelope is
+	// trusted.
+	Senders []string `yaml:"senders"`
+	// Logins are authenticated (SASL) logins, matched exactly (case
+	// does not matter): for logins that are not addresses (jsmith).
+	Logins  []string          `yaml:"logins"`
 	Actions map[string]string `yaml:"actions"`
 	Allow   []string          `yaml:"allow"`
 	Deny    []string          `yaml:"deny"`
 }
+
+// Sender is who sends a message, as far as the front end knows.
+type Sender struct {
+	// Envelope is the envelope sender (MAIL FROM); "" for the null sender.
+	Envelope string
+	// Login is the authenticated (SASL) login; "" when there is none.
+	Login string
+	// AuthKnown: the MTA passes authentication information, so an empty
+	// Login means the sender did not authenticate. When false (the front
+	// end cannot tell), scopes match the envelope sender.
+	AuthKnown bool
+}
+
+// Rule names.
+const (
+	RuleAllow      = "allow"
+	RuleDeny       = "deny"
+	RuleUnreadable = "unreadable"      // a recipient stray cannot parse
+	RuleLiteral    = "address-literal" // a recipient at an address literal
+)
 
 // Defaults: block → reject, hold → hold, warn → warn.
 var defaultActions = map[detect.Verdict]Action{detect.OK: Pass, detect.Warn: Warn, detect.Hold: Hold, detect.Block: Reject}
@@ -99,6 +136,9 @@ type Policy struct {
 	// senderAllow maps a sender (lower case) to the recipient addresses
 	// it may write to whatever the finding (a release as typed).
 	senderAllow map[string]map[string]bool
+	// trustEnvelope: scopes match the envelope of unauthenticated senders.
+	trustEnvelope bool
+	literal       Action
 }
 
 // RuleSenderAllow is the Decision.Rule of a per-sender allow.
@@ -163,6 +203,7 @@ func (p *Policy) senderAllowed(sender, addr, domain string) bool {
 
 type scope struct {
 	senders matcher
+	logins  map[string]bool
 	actions map[detect.Verdict]Action
 	allow   matcher
 	deny    matcher
@@ -172,7 +213,7 @@ type scope struct {
 // once, each with its field path below prefix (e.g. "policy").
 func Compile(c Config, prefix string) (*Policy, error) {
 	var probs []string
-	p := &Policy{actions: map[detect.Verdict]Action{}}
+	p := &Policy{actions: map[detect.Verdict]Action{}, trustEnvelope: c.TrustEnvelope, literal: Reject}
 	switch c.Mode {
 	case "", "enforce":
 	case "audit":
@@ -183,6 +224,13 @@ func Compile(c Config, prefix string) (*Policy, error) {
 	for v, a := range defaultActions {
 		p.actions[v] = a
 	}
+	if c.AddressLiterals != "" {
+		a, err := ParseAction(c.AddressLiterals)
+		if err != nil {
+			probs = append(probs, fmt.Sprintf("%s.address_literals: %v", prefix, err))
+		}
+		p.literal = a
+	}
 	probs = append(probs, compileActions(c.Actions, p.actions, prefix+".actions")...)
 	var e []string
 	p.allow, e = compileMatcher(c.Allow, prefix+".allow")
@@ -191,12 +239,20 @@ func Compile(c Config, prefix string) (*Policy, error) {
 	probs = append(probs, e...)
 	for i, sc := range c.Scopes {
 		path := fmt.Sprintf("%s.scopes[%d]", prefix, i)
-		s := scope{actions: map[detect.Verdict]Action{}}
+		s := scope{actions: map[detect.Verdict]Action{}, logins: map[string]bool{}}
 		for v, a := range p.actions {
 			s.actions[v] = a
 		}
-		if len(sc.Senders) == 0 {
-			probs = append(probs, path+".senders: empty (a scope applies to some sender domains)")
+		if len(sc.Senders) == 0 && len(sc.Logins) == 0 {
+			probs = append(probs, path+".senders: empty (a scope applies to some sender domains or logins)")
+		}
+		for j, l := range sc.Logins {
+			l = strings.TrimSpace(l)
+			if l == "" {
+				probs = append(probs, fmt.Sprintf("%s.logins[%d]: empty", path, j))
+				continue
+			}
+			s.logins[strings.ToLower(l)] = true
 		}
 		s.senders, e = compileMatcher(sc.Senders, path+".senders")
 		probs = append(probs, e...)
@@ -251,35 +307,93 @@ type Decision struct {
 }
 
 // Decide applies the policy to a finding for mail from sender (an address
-// or "" for the null sender).
+// or "" for the null sender), when the front end cannot tell whether the
+// sender authenticated: scopes match the envelope sender.
 func (p *Policy) Decide(sender string, f detect.Finding) Decision {
+	return p.DecideFor(Sender{Envelope: sender}, f)
+}
+
+// DecideFor applies the policy to a finding for mail from s. Scopes match
+// s.Login when there is one (an address login as an address, any login by
+// a scope's logins); without a login they match the envelope sender only
+// when the front end cannot tell (AuthKnown false) or the envelope is
+// trusted (trust_envelope).
+func (p *Policy) DecideFor(s Sender, f detect.Finding) Decision {
 	actions, allow, deny := p.actions, p.allow, p.deny
-	var sc *scope
-	if sd := addrDomain(sender); sd != "" {
-		for i := range p.scopes {
-			if p.scopes[i].senders.match(sender, sd) {
-				sc = &p.scopes[i]
-				actions = sc.actions
-				break
-			}
-		}
+	sc := p.scopeFor(s)
+	if sc != nil {
+		actions = sc.actions
 	}
 	d := Decision{Finding: f, Audit: p.audit}
 	addr, dom := f.Address, f.Domain
 	switch {
 	case allow.match(addr, dom) || (sc != nil && sc.allow.match(addr, dom)):
-		d.Rule = "allow"
+		d.Rule = RuleAllow
 		d.Finding.Verdict, d.Finding.Intended, d.Finding.Suggestion, d.Finding.Reasons = detect.OK, "", "", nil
 	case deny.match(addr, dom) || (sc != nil && sc.deny.match(addr, dom)):
-		d.Rule = "deny"
+		d.Rule = RuleDeny
 		d.Finding.Verdict = detect.Block
 		d.Finding.Reasons = append([]detect.Reason{{Kind: "deny", Message: dom + " is on your deny list"}}, f.Reasons...)
-	case p.senderAllowed(sender, addr, dom):
+	case p.senderAllowed(s.Envelope, addr, dom):
 		d.Rule = RuleSenderAllow
 		d.Finding.Verdict, d.Finding.Intended, d.Finding.Suggestion, d.Finding.Reasons = detect.OK, "", "", nil
 	}
 	d.Enforced = actions[d.Finding.Verdict]
 	d.Action = d.Enforced
+	if p.audit && d.Action > Log {
+		d.Action = Log
+	}
+	return d
+}
+
+// scopeFor is the scope that applies to s, or nil.
+func (p *Policy) scopeFor(s Sender) *scope {
+	id := s.Envelope
+	if s.Login != "" {
+		id = s.Login
+	} else if s.AuthKnown && !p.trustEnvelope {
+		return nil
+	}
+	login := strings.ToLower(strings.TrimSpace(s.Login))
+	d := addrDomain(id)
+	for i := range p.scopes {
+		sc := &p.scopes[i]
+		if (login != "" && sc.logins[login]) || (d != "" && sc.senders.match(id, d)) {
+			return sc
+		}
+	}
+	return nil
+}
+
+// Unreadable is the decision for a recipient stray cannot parse (f says
+// which, with a reason): reject, whatever the rules, since an address
+// stray cannot read is one it cannot check. Audit mode only logs it.
+func (p *Policy) Unreadable(f detect.Finding) Decision {
+	f.Verdict = detect.Block
+	return p.fixed(f, RuleUnreadable, Reject)
+}
+
+// Literal is the decision for a recipient at an address literal (f says
+// which, with a reason): the address_literals action. ok is false when
+// that is pass: the literal is then treated like any recipient.
+func (p *Policy) Literal(f detect.Finding) (d Decision, ok bool) {
+	if p.literal == Pass {
+		return Decision{}, false
+	}
+	switch p.literal {
+	case Reject, Tempfail:
+		f.Verdict = detect.Block
+	case Hold:
+		f.Verdict = detect.Hold
+	default:
+		f.Verdict = detect.Warn
+	}
+	return p.fixed(f, RuleLiteral, p.literal), true
+}
+
+// fixed is a decision by a rule with a fixed action.
+func (p *Policy) fixed(f detect.Finding, rule string, a Action) Decision {
+	d := Decision{Finding: f, Rule: rule, Enforced: a, Action: a, Audit: p.audit}
 	if p.audit && d.Action > Log {
 		d.Action = Log
 	}

@@ -112,3 +112,77 @@ func TestNormalizePatternIsWhatThePolicyReads(t *testing.T) {
 		}
 	}
 }
+
+func TestScopesMatchTheAuthenticatedLoginNotTheEnvelope(t *testing.T) {
+	t.Parallel()
+	liaison := Scope{Senders: []string{".liaison.army.mil"}, Logins: []string{"JSmith"}, Allow: []string{".ml"}}
+	cases := []struct {
+		name  string
+		trust bool
+		s     Sender
+		want  Action
+	}{
+		{"login that is an address in the scope", false, Sender{Envelope: "x@other.army.mil", Login: "j@liaison.army.mil", AuthKnown: true}, Pass},
+		{"login listed by name, any case", false, Sender{Envelope: "x@other.army.mil", Login: "jsmith", AuthKnown: true}, Pass},
+		{"login outside the scope with a scoped envelope", false, Sender{Envelope: "x@liaison.army.mil", Login: "mallory@army.mil", AuthKnown: true}, Reject},
+		{"unauthenticated sender forging a scoped envelope", false, Sender{Envelope: "x@liaison.army.mil", AuthKnown: true}, Reject},
+		{"unauthenticated sender when the envelope is trusted", true, Sender{Envelope: "x@liaison.army.mil", AuthKnown: true}, Pass},
+		{"login still wins when the envelope is trusted", true, Sender{Envelope: "x@liaison.army.mil", Login: "mallory@army.mil", AuthKnown: true}, Reject},
+		{"front end that cannot tell: the envelope", false, Sender{Envelope: "x@liaison.army.mil"}, Pass},
+		{"null sender", false, Sender{AuthKnown: true}, Reject},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := Compile(Config{Scopes: []Scope{liaison}, TrustEnvelope: c.trust}, "policy")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.DecideFor(c.s, finding("b@army.ml", detect.Block)).Action; got != c.want {
+				t.Errorf("%+v: got %s, want %s", c.s, got, c.want)
+			}
+		})
+	}
+}
+
+func TestAScopeOfLoginsOnlyIsValidAndAnEmptyLoginIsNot(t *testing.T) {
+	t.Parallel()
+	if _, err := Compile(Config{Scopes: []Scope{{Logins: []string{"jsmith"}}}}, "policy"); err != nil {
+		t.Errorf("logins-only scope: %v", err)
+	}
+	_, err := Compile(Config{Scopes: []Scope{{Logins: []string{" "}}}, AddressLiterals: "bounce"}, "policy")
+	for _, want := range []string{"policy.scopes[0].logins[0]", "policy.address_literals"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %s", err, want)
+		}
+	}
+}
+
+func TestUnreadableIsRejectedAndLiteralsFollowTheirSwitch(t *testing.T) {
+	t.Parallel()
+	f := detect.Finding{Address: "j@[192.0.2.1]", Domain: "[192.0.2.1]"}
+	for _, c := range []struct {
+		cfg     Config
+		want    Action
+		verdict detect.Verdict
+		ok      bool
+	}{
+		{Config{}, Reject, detect.Block, true},
+		{Config{AddressLiterals: "hold"}, Hold, detect.Hold, true},
+		{Config{AddressLiterals: "pass"}, Pass, detect.OK, false},
+		{Config{Mode: "audit"}, Log, detect.Block, true},
+	} {
+		p, err := Compile(c.cfg, "policy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, ok := p.Literal(f)
+		if ok != c.ok || d.Action != c.want || d.Finding.Verdict != c.verdict || (ok && d.Rule != RuleLiteral) {
+			t.Errorf("%+v: literal got %+v %v", c.cfg, d, ok)
+		}
+		u := p.Unreadable(detect.Finding{Address: "j@army_ml"})
+		if want := map[bool]Action{false: Reject, true: Log}[c.cfg.Mode == "audit"]; u.Action != want || u.Enforced != Reject || u.Rule != RuleUnreadable {
+			t.Errorf("%+v: unreadable got %+v", c.cfg, u)
+		}
+	}
+}

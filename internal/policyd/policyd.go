@@ -1,7 +1,9 @@
 // Package policyd is stray's Postfix policy delegation front end
 // (check_policy_service): it reads attribute requests, asks a gate.Session
 // about each RCPT, and answers REJECT (as a 550 5.1.2 reply with the
-// suggestion), HOLD, PREPEND of a warning header, or DUNNO.
+// suggestion; 501 5.1.3 for a recipient stray cannot read), HOLD, PREPEND
+// of a warning header, or DUNNO. It passes the SASL login (sasl_username)
+// to the session, for the policy's scopes.
 //
 // It decides nothing itself and never holds more than one request in memory
 // per connection.
@@ -20,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stray-mail/stray/internal/address"
 	"github.com/stray-mail/stray/internal/connserver"
 	"github.com/stray-mail/stray/internal/gate"
 	"github.com/stray-mail/stray/internal/policy"
@@ -159,10 +162,16 @@ func (s *Server) answer(sess *gate.Session, req Request, instance *string) strin
 	}
 	if inst := req["instance"]; inst == "" || inst != *instance {
 		*instance = inst
-		sess.Mail(req["sender"])
+		// Postfix sends sasl_username (empty when the client did not
+		// authenticate) when it supports SASL: the scopes then match the
+		// login, not the envelope sender.
+		login, known := req["sasl_username"]
+		sess.MailAuth(req["sender"], gate.Auth{Login: login, Known: known})
 	}
 	sess.SetQueueID(req["queue_id"])
-	res := sess.Rcpt(req["recipient"])
+	// Postfix sends addresses in its internal form: unquoted, the domain
+	// after the last '@'.
+	res := sess.Rcpt(address.Internal(req["recipient"]))
 	if res.Reply != nil {
 		return res.Reply.String()
 	}

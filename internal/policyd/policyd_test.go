@@ -83,6 +83,47 @@ func TestTranscriptsAnswerLikePostfixExpects(t *testing.T) {
 	}
 }
 
+// playTranscript sends each request of a transcript file on one
+// connection and checks each answer.
+func playTranscript(t *testing.T, addr, file string) {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	r := bufio.NewReader(nc)
+	for i, ex := range readTranscript(t, file) {
+		nc.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(nc, ex.request)
+		got, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%s #%d: %v", file, i, err)
+		}
+		if blank, _ := r.ReadString('\n'); blank != "\n" {
+			t.Fatalf("%s #%d: answer not ended by a blank line: %q", file, i, blank)
+		}
+		if !strings.HasPrefix(strings.TrimSuffix(got, "\n"), ex.want) {
+			t.Errorf("%s #%d: got %q, want prefix %q", file, i, got, ex.want)
+		}
+	}
+}
+
+func TestRecipientsAreCheckedWherePostfixRoutesThemAndUnreadableOnesRefused(t *testing.T) {
+	t.Parallel()
+	g := newGate(t, detect.Knowledge{Protected: []string{"mil", "example.com"}}, policy.Config{})
+	_, addr := start(t, g)
+	playTranscript(t, addr, "testdata/trust/routes.txt")
+}
+
+func TestScopesApplyToTheSASLLoginNotTheEnvelopeSender(t *testing.T) {
+	t.Parallel()
+	g := newGate(t, detect.Knowledge{Protected: []string{"mil", "example.com"}}, policy.Config{
+		Scopes: []policy.Scope{{Senders: []string{".liaison.army.mil"}, Logins: []string{"liaison"}, Allow: []string{".ml"}}}})
+	_, addr := start(t, g)
+	playTranscript(t, addr, "testdata/trust/scopes.txt")
+}
+
 func TestMalformedAndOversizedRequestsCloseTheConnection(t *testing.T) {
 	t.Parallel()
 	_, addr := start(t, newGate(t, detect.Knowledge{}, policy.Config{}))
