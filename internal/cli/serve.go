@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -180,7 +179,7 @@ func (d *daemon) openHold(cfg *config.Config) error {
 	d.recorder = hold.NewRecorder(d.st, d.log)
 	d.gate.SetReleases(d.holder)
 	d.gate.SetRecorder(d.recorder)
-	d.log.Info("hold and confirm on", "store", redactDSN(cfg.StoreDSN()), "node", d.node)
+	d.log.Info("hold and confirm on", "store", store.RedactDSN(cfg.StoreDSN()), "node", d.node)
 	return nil
 }
 
@@ -215,17 +214,6 @@ func (d *daemon) openHoldOnly(cfg *config.Config) error {
 		Sweep: time.Duration(cfg.Hold.Sweep), ReplyDomain: cfg.Hold.ReplyDomain,
 	}, st, signer, d.log, nil)
 	return nil
-}
-
-// redactDSN hides a password in a store DSN for the log.
-func redactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			return u.String()
-		}
-	}
-	return dsn
 }
 
 // listen opens a listener; a unix socket left by a previous run is removed.
