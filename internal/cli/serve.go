@@ -263,11 +263,16 @@ func (d *daemon) startHTTP(addr string) error {
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
 	}
+	proxies, err := d.config().Web.Proxies()
+	if err != nil {
+		l.Close()
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	if d.holder != nil {
-		mux.Handle("/h/", d.holder.Handler())
+		mux.Handle("/h/", d.holder.HandlerBehind(proxies))
 	}
 	if err := d.mountWeb(mux); err != nil {
 		l.Close()

@@ -126,7 +126,11 @@ type Web struct {
 	// ProxyHeader, when set, names a header carrying the user name that
 	// a trusted reverse proxy has authenticated (e.g. X-Remote-User).
 	// It is believed only from TrustedProxies; the user must exist.
-	ProxyHeader    string   `yaml:"proxy_header"`
+	ProxyHeader string `yaml:"proxy_header"`
+	// TrustedProxies are the reverse proxies in front of listen.http
+	// (addresses or prefixes). From them, X-Forwarded-For names the client
+	// (its right-most address that is not a trusted proxy), for rate
+	// limits and the event log; from anyone else it is ignored.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// API serves the HTTP check API at /api/v1/ (default true).
 	API *bool `yaml:"api"`
@@ -307,8 +311,8 @@ func (c *Config) Validate() error {
 	if c.Web.APIRate < 0 {
 		p = append(p, "web.api_rate: negative")
 	}
-	if (c.Web.ProxyHeader == "") != (len(c.Web.TrustedProxies) == 0) {
-		p = append(p, "web.proxy_header and web.trusted_proxies: set both (a reverse proxy authenticates users) or neither")
+	if c.Web.ProxyHeader != "" && len(c.Web.TrustedProxies) == 0 {
+		p = append(p, "web.proxy_header: needs web.trusted_proxies (the addresses of the reverse proxy that sets it)")
 	}
 	if _, err := c.Web.Proxies(); err != nil {
 		p = append(p, err.Error())

@@ -101,9 +101,13 @@ web:
   # How long a login lasts.
   session_ttl: 12h
   # A reverse proxy that authenticates users (SSO) may pass the user name
-  # in this header; it is believed only from these addresses or prefixes,
-  # and the user must exist in stray. Empty: off.
+  # in this header; it is believed only from trusted_proxies, and the user
+  # must exist in stray. Empty: off.
   proxy_header: ""
+  # Addresses or prefixes of the reverse proxies in front of listen.http.
+  # From them, X-Forwarded-For names the client (the right-most address
+  # that is not a trusted proxy) for rate limits and the event log; from
+  # anyone else it is ignored.
   trusted_proxies: []
   # The HTTP check API at /api/v1/ (tokens: "stray token add NAME").
   api: true
