@@ -34,8 +34,10 @@ const serveHelp = `usage: stray serve [--config FILE] [--protect DOMAIN]... [--k
 
 Runs every listener the config names in one daemon: the milter (Postfix
 smtpd_milters / Sendmail INPUT_MAIL_FILTER), the Postfix policy server
-(check_policy_service), and HTTP (/metrics, /healthz). Without --config it
-runs on the embedded defaults, on loopback only:
+(check_policy_service), and HTTP (the dashboard, the check API, the
+senders' hold links, /healthz, and /metrics unless listen.metrics gives it
+an address of its own). Without --config it runs on the embedded defaults,
+on loopback only:
 
   milter  inet:127.0.0.1:8895
   policy  127.0.0.1:10045
@@ -263,14 +265,17 @@ func (d *daemon) startHTTP(addr string) error {
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
 	}
-	proxies, err := d.config().Web.Proxies()
+	cfg := d.config()
+	proxies, err := cfg.Web.Proxies()
 	if err != nil {
 		l.Close()
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	if cfg.Listen.Metrics == "" {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("GET /healthz", healthz)
 	if d.holder != nil {
 		mux.Handle("/h/", d.holder.HandlerBehind(proxies))
 	}
@@ -287,6 +292,28 @@ func (d *daemon) startHTTP(addr string) error {
 	}, s.Shutdown)
 	return nil
 }
+
+// startMetrics serves /metrics (and /healthz) on listen.metrics, apart
+// from the http listener that senders reach.
+func (d *daemon) startMetrics(addr string) error {
+	l, err := listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", healthz)
+	s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	d.run("metrics", addr, func() error {
+		if err := s.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, s.Shutdown)
+	return nil
+}
+
+func healthz(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }
 
 func (d *daemon) startReply(addr string) error {
 	if d.holder == nil {
@@ -480,7 +507,7 @@ func runServe(ctx context.Context, args []string, std Stdio) int {
 	starts := []struct {
 		addr  string
 		start func(string) error
-	}{{cfg.Listen.Milter, d.startMilter}, {cfg.Listen.Policy, d.startPolicy}, {cfg.Listen.HTTP, d.startHTTP}, {cfg.Listen.Reply, d.startReply}}
+	}{{cfg.Listen.Milter, d.startMilter}, {cfg.Listen.Policy, d.startPolicy}, {cfg.Listen.HTTP, d.startHTTP}, {cfg.Listen.Metrics, d.startMetrics}, {cfg.Listen.Reply, d.startReply}}
 	n := 0
 	for _, s := range starts {
 		if s.addr == "" {

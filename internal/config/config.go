@@ -65,8 +65,12 @@ type Listen struct {
 	Milter string `yaml:"milter"`
 	// Policy: HOST:PORT for Postfix policy delegation.
 	Policy string `yaml:"policy"`
-	// HTTP: HOST:PORT for /metrics and /healthz.
+	// HTTP: HOST:PORT for the dashboard, the check API, the senders' hold
+	// links, /healthz, and /metrics unless Metrics is set.
 	HTTP string `yaml:"http"`
+	// Metrics: HOST:PORT serving /metrics (and /healthz) only. When set,
+	// /metrics is no longer served on HTTP, which senders reach.
+	Metrics string `yaml:"metrics"`
 	// Reply: HOST:PORT of the SMTP listener for senders' replies to hold
 	// notifications (hold.reply_domain routed here by the MTA). Empty: off.
 	Reply string `yaml:"reply"`
@@ -261,7 +265,10 @@ func (c *Config) Validate() error {
 	if (c.Listen.Reply == "") != (c.Hold.ReplyDomain == "") {
 		p = append(p, "hold.reply_domain and listen.reply: set both (answering by reply) or neither")
 	}
-	for name, a := range map[string]string{"listen.policy": c.Listen.Policy, "listen.http": c.Listen.HTTP, "listen.reply": c.Listen.Reply} {
+	if c.Listen.Metrics != "" && c.Listen.Metrics == c.Listen.HTTP {
+		p = append(p, fmt.Sprintf("listen.metrics: %q is listen.http's address; leave it empty to serve /metrics on listen.http", c.Listen.Metrics))
+	}
+	for name, a := range map[string]string{"listen.policy": c.Listen.Policy, "listen.http": c.Listen.HTTP, "listen.reply": c.Listen.Reply, "listen.metrics": c.Listen.Metrics} {
 		if a == "" {
 			continue
 		}

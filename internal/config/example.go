@@ -49,8 +49,14 @@ listen:
   # Postfix policy delegation (check_policy_service): HOST:PORT. Empty: off.
   policy: 127.0.0.1:10045
   # HTTP: the dashboard (/), the check API (/api/v1/), the senders' hold
-  # links (/h/), /metrics (Prometheus) and /healthz. Empty: off.
+  # links (/h/), /healthz, and /metrics (Prometheus) unless listen.metrics
+  # is set. Empty: off.
   http: 127.0.0.1:8098
+  # Prometheus /metrics (and /healthz) on an address of its own, e.g.
+  # 127.0.0.1:9098: then listen.http, which senders reach for their hold
+  # links, no longer shows /metrics. Empty: /metrics is on listen.http;
+  # keep that listener away from the public, or set this.
+  metrics: ""
   # SMTP listener for senders' replies to hold notifications (with
   # hold.reply_domain). Empty: off.
   reply: ""

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestValidateTrustedProxiesWithoutAProxyHeader(t *testing.T) {
+func TestValidateWebAndMetricsListeners(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, yaml, problem string // problem "": valid
@@ -13,6 +13,9 @@ func TestValidateTrustedProxiesWithoutAProxyHeader(t *testing.T) {
 		{"trusted proxies alone name X-Forwarded-For sources", "web:\n  trusted_proxies: [10.0.0.0/8]\n", ""},
 		{"a proxy header needs trusted proxies", "web:\n  proxy_header: X-Remote-User\n", "web.proxy_header"},
 		{"both proxy settings", "web:\n  proxy_header: X-Remote-User\n  trusted_proxies: [127.0.0.1]\n", ""},
+		{"metrics on its own address", "listen:\n  metrics: 127.0.0.1:9098\n", ""},
+		{"metrics needs HOST:PORT", "listen:\n  metrics: localhost\n", "listen.metrics"},
+		{"metrics on the http address", "listen:\n  http: 127.0.0.1:8098\n  metrics: 127.0.0.1:8098\n", "listen.metrics"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
