@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/stray-mail/stray/internal/hold"
-	"github.com/stray-mail/stray/internal/ratelimit"
 	"github.com/stray-mail/stray/internal/store"
 )
 
@@ -80,7 +79,7 @@ type Server struct {
 	log    *slog.Logger
 	pages  map[string]*template.Template
 	static http.Handler
-	logins *ratelimit.Window
+	limits loginLimits
 }
 
 // New makes a dashboard server.
@@ -97,7 +96,7 @@ func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{o: o, log: o.Log, pages: map[string]*template.Template{}, logins: ratelimit.New(10, time.Minute)}
+	s := &Server{o: o, log: o.Log, pages: map[string]*template.Template{}, limits: newLoginLimits()}
 	files, err := fs.Glob(assets, "templates/*.html")
 	if err != nil {
 		return nil, err
