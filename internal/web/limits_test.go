@@ -25,6 +25,15 @@ func (e *env) clientFrom(from string) *client {
 	return c
 }
 
+// freezeLoginClock stops the login limiters' clock, so that a slow machine
+// (argon2id under -race) cannot let a window pass within a test.
+func (e *env) freezeLoginClock() {
+	now := time.Now()
+	for _, w := range []*ratelimit.Window{e.web.limits.pair, e.web.limits.source, e.web.limits.global} {
+		w.SetClock(func() time.Time { return now })
+	}
+}
+
 func (c *client) loginVia(name, password string, hdr ...string) int {
 	c.t.Helper()
 	c.do("GET", "/login", nil, hdr...)
@@ -35,6 +44,7 @@ func (c *client) loginVia(name, password string, hdr ...string) int {
 func TestAnAttackerElsewhereCannotLockAUserOut(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
+	e.freezeLoginClock()
 	e.addUser("alice", store.RoleAdmin, "correct horse battery")
 	attacker := e.clientFrom("127.0.0.2")
 	limited := 0
@@ -57,6 +67,7 @@ func TestAnAttackerElsewhereCannotLockAUserOut(t *testing.T) {
 func TestOneAddressTryingManyUsersIsLimited(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
+	e.freezeLoginClock()
 	c := e.clientFrom("127.0.0.4")
 	limited := 0
 	for i := 0; i < loginsPerSource+1; i++ {
@@ -76,6 +87,7 @@ func TestLoginsHaveAGlobalCap(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.web.limits.global = ratelimit.New(3, time.Minute)
+	e.freezeLoginClock()
 	codes := map[int]int{}
 	for i := 0; i < 4; i++ {
 		codes[e.clientFrom(fmt.Sprintf("127.0.1.%d", i+1)).loginVia("alice", "wrong password")]++
@@ -88,6 +100,7 @@ func TestLoginsHaveAGlobalCap(t *testing.T) {
 func TestLoginLimitsCountTheClientBehindATrustedProxy(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(o *Options) { o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.6/32")} })
+	e.freezeLoginClock()
 	e.addUser("alice", store.RoleAdmin, "correct horse battery")
 	proxy := e.clientFrom("127.0.0.6")
 	for i := 0; i < 11; i++ {
