@@ -57,10 +57,13 @@ Times (--since, --until): 2024-01-31, 2024-01-31T08:00:00Z, 2024-01 (the
 month's first day), or an age such as 90d, 12w or 36h. Logs without a year
 (classic syslog) get one from each file's modification time: the last line
 is taken to be no later than the file's; --year sets the first line's year.
-Malformed lines are counted, reported on standard error with their line
-numbers, and skipped.
+Malformed lines are skipped: standard error says how many and where (the
+first twenty with their start), and the report covers the rest.
 
-Exit status: 0 nothing flagged, 1 something flagged, 2 usage or input error.
+Exit status: 0 nothing flagged, 1 something flagged, whether or not some
+lines were skipped; 2 usage or input error: a file that could not be read
+(wholly or part way), or logs whose every line was malformed. An empty log
+is not an error.
 
 Examples:
   stray audit --protect example.com /var/log/mail.log*
@@ -206,6 +209,10 @@ func runAudit(ctx context.Context, args []string, std Stdio) int {
 			return usageErr("--save: %v", err)
 		}
 		fmt.Fprintf(std.Err, "stray audit: saved as report %d\n", id)
+	}
+	if stats != nil && stats.Lines > 0 && stats.Malformed == stats.Lines {
+		fmt.Fprintf(std.Err, "stray audit: error: no line of the logs could be read (all %d malformed): another kind of file, or use --log-format\n", stats.Lines)
+		return ExitUsage
 	}
 	if len(configErrors) > 0 || stats != nil && len(stats.InputErrors) > 0 {
 		return ExitUsage // like grep: an input error wins over a match
@@ -380,6 +387,14 @@ func reportStats(w io.Writer, cmd string, st *maillog.Stats, totals bool) {
 			cmd, st.Lines, st.Inputs, st.Count(maillog.Sent), st.Count(maillog.Bounced), st.Count(maillog.Deferred), st.Malformed)
 	}
 	if st.Malformed > 0 {
+		var at []string
+		for _, s := range st.Samples[:min(len(st.Samples), 5)] {
+			at = append(at, fmt.Sprintf("%s:%d", s.File, s.Line))
+		}
+		if int64(len(at)) < st.Malformed {
+			at = append(at, "…")
+		}
+		fmt.Fprintf(w, "stray %s: warning: %d malformed lines skipped (at %s); the rest was read\n", cmd, st.Malformed, strings.Join(at, ", "))
 		for _, s := range st.Samples {
 			fmt.Fprintf(w, "stray %s: skipped malformed line %v\n", cmd, s)
 		}

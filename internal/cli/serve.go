@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -37,8 +36,10 @@ const serveHelp = `usage: stray serve [--config FILE] [--protect DOMAIN]... [--k
 
 Runs every listener the config names in one daemon: the milter (Postfix
 smtpd_milters / Sendmail INPUT_MAIL_FILTER), the Postfix policy server
-(check_policy_service), and HTTP (/metrics, /healthz). Without --config it
-runs on the embedded defaults, on loopback only:
+(check_policy_service), and HTTP (the dashboard, the check API, the
+senders' hold links, /healthz, and /metrics unless listen.metrics gives it
+an address of its own). Without --config it runs on the embedded defaults,
+on loopback only:
 
   milter  inet:127.0.0.1:8895
   policy  127.0.0.1:10045
@@ -194,7 +195,7 @@ func (d *daemon) openHold(cfg *config.Config) error {
 	d.recorder.OnSenderAllow(d.requestReload) // a release as typed applies at once
 	d.gate.SetReleases(d.holder)
 	d.gate.SetRecorder(d.recorder)
-	d.log.Info("hold and confirm on", "store", redactDSN(cfg.StoreDSN()), "node", d.node)
+	d.log.Info("hold and confirm on", "store", store.RedactDSN(cfg.StoreDSN()), "node", d.node)
 	return nil
 }
 
@@ -229,17 +230,6 @@ func (d *daemon) openHoldOnly(cfg *config.Config) error {
 		Sweep: time.Duration(cfg.Hold.Sweep), ReplyDomain: cfg.Hold.ReplyDomain,
 	}, st, signer, d.log, nil)
 	return nil
-}
-
-// redactDSN hides a password in a store DSN for the log.
-func redactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			return u.String()
-		}
-	}
-	return dsn
 }
 
 // listen opens a listener; a unix socket left by a previous run is removed.
@@ -289,11 +279,19 @@ func (d *daemon) startHTTP(addr string) error {
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
 	}
+	cfg := d.config()
+	proxies, err := cfg.Web.Proxies()
+	if err != nil {
+		l.Close()
+		return err
+	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	if cfg.Listen.Metrics == "" {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("GET /healthz", healthz)
 	if d.holder != nil {
-		mux.Handle("/h/", d.holder.Handler())
+		mux.Handle("/h/", d.holder.HandlerBehind(proxies))
 	}
 	if err := d.mountWeb(mux); err != nil {
 		l.Close()
@@ -308,6 +306,28 @@ func (d *daemon) startHTTP(addr string) error {
 	}, s.Shutdown)
 	return nil
 }
+
+// startMetrics serves /metrics (and /healthz) on listen.metrics, apart
+// from the http listener that senders reach.
+func (d *daemon) startMetrics(addr string) error {
+	l, err := listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", healthz)
+	s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	d.run("metrics", addr, func() error {
+		if err := s.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, s.Shutdown)
+	return nil
+}
+
+func healthz(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }
 
 func (d *daemon) startReply(addr string) error {
 	if d.holder == nil {
@@ -527,7 +547,7 @@ func runServe(ctx context.Context, args []string, std Stdio) int {
 	starts := []struct {
 		addr  string
 		start func(string) error
-	}{{cfg.Listen.Milter, d.startMilter}, {cfg.Listen.Policy, d.startPolicy}, {cfg.Listen.HTTP, d.startHTTP}, {cfg.Listen.Reply, d.startReply}}
+	}{{cfg.Listen.Milter, d.startMilter}, {cfg.Listen.Policy, d.startPolicy}, {cfg.Listen.HTTP, d.startHTTP}, {cfg.Listen.Metrics, d.startMetrics}, {cfg.Listen.Reply, d.startReply}}
 	n := 0
 	for _, s := range starts {
 		if s.addr == "" {
@@ -671,7 +691,7 @@ func runConfig(_ context.Context, args []string, std Stdio) int {
 		return ExitUsage
 	}
 	eff := cfg.Effective()
-	eff.Store = redactDSN(eff.Store)
+	eff.Store = store.RedactDSN(eff.Store)
 	if *format == "json" {
 		json.NewEncoder(std.Out).Encode(configReport{Config: pos[1], OK: true, Effective: &eff})
 		return ExitOK

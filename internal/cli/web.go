@@ -8,6 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/stray-mail/stray/internal/store"
 	"github.com/stray-mail/stray/internal/web"
 	"github.com/stray-mail/stray/internal/web/api"
 )
@@ -67,7 +68,7 @@ func (d *daemon) requestReload() {
 func (d *daemon) policyView(ctx context.Context) web.PolicyView {
 	cfg := d.config()
 	shown := *cfg
-	shown.Store = redactDSN(cfg.Store)
+	shown.Store = store.RedactDSN(cfg.Store)
 	v := web.PolicyView{Mode: orDefault(cfg.Policy.Mode, "enforce"), Allow: cfg.Policy.Allow, DenyRules: cfg.Policy.Deny,
 		LearnMinSenders: cfg.Detect.Learn.MinSenders, LearnMinDays: cfg.Detect.Learn.MinDays}
 	if b, err := yaml.Marshal(&shown); err == nil {

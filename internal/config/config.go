@@ -80,8 +80,12 @@ type Listen struct {
 	Milter string `yaml:"milter"`
 	// Policy: HOST:PORT for Postfix policy delegation.
 	Policy string `yaml:"policy"`
-	// HTTP: HOST:PORT for /metrics and /healthz.
+	// HTTP: HOST:PORT for the dashboard, the check API, the senders' hold
+	// links, /healthz, and /metrics unless Metrics is set.
 	HTTP string `yaml:"http"`
+	// Metrics: HOST:PORT serving /metrics (and /healthz) only. When set,
+	// /metrics is no longer served on HTTP, which senders reach.
+	Metrics string `yaml:"metrics"`
 	// Reply: HOST:PORT of the SMTP listener for senders' replies to hold
 	// notifications (hold.reply_domain routed here by the MTA). Empty: off.
 	Reply string `yaml:"reply"`
@@ -149,7 +153,11 @@ type Web struct {
 	// ProxyHeader, when set, names a header carrying the user name that
 	// a trusted reverse proxy has authenticated (e.g. X-Remote-User).
 	// It is believed only from TrustedProxies; the user must exist.
-	ProxyHeader    string   `yaml:"proxy_header"`
+	ProxyHeader string `yaml:"proxy_header"`
+	// TrustedProxies are the reverse proxies in front of listen.http
+	// (addresses or prefixes). From them, X-Forwarded-For names the client
+	// (its right-most address that is not a trusted proxy), for rate
+	// limits and the event log; from anyone else it is ignored.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// API serves the HTTP check API at /api/v1/ (default true).
 	API *bool `yaml:"api"`
@@ -289,7 +297,10 @@ func (c *Config) Validate() error {
 	if (c.Listen.Reply == "") != (c.Hold.ReplyDomain == "") {
 		p = append(p, "hold.reply_domain and listen.reply: set both (answering by reply) or neither")
 	}
-	for name, a := range map[string]string{"listen.policy": c.Listen.Policy, "listen.http": c.Listen.HTTP, "listen.reply": c.Listen.Reply} {
+	if c.Listen.Metrics != "" && c.Listen.Metrics == c.Listen.HTTP {
+		p = append(p, fmt.Sprintf("listen.metrics: %q is listen.http's address; leave it empty to serve /metrics on listen.http", c.Listen.Metrics))
+	}
+	for name, a := range map[string]string{"listen.policy": c.Listen.Policy, "listen.http": c.Listen.HTTP, "listen.reply": c.Listen.Reply, "listen.metrics": c.Listen.Metrics} {
 		if a == "" {
 			continue
 		}
@@ -351,8 +362,8 @@ func (c *Config) Validate() error {
 	if c.Web.APIRate < 0 {
 		p = append(p, "web.api_rate: negative")
 	}
-	if (c.Web.ProxyHeader == "") != (len(c.Web.TrustedProxies) == 0) {
-		p = append(p, "web.proxy_header and web.trusted_proxies: set both (a reverse proxy authenticates users) or neither")
+	if c.Web.ProxyHeader != "" && len(c.Web.TrustedProxies) == 0 {
+		p = append(p, "web.proxy_header: needs web.trusted_proxies (the addresses of the reverse proxy that sets it)")
 	}
 	if _, err := c.Web.Proxies(); err != nil {
 		p = append(p, err.Error())

@@ -66,8 +66,14 @@ listen:
   # Postfix policy delegation (check_policy_service): HOST:PORT. Empty: off.
   policy: 127.0.0.1:10045
   # HTTP: the dashboard (/), the check API (/api/v1/), the senders' hold
-  # links (/h/), /metrics (Prometheus) and /healthz. Empty: off.
+  # links (/h/), /healthz, and /metrics (Prometheus) unless listen.metrics
+  # is set. Empty: off.
   http: 127.0.0.1:8098
+  # Prometheus /metrics (and /healthz) on an address of its own, e.g.
+  # 127.0.0.1:9098: then listen.http, which senders reach for their hold
+  # links, no longer shows /metrics. Empty: /metrics is on listen.http;
+  # keep that listener away from the public, or set this.
+  metrics: ""
   # SMTP listener for senders' replies to hold notifications (with
   # hold.reply_domain). Empty: off.
   reply: ""
@@ -127,9 +133,13 @@ web:
   # How long a login lasts.
   session_ttl: 12h
   # A reverse proxy that authenticates users (SSO) may pass the user name
-  # in this header; it is believed only from these addresses or prefixes,
-  # and the user must exist in stray. Empty: off.
+  # in this header; it is believed only from trusted_proxies, and the user
+  # must exist in stray. Empty: off.
   proxy_header: ""
+  # Addresses or prefixes of the reverse proxies in front of listen.http.
+  # From them, X-Forwarded-For names the client (the right-most address
+  # that is not a trusted proxy) for rate limits and the event log; from
+  # anyone else it is ignored.
   trusted_proxies: []
   # The HTTP check API at /api/v1/ (tokens: "stray token add NAME").
   api: true

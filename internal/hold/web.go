@@ -4,22 +4,31 @@ import (
 	"errors"
 	"html/template"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/stray-mail/stray/internal/ratelimit"
+	"github.com/stray-mail/stray/internal/realip"
 	"github.com/stray-mail/stray/internal/store"
 )
 
 // Handler serves the sender's link pages under /h/: GET shows what the link
 // will do and a button, POST does it. Link scanners and previews fetch with
-// GET, so they never release or cancel anything.
-func (h *Holder) Handler() http.Handler {
+// GET, so they never release or cancel anything. Each client address may
+// load 30 pages a minute.
+func (h *Holder) Handler() http.Handler { return h.HandlerBehind(nil) }
+
+// HandlerBehind is Handler for a listener behind reverse proxies: when the
+// immediate peer is in proxies, the client is the right-most
+// X-Forwarded-For address that is not a proxy, so that senders behind one
+// proxy are limited apart. From any other peer the header is ignored.
+func (h *Holder) HandlerBehind(proxies []netip.Prefix) http.Handler {
 	mux := http.NewServeMux()
 	lim := ratelimit.New(30, time.Minute)
-	mux.HandleFunc("GET /h/{id}/{action}", func(w http.ResponseWriter, r *http.Request) { h.page(w, r, lim, false) })
-	mux.HandleFunc("POST /h/{id}/{action}", func(w http.ResponseWriter, r *http.Request) { h.page(w, r, lim, true) })
+	client := func(r *http.Request) netip.Addr { return realip.From(r, proxies) }
+	mux.HandleFunc("GET /h/{id}/{action}", func(w http.ResponseWriter, r *http.Request) { h.page(w, r, lim, client(r), false) })
+	mux.HandleFunc("POST /h/{id}/{action}", func(w http.ResponseWriter, r *http.Request) { h.page(w, r, lim, client(r), true) })
 	mux.HandleFunc("GET /h/style.css", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/css")
 		w.Header().Set("Cache-Control", "max-age=86400")
@@ -43,13 +52,13 @@ var actionWords = map[string][2]string{
 	ActionFix:     {"Send to the suggested address", "Send the message to the address stray suggests instead."},
 }
 
-func (h *Holder) page(w http.ResponseWriter, r *http.Request, lim *ratelimit.Window, act bool) {
+func (h *Holder) page(w http.ResponseWriter, r *http.Request, lim *ratelimit.Window, client netip.Addr, act bool) {
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Robots-Tag", "noindex")
-	if !lim.Allow(clientIP(r)) {
+	if !lim.Allow(realip.Key(client)) {
 		w.WriteHeader(http.StatusTooManyRequests)
 		render(w, pageData{Title: "Too many requests", Error: "Please wait a minute and try again."})
 		return
@@ -96,7 +105,7 @@ func (h *Holder) page(w http.ResponseWriter, r *http.Request, lim *ratelimit.Win
 		render(w, d)
 		return
 	}
-	actor := "sender:" + clientIP(r)
+	actor := "sender:" + client.String()
 	switch action {
 	case ActionRelease:
 		err = h.Release(r.Context(), id, actor, false)
@@ -118,14 +127,6 @@ func (h *Holder) page(w http.ResponseWriter, r *http.Request, lim *ratelimit.Win
 		d.Text = map[string]string{ActionRelease: "The message has been sent.", ActionFix: "The message has been sent to the suggested address.", ActionCancel: "The message has been discarded."}[action]
 	}
 	render(w, d)
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>

@@ -83,10 +83,10 @@ func postgresAdmin(t *testing.T) *pgx.Conn {
 	})
 	if pgErr != nil {
 		if os.Getenv(envRequirePostgres) != "" {
-			t.Fatalf("PostgreSQL at %s is required (%s is set) but unreachable: %v", redactDSN(postgresBase()), envRequirePostgres, pgErr)
+			t.Fatalf("PostgreSQL at %s is required (%s is set) but unreachable: %v", RedactDSN(postgresBase()), envRequirePostgres, pgErr)
 		}
 		t.Skipf("PostgreSQL at %s unreachable, skipping (set %s to a DSN, or %s=1 to fail): %v",
-			redactDSN(postgresBase()), envPostgres, envRequirePostgres, pgErr)
+			RedactDSN(postgresBase()), envPostgres, envRequirePostgres, pgErr)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

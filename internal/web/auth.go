@@ -8,13 +8,14 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/stray-mail/stray/internal/ratelimit"
+	"github.com/stray-mail/stray/internal/realip"
 	"github.com/stray-mail/stray/internal/store"
 )
 
@@ -54,13 +55,42 @@ func sessionID(secret string) string {
 	return hex.EncodeToString(h[:])
 }
 
-func clientAddr(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
+// clientAddr is the request's client: its peer, or behind a trusted
+// proxy the address X-Forwarded-For names (see internal/realip).
+func (s *Server) clientAddr(r *http.Request) netip.Addr {
+	return realip.From(r, s.o.TrustedProxies)
+}
+
+// Login limits. An attempt counts against its user name from its client
+// address, against the address for any user, and against everyone: an
+// attacker who exhausts one user's allowance from his addresses leaves
+// that user's own address alone, one address cannot spray many users, and
+// the global cap bounds password guessing (and argon2id work) from many
+// addresses at once.
+const (
+	loginsPerUserAndSource = 10
+	loginsPerSource        = 30
+	loginsGlobal           = 300
+)
+
+type loginLimits struct {
+	pair, source, global *ratelimit.Window
+}
+
+func newLoginLimits() loginLimits {
+	return loginLimits{
+		pair:   ratelimit.New(loginsPerUserAndSource, time.Minute),
+		source: ratelimit.New(loginsPerSource, time.Minute),
+		global: ratelimit.New(loginsGlobal, time.Minute),
 	}
-	a, _ := netip.ParseAddr(host)
-	return a.Unmap()
+}
+
+func pairKey(name, source string) string { return strings.ToLower(name) + "\x00" + source }
+
+// allow records a login attempt; the narrowest limit is checked first, so
+// that an attempt it refuses does not use up the wider ones.
+func (l loginLimits) allow(name, source string) bool {
+	return l.pair.Allow(pairKey(name, source)) && l.source.Allow(source) && l.global.Allow("")
 }
 
 // auth wraps a page: it finds the user (session cookie, or a trusted
@@ -95,7 +125,7 @@ func (s *Server) auth(need role, page pageFunc) http.Handler {
 			}
 			if subtle.ConstantTimeCompare([]byte(r.PostForm.Get(csrfField)), []byte(u.csrf)) != 1 {
 				s.event(r.Context(), store.Event{Kind: "csrf-refused", Actor: "user:" + u.user.Name,
-					Detail: "ip=" + clientAddr(r).String() + " path=" + r.URL.Path})
+					Detail: "ip=" + s.clientAddr(r).String() + " path=" + r.URL.Path})
 				s.fail(w, r, u, http.StatusForbidden, "The form's security token is not valid (it may be out of date). Reload the page and try again.")
 				return
 			}
@@ -153,7 +183,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*session,
 	}
 	u, err := s.o.Store.GetUser(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
-		s.event(ctx, store.Event{Kind: "login-failed", Actor: "user:" + clip(name), Detail: "ip=" + clientAddr(r).String() + " via=proxy reason=unknown-user"})
+		s.event(ctx, store.Event{Kind: "login-failed", Actor: "user:" + clip(name), Detail: "ip=" + s.clientAddr(r).String() + " via=proxy reason=unknown-user"})
 		return nil, nil
 	}
 	if err != nil {
@@ -175,7 +205,7 @@ func (s *Server) proxyUser(r *http.Request) string {
 	if name == "" {
 		return ""
 	}
-	a := clientAddr(r)
+	a := realip.Peer(r) // the proxy itself vouches, not whom it forwards for
 	for _, p := range s.o.TrustedProxies {
 		if p.Contains(a) {
 			return name
@@ -194,8 +224,8 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u *store.U
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: secret, Path: "/", HttpOnly: true, Secure: true,
 		SameSite: http.SameSiteStrictMode, Expires: ses.ExpiresAt})
-	s.event(r.Context(), store.Event{Kind: "login", Actor: "user:" + u.Name, Detail: "ip=" + clientAddr(r).String() + " via=" + via + " role=" + string(u.Role)})
-	s.log.Info("dashboard login", "user", u.Name, "role", u.Role, "via", via, "ip", clientAddr(r).String())
+	s.event(r.Context(), store.Event{Kind: "login", Actor: "user:" + u.Name, Detail: "ip=" + s.clientAddr(r).String() + " via=" + via + " role=" + string(u.Role)})
+	s.log.Info("dashboard login", "user", u.Name, "role", u.Role, "via", via, "ip", s.clientAddr(r).String())
 	return &session{id: ses.ID, user: u, csrf: ses.CSRF}, nil
 }
 
@@ -250,8 +280,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, r, http.StatusForbidden, next, name, "The login form was out of date. Please try again.")
 		return
 	}
-	ip := clientAddr(r).String()
-	if !s.logins.Allow("ip:"+ip) || !s.logins.Allow("user:"+strings.ToLower(name)) {
+	client := s.clientAddr(r)
+	ip, source := client.String(), realip.Key(client)
+	if !s.limits.allow(name, source) {
 		s.event(r.Context(), store.Event{Kind: "login-failed", Actor: "user:" + clip(name), Detail: "ip=" + ip + " reason=rate-limited"})
 		w.Header().Set("Retry-After", "60")
 		s.showLogin(w, r, http.StatusTooManyRequests, next, name, "Too many attempts. Wait a minute and try again.")
@@ -282,7 +313,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, r, http.StatusUnauthorized, next, name, "Wrong user name or password.")
 		return
 	}
-	s.logins.Reset("user:" + strings.ToLower(name))
+	s.limits.pair.Reset(pairKey(name, source))
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		s.o.Store.DeleteSession(r.Context(), sessionID(c.Value)) // no session fixation
 	}
@@ -299,7 +330,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, u *session) {
 	if err := s.o.Store.DeleteSession(r.Context(), u.id); err != nil {
 		s.log.Error("logout", "err", err)
 	}
-	s.event(r.Context(), store.Event{Kind: "logout", Actor: "user:" + u.user.Name, Detail: "ip=" + clientAddr(r).String()})
+	s.event(r.Context(), store.Event{Kind: "logout", Actor: "user:" + u.user.Name, Detail: "ip=" + s.clientAddr(r).String()})
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/login?done="+url.QueryEscape("You are logged out."), http.StatusSeeOther)
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -23,7 +24,6 @@ import (
 	"time"
 
 	"github.com/stray-mail/stray/internal/hold"
-	"github.com/stray-mail/stray/internal/ratelimit"
 	"github.com/stray-mail/stray/internal/store"
 )
 
@@ -88,8 +88,8 @@ type Server struct {
 	o      Options
 	log    *slog.Logger
 	pages  map[string]*template.Template
-	static http.Handler
-	logins *ratelimit.Window
+	static fs.FS
+	limits loginLimits
 }
 
 // New makes a dashboard server.
@@ -106,7 +106,7 @@ func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{o: o, log: o.Log, pages: map[string]*template.Template{}, logins: ratelimit.New(10, time.Minute)}
+	s := &Server{o: o, log: o.Log, pages: map[string]*template.Template{}, limits: newLoginLimits()}
 	files, err := fs.Glob(assets, "templates/*.html")
 	if err != nil {
 		return nil, err
@@ -122,8 +122,7 @@ func New(o Options) (*Server, error) {
 		}
 		s.pages[name] = t
 	}
-	sub, _ := fs.Sub(assets, "static")
-	s.static = http.StripPrefix("/static/", http.FileServerFS(sub))
+	s.static, _ = fs.Sub(assets, "static")
 	return s, nil
 }
 
@@ -131,11 +130,7 @@ func New(o Options) (*Server, error) {
 // HTTP routes (/api/, /h/, /metrics): its patterns are specific.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /static/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=3600")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		s.static.ServeHTTP(w, r)
-	})
+	mux.HandleFunc("GET /static/{file}", s.staticFile)
 	mux.HandleFunc("GET /login", s.loginPage)
 	mux.HandleFunc("POST /login", s.login)
 	mux.Handle("POST /logout", s.auth(anyRole, s.logout))
@@ -153,6 +148,27 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /reports/{id}/report.html", s.auth(anyRole, s.reportHTML))
 	mux.Handle("GET /events", s.auth(anyRole, s.events))
 	return mux
+}
+
+// staticFile serves one embedded asset; there is no directory listing
+// (a directory, or anything that is not a regular file, is not found).
+func (s *Server) staticFile(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("file")
+	f, err := s.static.Open(name)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	rs, ok := f.(io.ReadSeeker)
+	if err != nil || !fi.Mode().IsRegular() || !ok {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Cache-Control", "max-age=3600")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	http.ServeContent(w, r, name, time.Time{}, rs)
 }
 
 // securityHeaders are set on every dashboard page.

@@ -1,0 +1,94 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stray-mail/stray/internal/postfixtest"
+)
+
+// startStrayListen starts `stray serve` with loopback milter and http
+// listeners, extra lines in its listen section, and body.
+func startStrayListen(t *testing.T, listen, body string) *stray {
+	t.Helper()
+	s := &stray{t: t, log: &syncBuffer{}}
+	s.Milter = fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
+	s.HTTP = fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
+	s.cfg = filepath.Join(t.TempDir(), "stray.yaml")
+	cfg := fmt.Sprintf("listen:\n  milter: inet:%s\n  policy: \"\"\n  http: %s\n%sshutdown_timeout: 5s\nlog:\n  level: debug\n%s", s.Milter, s.HTTP, listen, body)
+	if err := os.WriteFile(s.cfg, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	t.Cleanup(func() {
+		s.stop()
+		if t.Failed() {
+			t.Logf("stray log:\n%s", s.log.String())
+		}
+	})
+	return s
+}
+
+func fetch(t *testing.T, url string, header ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(b)
+}
+
+func TestMetricsOnTheirOwnListenerAreGoneFromTheSendersListener(t *testing.T) {
+	metrics := fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
+	s := startStrayListen(t, "  metrics: "+metrics+"\n", "store: \"\"\n")
+	if code, body := fetch(t, "http://"+metrics+"/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("listen.metrics /metrics: %d %.200s", code, body)
+	}
+	if code, _ := fetch(t, "http://"+metrics+"/healthz"); code != 200 {
+		t.Errorf("listen.metrics /healthz: %d", code)
+	}
+	if code, _ := fetch(t, "http://"+s.HTTP+"/metrics"); code != http.StatusNotFound {
+		t.Errorf("listen.http still serves /metrics: %d", code)
+	}
+	if code, _ := fetch(t, "http://"+s.HTTP+"/healthz"); code != 200 {
+		t.Errorf("listen.http /healthz: %d", code)
+	}
+}
+
+func TestMetricsStayOnTheHTTPListenerWithoutListenMetrics(t *testing.T) {
+	s := startStrayListen(t, "", "store: \"\"\n")
+	if code, body := fetch(t, "http://"+s.HTTP+"/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("/metrics on listen.http: %d %.200s", code, body)
+	}
+}
+
+func TestHoldLinksRateLimitSendersApartBehindATrustedProxy(t *testing.T) {
+	dir := t.TempDir()
+	s := startStrayListen(t, "", fmt.Sprintf("store: sqlite:%s/stray.db\nhold:\n  secret_file: %s/stray.key\nweb:\n  trusted_proxies: [127.0.0.1]\n", dir, dir))
+	link := "http://" + s.HTTP + "/h/0123/release?e=1&s=x"
+	for i := 0; i < 30; i++ {
+		if code, _ := fetch(t, link, "X-Forwarded-For", "198.51.100.1"); code == http.StatusTooManyRequests {
+			t.Fatalf("request %d of one sender refused", i+1)
+		}
+	}
+	if code, _ := fetch(t, link, "X-Forwarded-For", "198.51.100.1"); code != http.StatusTooManyRequests {
+		t.Fatalf("31st request of one sender: %d, want 429", code)
+	}
+	if code, _ := fetch(t, link, "X-Forwarded-For", "203.0.113.5"); code == http.StatusTooManyRequests {
+		t.Fatal("another sender behind the same proxy was refused")
+	}
+}
