@@ -92,3 +92,36 @@ func TestHoldLinksRateLimitSendersApartBehindATrustedProxy(t *testing.T) {
 		t.Fatal("another sender behind the same proxy was refused")
 	}
 }
+
+// The check API limits failed authentications per client: behind a trusted
+// proxy, per forwarded client, so one client guessing tokens does not lock
+// out every other user of the proxy.
+func TestCheckAPIFailureLimitSeparatesClientsBehindATrustedProxy(t *testing.T) {
+	dir := t.TempDir()
+	s := startStrayListen(t, "", fmt.Sprintf("store: sqlite:%s/stray.db\nhold:\n  secret_file: %s/stray.key\nweb:\n  trusted_proxies: [127.0.0.1]\n", dir, dir))
+	post := func(client string) int {
+		req, err := http.NewRequest("POST", "http://"+s.HTTP+"/api/v1/check", strings.NewReader(`{"recipients":["a@example.com"]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer stray_nope_nope")
+		req.Header.Set("X-Forwarded-For", client)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	limited := false
+	for i := 0; i < 30 && !limited; i++ {
+		limited = post("198.51.100.1") == http.StatusTooManyRequests
+	}
+	if !limited {
+		t.Fatal("30 bad tokens from one client were never limited")
+	}
+	if code := post("203.0.113.5"); code != http.StatusUnauthorized {
+		t.Fatalf("another client behind the same proxy: %d, want 401", code)
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/stray-mail/stray/internal/realip"
 	"github.com/stray-mail/stray/internal/store"
 	"github.com/stray-mail/stray/internal/web"
 	"github.com/stray-mail/stray/internal/web/api"
@@ -17,12 +18,19 @@ import (
 // the HTTP listener's routes. Both need the store (tokens, users).
 func (d *daemon) mountWeb(mux *http.ServeMux) error {
 	cfg := d.config()
+	proxies, err := cfg.Web.Proxies()
+	if err != nil {
+		return err
+	}
 	if *cfg.Web.API {
 		if d.st == nil {
 			d.log.Warn("check API off: its tokens live in the store (store and hold.enabled)")
 		} else {
+			// Failed authentications are limited per client: behind a
+			// trusted proxy, the client it forwards for.
+			clientIP := func(r *http.Request) string { return realip.Key(realip.From(r, proxies)) }
 			srv, err := api.New(api.Config{Engine: d.gate.Engine, Tokens: d.st, Log: d.log, Rate: cfg.Web.APIRate,
-				Burst: int(2 * cfg.Web.APIRate), AllowedOrigins: cfg.Web.CORSOrigins, Registerer: d.reg})
+				Burst: int(2 * cfg.Web.APIRate), AllowedOrigins: cfg.Web.CORSOrigins, Registerer: d.reg, ClientIP: clientIP})
 			if err != nil {
 				return err
 			}
@@ -35,10 +43,6 @@ func (d *daemon) mountWeb(mux *http.ServeMux) error {
 	if d.st == nil {
 		d.log.Warn("dashboard off: it needs the store (store and hold.enabled)")
 		return nil
-	}
-	proxies, err := cfg.Web.Proxies()
-	if err != nil {
-		return err
 	}
 	lookalike := func(domain string, suffix bool) (string, bool) {
 		return d.gate.Engine().Checker.CoversProtectedLookalike(domain, suffix)
