@@ -76,13 +76,15 @@ func (c *Conn) Close() error {
 }
 
 // DefaultStall is how long a connection must have gone without progress
-// before a new one may take its place at the cap.
-const DefaultStall = time.Second
+// before a new one may take its place at the cap: no minimum, the oldest
+// goes first. A minimum would let a flood of reconnecting clients take
+// every place the moment it qualified, and lock the MTA out.
+const DefaultStall = 0
 
 // limiter tracks a listener's connections and enforces its cap.
 type limiter struct {
 	max   int           // 0: no cap
-	stall time.Duration // see DefaultStall
+	stall time.Duration // minimum; see DefaultStall
 	log   *slog.Logger
 	base  time.Time
 
@@ -94,7 +96,7 @@ type limiter struct {
 }
 
 func (l *limiter) init(max int, stall time.Duration, log *slog.Logger) {
-	if stall <= 0 {
+	if stall < 0 {
 		stall = DefaultStall
 	}
 	if log == nil {
@@ -214,7 +216,7 @@ type Server struct {
 	// progress, or is closed at once when there is none.
 	MaxConns int
 	// Stall is how long a connection must have gone without progress to
-	// give way at the cap (default DefaultStall).
+	// give way at the cap (default DefaultStall: no minimum).
 	Stall time.Duration
 	// Log receives accept errors and cap events, at a bounded rate.
 	Log *slog.Logger
