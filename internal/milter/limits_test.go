@@ -146,3 +146,39 @@ func TestAtTheConnectionCapASilentPeerMakesRoomForTheMTA(t *testing.T) {
 		t.Fatalf("%d silent connections closed, want the 1 that made room", n)
 	}
 }
+
+// FuzzReadLargePacket: a packet read as its bytes arrive is the packet
+// read at once, whatever the announced length, the bytes sent and how
+// they are split.
+func FuzzReadLargePacket(f *testing.F) {
+	f.Add(uint32(smallPacket+1), []byte("abc"), uint8(1))
+	f.Add(uint32(200), bytes.Repeat([]byte("x"), 300), uint8(7))
+	f.Add(uint32(MaxPacket), []byte{}, uint8(0))
+	f.Fuzz(func(t *testing.T, announce uint32, data []byte, split uint8) {
+		announce %= 1 << 17 // around smallPacket, not every size up to MaxPacket
+		if announce == 0 {
+			return
+		}
+		// Repeat the data so that large lengths can be reached.
+		in := data
+		for len(in) > 0 && len(in) < int(announce)+16 && len(in) < 1<<18 {
+			in = append(in, in...)
+		}
+		var want Packet
+		wantErr := true
+		if len(in) >= int(announce) {
+			want, wantErr = Packet{Code: in[0], Data: in[1:announce]}, false
+		}
+		var r io.Reader = bytes.NewReader(in)
+		if split%2 == 1 {
+			r = iotest.HalfReader(r)
+		}
+		got, err := readLargePacket(bufio.NewReaderSize(r, 16+int(split)), int(announce))
+		if (err != nil) != wantErr {
+			t.Fatalf("announce %d, %d bytes: err %v, want error %v", announce, len(in), err, wantErr)
+		}
+		if err == nil && (got.Code != want.Code || !bytes.Equal(got.Data, want.Data)) {
+			t.Fatalf("announce %d, %d bytes: got %q+%d bytes, want %q+%d bytes", announce, len(in), got.Code, len(got.Data), want.Code, len(want.Data))
+		}
+	})
+}
