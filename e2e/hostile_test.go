@@ -246,7 +246,7 @@ shutdown_timeout: 5s
 		t.Fatalf("stray does not run under nofile=%d:\n%s", nofile, limits)
 	}
 
-	var peakRSS atomic.Int64
+	var peakRSS, peakFDs atomic.Int64
 	sampleDone := make(chan struct{})
 	sampleCtx, stopSampling := context.WithCancel(context.Background())
 	go func() {
@@ -254,6 +254,9 @@ shutdown_timeout: 5s
 		for sampleCtx.Err() == nil {
 			if kb := int64(rss(pid)); kb > peakRSS.Load() {
 				peakRSS.Store(kb)
+			}
+			if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil && int64(len(fds)) > peakFDs.Load() {
+				peakFDs.Store(int64(len(fds)))
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -323,6 +326,10 @@ shutdown_timeout: 5s
 		t.Logf("good %s request latencies: %v (max %v)", g.name, g.lat, slices.Max(append(g.lat, 0)))
 	}
 	t.Logf("hostile connections made: %d; RSS before %d kB, peak %d kB (limit %d kB)", connects.Load(), baseRSS, peakRSS.Load(), maxRSSkB)
+	t.Logf("open descriptors: peak %d of %d", peakFDs.Load(), nofile)
+	if peakFDs.Load() < nofile/2 {
+		t.Errorf("stray held at most %d descriptors: the attack did not fill the listeners", peakFDs.Load())
+	}
 	if peakRSS.Load() > maxRSSkB {
 		t.Errorf("peak RSS %d kB, want < %d kB", peakRSS.Load(), maxRSSkB)
 	}
