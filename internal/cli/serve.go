@@ -30,6 +30,7 @@ import (
 	"github.com/stray-mail/stray/internal/policyd"
 	"github.com/stray-mail/stray/internal/postconf"
 	"github.com/stray-mail/stray/internal/store"
+	"github.com/stray-mail/stray/internal/web"
 )
 
 const serveHelp = `usage: stray serve [--config FILE] [--protect DOMAIN]... [--known FILE]... [--deny FILE]...
@@ -259,8 +260,9 @@ func (d *daemon) startMilter(addr string) error {
 	if err != nil {
 		return fmt.Errorf("milter: %w", err)
 	}
-	s := &milter.Server{Gate: d.gate, Holder: d.holder, MaxHoldSize: d.cfg.Hold.MaxSize, OnStoreError: d.cfg.Hold.OnStoreError}
-	d.run("milter", addr, func() error { return s.Serve(l) }, s.Shutdown)
+	s := &milter.Server{Gate: d.gate, Holder: d.holder, MaxHoldSize: d.cfg.Hold.MaxSize, OnStoreError: d.cfg.Hold.OnStoreError,
+		MaxConns: d.caps().Milter}
+	d.run("milter", addr, func() error { return s.Serve(l) }, s.Shutdown, "max_connections", s.MaxConns)
 	return nil
 }
 
@@ -269,8 +271,8 @@ func (d *daemon) startPolicy(addr string) error {
 	if err != nil {
 		return fmt.Errorf("policy: %w", err)
 	}
-	s := &policyd.Server{Gate: d.gate}
-	d.run("policy", addr, func() error { return s.Serve(l) }, s.Shutdown)
+	s := &policyd.Server{Gate: d.gate, MaxConns: d.caps().Policy}
+	d.run("policy", addr, func() error { return s.Serve(l) }, s.Shutdown, "max_connections", s.MaxConns)
 	return nil
 }
 
@@ -297,13 +299,14 @@ func (d *daemon) startHTTP(addr string) error {
 		l.Close()
 		return err
 	}
-	s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	maxConns := d.caps().HTTP
+	s := web.NewHTTPServer(mux, web.HTTPLimits{MaxConns: maxConns}, d.log.With("listener", "http"))
 	d.run("http", addr, func() error {
 		if err := s.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
-	}, s.Shutdown)
+	}, s.Shutdown, "max_connections", maxConns)
 	return nil
 }
 
@@ -348,8 +351,19 @@ func (d *daemon) startReply(addr string) error {
 	return nil
 }
 
-func (d *daemon) run(name, addr string, serve func() error, shutdown func(context.Context) error) {
-	d.log.Info("listening", "listener", name, "addr", addr)
+// caps are the listeners' connection caps under this process's
+// file-descriptor limit.
+func (d *daemon) caps() config.MaxConnections {
+	nofile := uint64(1 << 20)
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil {
+		nofile = rl.Cur
+	}
+	return d.cfg.Listen.Caps(nofile)
+}
+
+func (d *daemon) run(name, addr string, serve func() error, shutdown func(context.Context) error, attrs ...any) {
+	d.log.Info("listening", append([]any{"listener", name, "addr", addr}, attrs...)...)
 	d.shutdown = append(d.shutdown, shutdown)
 	d.wg.Add(1)
 	go func() {

@@ -89,6 +89,73 @@ type Listen struct {
 	// Reply: HOST:PORT of the SMTP listener for senders' replies to hold
 	// notifications (hold.reply_domain routed here by the MTA). Empty: off.
 	Reply string `yaml:"reply"`
+	// MaxConnections caps each listener's open connections.
+	MaxConnections MaxConnections `yaml:"max_connections"`
+}
+
+// MaxConnections caps the open connections of each listener kind; 0 (the
+// default) sizes the cap from the process's file-descriptor limit. At the
+// cap a new connection takes the place of the idle one that has gone
+// longest without completing anything, or is closed at once (the MTA then
+// applies its default action and retries).
+type MaxConnections struct {
+	Milter int `yaml:"milter"`
+	Policy int `yaml:"policy"`
+	HTTP   int `yaml:"http"`
+}
+
+// Automatic connection caps: at most these, and together no more than the
+// file-descriptor limit less FDReserve (the store, logs, listeners,
+// outgoing SMTP).
+const (
+	DefaultMaxMilter = 512
+	DefaultMaxPolicy = 256
+	DefaultMaxHTTP   = 256
+	FDReserve        = 64
+)
+
+// Caps returns the connection caps to use under a file-descriptor limit of
+// nofile: a set cap as it is; an automatic one its default, shrunk (in
+// proportion with the other automatic ones of the listeners that are on)
+// so that all fit in nofile less FDReserve.
+func (l Listen) Caps(nofile uint64) MaxConnections {
+	type kind struct {
+		on  bool
+		set int
+		def int
+		out *int
+	}
+	var m MaxConnections
+	kinds := []kind{
+		{l.Milter != "", l.MaxConnections.Milter, DefaultMaxMilter, &m.Milter},
+		{l.Policy != "", l.MaxConnections.Policy, DefaultMaxPolicy, &m.Policy},
+		{l.HTTP != "", l.MaxConnections.HTTP, DefaultMaxHTTP, &m.HTTP},
+	}
+	budget := int64(min(nofile, 1<<30)) - FDReserve
+	auto := int64(0)
+	for _, k := range kinds {
+		switch {
+		case k.set > 0:
+			*k.out = k.set
+			if k.on {
+				budget -= int64(k.set)
+			}
+		case k.on:
+			auto += int64(k.def)
+		default:
+			*k.out = k.def
+		}
+	}
+	for _, k := range kinds {
+		if k.set > 0 || !k.on {
+			continue
+		}
+		*k.out = k.def
+		if auto > budget {
+			*k.out = int(max(1, max(budget, 0)*int64(k.def)/auto))
+		}
+	}
+	return m
 }
 
 // Hold configures hold and confirm.
@@ -293,6 +360,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Listen.Milter != "" && !validMilterListen(c.Listen.Milter) {
 		p = append(p, fmt.Sprintf("listen.milter: %q: want inet:HOST:PORT or unix:PATH", c.Listen.Milter))
+	}
+	for name, n := range map[string]int{"milter": c.Listen.MaxConnections.Milter, "policy": c.Listen.MaxConnections.Policy, "http": c.Listen.MaxConnections.HTTP} {
+		if n < 0 {
+			p = append(p, fmt.Sprintf("listen.max_connections.%s: %d: want 0 (sized from the file-descriptor limit) or a positive number", name, n))
+		}
 	}
 	if (c.Listen.Reply == "") != (c.Hold.ReplyDomain == "") {
 		p = append(p, "hold.reply_domain and listen.reply: set both (answering by reply) or neither")

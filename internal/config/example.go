@@ -77,6 +77,15 @@ listen:
   # SMTP listener for senders' replies to hold notifications (with
   # hold.reply_domain). Empty: off.
   reply: ""
+  # Open connections per listener. 0: sized from the file-descriptor limit
+  # (at most 512 milter, 256 policy, 256 http, together the limit less 64).
+  # At the cap a new connection replaces the idle one that has gone longest
+  # without completing anything, or is closed at once, and the MTA applies
+  # its default action (tempfail) and retries.
+  max_connections:
+    milter: 0
+    policy: 0
+    http: 0
 
 # Held messages, the event log and learned correspondents: sqlite:PATH
 # (embedded, one node) or postgres://user@host/db (several nodes share it).

@@ -122,14 +122,46 @@ func ReadPacket(r *bufio.Reader) (Packet, error) {
 	if n > MaxPacket {
 		return Packet{}, ErrPacketTooLarge
 	}
+	if n > smallPacket && int(n) > r.Buffered() {
+		return readLargePacket(r, int(n))
+	}
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(r, buf); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return Packet{}, fmt.Errorf("milter: truncated packet: %w", err)
+		return Packet{}, truncated(err)
 	}
 	return Packet{Code: buf[0], Data: buf[1:]}, nil
+}
+
+// smallPacket is the largest packet read into a buffer of its announced
+// length at once: a body chunk from the MTA (at most 65535 bytes and its
+// code).
+const smallPacket = 64 << 10
+
+// readLargePacket reads a packet of n bytes into a buffer that grows as the
+// bytes arrive: a peer that announces a mebibyte and sends a few bytes costs
+// a few bytes, not the mebibyte.
+func readLargePacket(r *bufio.Reader, n int) (Packet, error) {
+	buf := make([]byte, 0, min(n, max(4096, r.Buffered())))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(2*cap(buf), n))
+			copy(grown, buf)
+			buf = grown
+		}
+		m, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err != nil && len(buf) < n {
+			return Packet{}, truncated(err)
+		}
+	}
+	return Packet{Code: buf[0], Data: buf[1:]}, nil
+}
+
+func truncated(err error) error {
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("milter: truncated packet: %w", err)
 }
 
 // WritePacket writes one packet.

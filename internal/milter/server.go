@@ -3,6 +3,7 @@ package milter
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +40,12 @@ type Server struct {
 	IdleTimeout time.Duration
 	// WriteTimeout bounds one reply (default 30s).
 	WriteTimeout time.Duration
+	// PacketTimeout bounds the rest of a packet once its first byte has
+	// arrived, and the wait for the MTA's first packet (default 30s): an
+	// MTA writes whole packets, right after it connects.
+	PacketTimeout time.Duration
+	// MaxConns caps the open connections (0: no cap); see connserver.
+	MaxConns int
 
 	once sync.Once
 	cs   connserver.Server
@@ -47,6 +54,8 @@ type Server struct {
 func (s *Server) server() *connserver.Server {
 	s.once.Do(func() {
 		s.cs.Handle = func(c *connserver.Conn) { (&conn{srv: s, c: c}).serve() }
+		s.cs.MaxConns = s.MaxConns
+		s.cs.Log = s.Gate.Logger().With("frontend", "milter")
 	})
 	return &s.cs
 }
@@ -103,6 +112,11 @@ func (c *conn) loop() error {
 	if wt <= 0 {
 		wt = 30 * time.Second
 	}
+	pt := c.srv.PacketTimeout
+	if pt <= 0 {
+		pt = 30 * time.Second
+	}
+	negotiated := false
 	r := readers.Get().(*bufio.Reader)
 	r.Reset(c.c)
 	defer func() { r.Reset(nil); readers.Put(r) }()
@@ -129,7 +143,19 @@ func (c *conn) loop() error {
 	for {
 		// Between messages while shutting down, wait only briefly: a
 		// message the MTA already started (macros, MAIL) is still served.
-		c.c.SetReadDeadline(c.c.IdleDeadline(idle))
+		if negotiated {
+			c.c.SetReadDeadline(c.c.IdleDeadline(idle))
+		} else {
+			c.c.SetReadDeadline(c.c.IdleDeadline(pt))
+		}
+		// A packet that has begun must end soon: a peer that stalls in
+		// the middle of one holds a connection and its buffer.
+		if _, err := r.Peek(1); err != nil {
+			return err
+		}
+		if !packetBuffered(r) {
+			c.c.SetReadDeadline(time.Now().Add(pt))
+		}
 		p, err := ReadPacket(r)
 		if err != nil {
 			return err
@@ -157,6 +183,7 @@ func (c *conn) loop() error {
 				want.protocol |= o.protocol & (protNoBody | protNoHeaders | protNoEOH)
 			}
 			noMailReply = want.protocol&protNRMail != 0
+			negotiated = true
 			noReply = want.protocol & (protNRHeader | protNREOH | protNRBody)
 			data := want.bytes()
 			if want.version >= 6 && o.actions&actSetSymList != 0 {
@@ -303,6 +330,12 @@ func (c *conn) loop() error {
 			return fmt.Errorf("milter: unknown command %q", p.Code)
 		}
 	}
+}
+
+// packetBuffered reports whether r holds a whole packet.
+func packetBuffered(r *bufio.Reader) bool {
+	b, _ := r.Peek(r.Buffered())
+	return len(b) >= 4 && uint64(binary.BigEndian.Uint32(b))+4 <= uint64(len(b))
 }
 
 // endMessage forgets the message's state.

@@ -93,13 +93,23 @@ type Server struct {
 	// IdleTimeout bounds the wait for the next request (default 5m; Postfix
 	// closes idle policy connections after max_idle, 100s by default).
 	IdleTimeout time.Duration
+	// RequestTimeout bounds a request once its first byte has arrived,
+	// and the wait for a new connection's first request (default 30s):
+	// Postfix writes a whole request as soon as it connects.
+	RequestTimeout time.Duration
+	// MaxConns caps the open connections (0: no cap); see connserver.
+	MaxConns int
 
 	once sync.Once
 	cs   connserver.Server
 }
 
 func (s *Server) server() *connserver.Server {
-	s.once.Do(func() { s.cs.Handle = s.serveConn })
+	s.once.Do(func() {
+		s.cs.Handle = s.serveConn
+		s.cs.MaxConns = s.MaxConns
+		s.cs.Log = s.Gate.Logger().With("frontend", "policy")
+	})
 	return &s.cs
 }
 
@@ -124,13 +134,29 @@ func (s *Server) serveConn(c *connserver.Conn) {
 	if idle <= 0 {
 		idle = 5 * time.Minute
 	}
+	rt := s.RequestTimeout
+	if rt <= 0 {
+		rt = 30 * time.Second
+	}
 	r := bufio.NewReaderSize(c, MaxLine)
 	w := bufio.NewWriter(c)
 	sess := s.Gate.NewSession("policy", log)
 	instance := ""
-	for {
-		c.SetReadDeadline(c.IdleDeadline(idle))
-		req, err := ReadRequest(r)
+	for first := true; ; first = false {
+		if first {
+			c.SetReadDeadline(c.IdleDeadline(rt))
+		} else {
+			c.SetReadDeadline(c.IdleDeadline(idle))
+		}
+		// A request that has begun must end soon.
+		_, err := r.Peek(1)
+		if err == nil {
+			c.SetReadDeadline(time.Now().Add(rt))
+		}
+		var req Request
+		if err == nil {
+			req, err = ReadRequest(r)
+		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !(c.Closing() && errors.Is(err, os.ErrDeadlineExceeded)) {
 				log.Warn("policy connection closed", "err", err)
