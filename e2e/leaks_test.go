@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stray-mail/stray/internal/postfixtest"
 )
@@ -123,5 +127,43 @@ func TestCheckAPIFailureLimitSeparatesClientsBehindATrustedProxy(t *testing.T) {
 	}
 	if code := post("203.0.113.5"); code != http.StatusUnauthorized {
 		t.Fatalf("another client behind the same proxy: %d, want 401", code)
+	}
+}
+
+// The reply listener is capped: a flood of idle connections (from any
+// client: the refusal of strangers comes after accept) never holds more
+// than replyMaxConns descriptors, the oldest idle ones make room, and the
+// listener keeps greeting the MTA.
+func TestReplyListenerIsCappedAndKeepsGreeting(t *testing.T) {
+	dir := t.TempDir()
+	reply := fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
+	startStrayListen(t, "  reply: "+reply+"\n", fmt.Sprintf("store: sqlite:%s/stray.db\nhold:\n  secret_file: %s/stray.key\n  reply_domain: reply.example.org\n", dir, dir))
+	greet := func() (net.Conn, string) {
+		c, err := net.DialTimeout("tcp", reply, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		return c, line
+	}
+	var conns []net.Conn
+	for i := 0; i < 60; i++ {
+		c, line := greet()
+		if !strings.HasPrefix(line, "220 ") {
+			t.Fatalf("connection %d greeted with %q", i+1, line)
+		}
+		conns = append(conns, c)
+	}
+	open := 0
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
+			open++
+		}
+		c.Close()
+	}
+	if open > 32 {
+		t.Fatalf("%d of 60 idle reply connections still open, want at most 32", open)
 	}
 }

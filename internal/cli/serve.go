@@ -23,6 +23,7 @@ import (
 
 	"github.com/stray-mail/stray/detect"
 	"github.com/stray-mail/stray/internal/config"
+	"github.com/stray-mail/stray/internal/connserver"
 	"github.com/stray-mail/stray/internal/gate"
 	"github.com/stray-mail/stray/internal/hold"
 	"github.com/stray-mail/stray/internal/milter"
@@ -332,6 +333,9 @@ func (d *daemon) startMetrics(addr string) error {
 
 func healthz(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }
 
+// replyMaxConns caps the reply listener's connections.
+const replyMaxConns = 32
+
 func (d *daemon) startReply(addr string) error {
 	if d.holder == nil {
 		return fmt.Errorf("reply: needs hold and confirm with a store")
@@ -347,7 +351,12 @@ func (d *daemon) startReply(addr string) error {
 	}
 	rs := d.holder.NewReplyServer(hold.ReplyOptions{Clients: clients, RequireAuth: d.cfg.Hold.ReplyRequireAuth})
 	d.log.Info("replies accepted only from", "listener", "reply", "clients", fmt.Sprint(clients), "require_auth", d.cfg.Hold.ReplyRequireAuth)
-	d.run("reply", addr, func() error { return rs.Serve(l) }, rs.Shutdown)
+	// Only the organisation's MTA talks here: a small cap keeps a flood
+	// from taking the descriptors the milter and policy server need, and
+	// accept errors (EMFILE) are retried rather than ending the listener.
+	capped := connserver.NewListener(l, replyMaxConns, d.log.With("listener", "reply"))
+	capped.Refuse = func(c net.Conn) { io.WriteString(c, "421 4.7.0 too many connections, try again later\r\n") }
+	d.run("reply", addr, func() error { return rs.Serve(capped) }, rs.Shutdown)
 	return nil
 }
 
