@@ -59,6 +59,10 @@ const (
 	KindRepetition         = "repetition"           // a character typed twice
 	KindInsertion          = "insertion"            // an unrelated extra character
 	KindSubstitution       = "substitution"         // an unrelated character replaced
+	KindTwoSlips           = "two-slips"            // two slips in one distinctive name: yhaooo for yahoo
+	KindOtherTLD           = "other-tld"            // a provider's name under a TLD it does not use for mail: hotmial.net
+	KindDoubledSuffix      = "doubled-suffix"       // the suffix typed twice or glued on: gmail.com.com, gmailcom.com
+	KindDiacritic          = "diacritic"            // accented letters for plain ones: gmàil.com
 	KindTransposition      = "transposition"        // two characters swapped
 	KindMissingDot         = "missing-dot"          // uscompany.com for us.company.com
 	KindExtraDot           = "extra-dot"            // g.mail.com
