@@ -23,6 +23,12 @@ const (
 
 var verdictNames = [...]string{"ok", "warn", "hold", "block"}
 
+// Invalid is the verdict front ends report for an address that cannot be
+// parsed (Check returns an error). It is not a Verdict of the engine, which
+// judges only addresses it can read, but it must never read as ok: a caller
+// looking only at the verdict would be told a broken address is fine.
+const Invalid = "invalid"
+
 func (v Verdict) String() string {
 	if int(v) < len(verdictNames) {
 		return verdictNames[v]
