@@ -52,6 +52,8 @@ type Checker struct {
 	slips      *slipModel
 	tlds       sync.Map // TLDs known to exist → true
 	brands     []brand  // giant providers' distinctive names (model.go)
+	// providerNames are the registrable names of every provider.
+	providerNames map[string]bool
 }
 
 // New builds a Checker from knowledge. Building is linear in the size of the
@@ -399,11 +401,12 @@ func (c *Checker) assess(a address.Address) (candidate, bool) {
 	}
 	// One slip from a target, on the domain itself or on a parent
 	// (mail.gmial.com).
-	cands = append(cands, c.slipsFrom(d, 1)...)
+	ps, icann := publicsuffix.PublicSuffix(d)
+	cands = append(cands, c.slipsFromPS(d, ps, 1)...)
 	// A giant provider's name with two slips, or under another generic
 	// TLD; a suffix doubled or glued on.
-	cands = append(cands, c.brandSlips(d, false)...)
-	cands = append(cands, c.repairedSuffix(d)...)
+	cands = append(cands, c.brandSlipsPS(d, ps, icann, false)...)
+	cands = append(cands, c.repairedSuffix(d, ps)...)
 	// A TLD that does not exist: mail bounces, but the sender meant
 	// something; find it.
 	tld := d[strings.LastIndexByte(d, '.')+1:]
@@ -451,10 +454,15 @@ func (c *Checker) targetReason(t target, typed string) Reason {
 // slipsFrom finds targets one edit from d (and from d's parents, carrying the
 // stripped labels over to the intended domain). factor scales the scores.
 func (c *Checker) slipsFrom(d string, factor float64) []candidate {
+	ps, _ := publicsuffix.PublicSuffix(d)
+	return c.slipsFromPS(d, ps, factor)
+}
+
+// slipsFromPS is slipsFrom with d's public suffix already known.
+func (c *Checker) slipsFromPS(d, ps string, factor float64) []candidate {
 	var out []candidate
 	prefix := ""
 	s := d
-	ps, _ := publicsuffix.PublicSuffix(d)
 	var ids []int32
 	for depth := 0; depth < 3; depth++ {
 		ids = c.index.lookup(s, ids[:0])

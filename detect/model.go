@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"math/bits"
 	"strings"
 
 	"golang.org/x/net/publicsuffix"
@@ -65,7 +66,19 @@ var genericTLDs = map[string]bool{"com": true, "net": true, "org": true, "info":
 type brand struct {
 	label, domain, suffix string
 	weight                float64
-	family                bool // runs country domains: brand.xx passes
+	family                bool   // runs country domains: brand.xx passes
+	letters               uint64 // set of its characters (letterSet)
+}
+
+// letterSet is the set of s's characters, folded onto 64 bits: two slips
+// remove at most two of the intended name's letters from the typed one, a
+// cheap test before the edit distance.
+func letterSet(s string) uint64 {
+	var m uint64
+	for i := 0; i < len(s); i++ {
+		m |= 1 << (s[i] & 63)
+	}
+	return m
 }
 
 // minBrandLen is the shortest name given the brand treatment (two slips,
@@ -73,10 +86,16 @@ type brand struct {
 // neighbours.
 const minBrandLen = 5
 
-// addBrands collects the tier-1 providers' distinctive names.
+// addBrands collects the tier-1 providers' distinctive names, and every
+// provider's name: a name that is itself a provider's (ymail, email) is a
+// real destination under any TLD, not a slip of a giant's.
 func (c *Checker) addBrands() {
 	seen := map[string]bool{}
+	c.providerNames = map[string]bool{}
 	for _, p := range knowledge.Providers() {
+		if reg, err := publicsuffix.EffectiveTLDPlusOne(p.Domain); err == nil {
+			c.providerNames[reg[:strings.IndexByte(reg, '.')]] = true
+		}
 		if p.Tier != 1 {
 			continue
 		}
@@ -86,8 +105,17 @@ func (c *Checker) addBrands() {
 			continue
 		}
 		seen[label] = true
-		c.brands = append(c.brands, brand{label: label, domain: p.Domain, suffix: p.Domain[i+1:], weight: p.Weight(), family: c.families[label]})
+		c.brands = append(c.brands, brand{label: label, domain: p.Domain, suffix: p.Domain[i+1:], weight: p.Weight(), family: c.families[label], letters: letterSet(label)})
 	}
+}
+
+func (c *Checker) isBrand(label string) bool {
+	for _, b := range c.brands {
+		if b.label == label {
+			return true
+		}
+	}
+	return false
 }
 
 func posterior(l, prior, real float64) float64 {
@@ -107,16 +135,25 @@ func (c *Checker) brandSlips(d string, anySuffix bool) []candidate {
 		return nil
 	}
 	ps, icann := publicsuffix.PublicSuffix(d)
-	if !icann || len(d) <= len(ps)+1 {
+	return c.brandSlipsPS(d, ps, icann, anySuffix)
+}
+
+// brandSlipsPS is brandSlips with d's public suffix already known.
+func (c *Checker) brandSlipsPS(d, ps string, icann, anySuffix bool) []candidate {
+	if len(c.brands) == 0 || !icann || len(d) <= len(ps)+1 {
 		return nil
 	}
 	label := d[:len(d)-len(ps)-1]
 	if strings.IndexByte(label, '.') >= 0 {
 		return nil // a subdomain: mail.gmial.com is slipsFrom's
 	}
+	if c.providerNames[label] && !c.isBrand(label) {
+		return nil // another provider's name (ymail.net): not a giant's slip
+	}
 	var out []candidate
+	letters := letterSet(label)
 	for _, b := range c.brands {
-		if abs(len(label)-len(b.label)) > 2 {
+		if abs(len(label)-len(b.label)) > 2 || bits.OnesCount64(b.letters&^letters) > 2 {
 			continue
 		}
 		same := ps == b.suffix
@@ -202,9 +239,14 @@ func osaDistance(a, b string, limit int) int {
 	if abs(len(a)-len(b)) > limit {
 		return limit + 1
 	}
+	var buf [3][32]int
 	var rows [3][]int
 	for i := range rows {
-		rows[i] = make([]int, len(b)+1)
+		if len(b) < len(buf[i]) {
+			rows[i] = buf[i][:len(b)+1]
+		} else {
+			rows[i] = make([]int, len(b)+1)
+		}
 	}
 	prev2, prev, cur := rows[0], rows[1], rows[2]
 	for j := range prev {
@@ -236,13 +278,12 @@ func osaDistance(a, b string, limit int) int {
 // suffixRepairs are d with a doubled or glued-on suffix undone:
 // gmail.com.com → gmail.com, gmailcom.com → gmail.com, gmailnet.com →
 // gmail.net.
-func suffixRepairs(d string) []string {
+func suffixRepairs(d, ps string) []string {
 	var out []string
 	tld := tldOf(d)
 	if strings.HasSuffix(d, "."+tld+"."+tld) {
 		out = append(out, d[:len(d)-len(tld)-1])
 	}
-	ps, _ := publicsuffix.PublicSuffix(d)
 	if len(d) <= len(ps)+1 || !genericTLDs[ps] {
 		return out // autocompletion appends generic suffixes only
 	}
@@ -261,9 +302,9 @@ var gluedTLDs = []string{"com", "net", "org"}
 
 // repairedSuffix explains d as a target with its suffix doubled or glued on
 // (and at most one more slip).
-func (c *Checker) repairedSuffix(d string) []candidate {
+func (c *Checker) repairedSuffix(d, ps string) []candidate {
 	var out []candidate
-	for _, r := range suffixRepairs(d) {
+	for _, r := range suffixRepairs(d, ps) {
 		why := Reason{KindDoubledSuffix, fmt.Sprintf("the suffix is doubled or glued to the name: %s for %s", d, r)}
 		out = append(out, c.fromRepair(r, suffixSlip, why)...)
 	}
