@@ -332,7 +332,9 @@ func (c *Checker) trusted(d string) bool {
 	if reg, err := publicsuffix.EffectiveTLDPlusOne(d); err == nil {
 		label := reg[:strings.IndexByte(reg, '.')]
 		tld := reg[strings.LastIndexByte(reg, '.')+1:]
-		if c.families[label] && c.tldExists(tld) && !knowledge.IsConfusionTLD(tld) {
+		// A brand's country domain; not its name under another generic
+		// TLD (outlook.org), which is a slip (model.go, brandSlips).
+		if c.families[label] && c.tldExists(tld) && !knowledge.IsConfusionTLD(tld) && !genericTLDs[tld] {
 			return true
 		}
 	}

@@ -156,7 +156,14 @@ func (c *Checker) brandSlipsPS(d, ps string, icann, anySuffix bool) []candidate 
 		if abs(len(label)-len(b.label)) > 2 || bits.OnesCount64(b.letters&^letters) > 2 {
 			continue
 		}
-		same := ps == b.suffix
+		intended, same := b.domain, ps == b.suffix
+		if !same {
+			// The brand's listed national domain under the typed
+			// suffix (hotmaali.fr → hotmail.fr).
+			if id, ok := c.exact[b.label+"."+ps]; ok && c.targets[id].class == classProvider {
+				intended, same = b.label+"."+ps, true
+			}
+		}
 		if !same && !anySuffix && !genericTLDs[ps] {
 			continue
 		}
@@ -164,8 +171,8 @@ func (c *Checker) brandSlipsPS(d, ps string, icann, anySuffix bool) []candidate 
 		var reasons []Reason
 		switch {
 		case label == b.label:
-			if same || b.family {
-				continue // the provider itself, or its country domain
+			if same {
+				continue // the provider itself
 			}
 			l = 1
 		default:
@@ -187,14 +194,14 @@ func (c *Checker) brandSlipsPS(d, ps string, icann, anySuffix bool) []candidate 
 		}
 		if !same {
 			l *= otherTLDFactor
-			reasons = append(reasons, Reason{KindOtherTLD, fmt.Sprintf("%s is not where %s's mail goes: its domain is %s", d, b.label, b.domain)})
+			reasons = append(reasons, Reason{KindOtherTLD, fmt.Sprintf("%s is not where %s's mail goes: its domain is %s", d, b.label, intended)})
 		}
 		score := posterior(l, b.weight, realDestination+shortNameReal(len(label)))
 		if score < holdAt {
 			continue
 		}
-		reasons = append(reasons, Reason{KindProvider, fmt.Sprintf("%s looks like %s, a popular mail provider", d, b.domain)})
-		out = append(out, candidate{intended: b.domain, score: score, evidence: l * b.weight, verdict: Hold, reasons: reasons})
+		reasons = append(reasons, Reason{KindProvider, fmt.Sprintf("%s looks like %s, a popular mail provider", d, intended)})
+		out = append(out, candidate{intended: intended, score: score, evidence: l * b.weight, verdict: Hold, reasons: reasons})
 	}
 	return out
 }
