@@ -46,6 +46,19 @@ const (
 	realDestination = 0.05
 )
 
+// firstLetterFactor: people rarely get the first letter of a word wrong.
+// Pollock and Zamora (1983, "Collection and characterization of spelling
+// errors in scientific and scholarly text", JASIS 34(1)) found it wrong in
+// about 7 % of misspellings, where a slip falling anywhere in a name of five
+// to seven letters would hit it 15-20 % of the time: about a third as
+// likely. An arbitrary letter (below arbitrarySlip, neither a neighbouring
+// key nor a common spelling slip) in first place is not taken for a slip
+// of a giant at all: wahoo.com is a company, not a yahoo.com typo.
+const (
+	firstLetterFactor = 0.35
+	arbitrarySlip     = 0.19
+)
+
 // shortNameReal is the real-destination prior ρ of a registrable label of n
 // letters: 0.7 for one or two letters, 0.3 for three, else 0.
 func shortNameReal(n int) float64 {
@@ -164,24 +177,37 @@ func (c *Checker) brandSlipsPS(d, ps string, icann, anySuffix bool) []candidate 
 				intended, same = b.label+"."+ps, true
 			}
 		}
-		if !same && !anySuffix && !genericTLDs[ps] {
-			continue
+		// How the suffix went wrong, if it did: one slip of the brand's
+		// own (gmial.co), or another generic TLD (hotmial.net).
+		suffixP, suffixWhy := 1.0, Reason{}
+		if !same {
+			if e, ok := oneEdit(ps, b.suffix); ok {
+				sl := c.slips.explain(ps, b.suffix, e)
+				suffixP, suffixWhy = sl.p*twoSlipFactor, Reason{KindTLDConfusion, fmt.Sprintf(".%s is one slip from .%s: mail there is delivered to a stranger", ps, b.suffix)}
+			} else if anySuffix || genericTLDs[ps] {
+				suffixP, suffixWhy = otherTLDFactor, Reason{KindOtherTLD, fmt.Sprintf("%s is not where %s's mail goes: its domain is %s", d, b.label, intended)}
+			} else {
+				continue
+			}
 		}
 		var l float64
 		var reasons []Reason
 		switch {
 		case label == b.label:
-			if same {
-				continue // the provider itself
+			if same || suffixWhy.Kind == KindTLDConfusion {
+				continue // the provider itself, or a TLD slip: slipsFrom's
 			}
 			l = 1
 		default:
 			if e, ok := oneEdit(label, b.label); ok {
-				if same {
-					continue // one slip under its own suffix: slipsFrom
-				}
 				sl := c.slips.explain(label, b.label, e)
 				l = sl.p
+				if e.pos == 0 {
+					if sl.p < arbitrarySlip {
+						continue // wahoo.com is no yahoo.com
+					}
+					l *= firstLetterFactor
+				}
 				reasons = append(reasons, Reason{sl.kind, sl.why})
 				break
 			}
@@ -193,15 +219,19 @@ func (c *Checker) brandSlipsPS(d, ps string, icann, anySuffix bool) []candidate 
 			reasons = append(reasons, Reason{KindTwoSlips, why})
 		}
 		if !same {
-			l *= otherTLDFactor
-			reasons = append(reasons, Reason{KindOtherTLD, fmt.Sprintf("%s is not where %s's mail goes: its domain is %s", d, b.label, intended)})
+			l *= suffixP
+			reasons = append(reasons, suffixWhy)
 		}
 		score := posterior(l, b.weight, realDestination+shortNameReal(len(label)))
-		if score < holdAt {
+		v := verdictFor(score, false)
+		if v < Hold && !(same && len(reasons) == 1 && reasons[0].Kind != KindTwoSlips) {
+			continue // only one slip of a giant's own domain may be a mere warning
+		}
+		if v == OK {
 			continue
 		}
 		reasons = append(reasons, Reason{KindProvider, fmt.Sprintf("%s looks like %s, a popular mail provider", d, intended)})
-		out = append(out, candidate{intended: intended, score: score, evidence: l * b.weight, verdict: Hold, reasons: reasons})
+		out = append(out, candidate{intended: intended, score: score, evidence: l * b.weight, verdict: v, reasons: reasons})
 	}
 	return out
 }
@@ -365,6 +395,20 @@ func (c *Checker) dotless(d string) (candidate, bool) {
 		for _, x := range c.fromRepair(r, 0.75, why) {
 			x.verdict = max(x.verdict, Hold)
 			cands = append(cands, x)
+		}
+	}
+	if len(cands) == 0 {
+		// No TLD at all: a giant's name, or one slip of it (x@gmail).
+		for _, b := range c.brands {
+			for _, x := range c.brandSlipsPS(d+"."+b.suffix, b.suffix, true, false) {
+				x.reasons = append([]Reason{{KindMissingDot, fmt.Sprintf("%s has no top-level domain", d)}}, x.reasons...)
+				x.verdict = Hold
+				cands = append(cands, x)
+			}
+			if d == b.label {
+				cands = append(cands, candidate{intended: b.domain, score: posterior(truncationSlip, b.weight, realDestination), verdict: Hold,
+					reasons: []Reason{{KindMissingDot, fmt.Sprintf("%s has no top-level domain", d)}, {KindProvider, fmt.Sprintf("%s is the name of %s, a popular mail provider", d, b.domain)}}})
+			}
 		}
 	}
 	return bestOf(cands)
