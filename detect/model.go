@@ -182,7 +182,7 @@ func (c *Checker) brandSlipsPS(d, ps string, icann, anySuffix bool) []candidate 
 		suffixP, suffixWhy := 1.0, Reason{}
 		if !same {
 			if e, ok := oneEdit(ps, b.suffix); ok {
-				sl := c.slips.explain(ps, b.suffix, e)
+				sl := c.slips.explainSpelling(ps, b.suffix, e)
 				suffixP, suffixWhy = sl.p*twoSlipFactor, Reason{KindTLDConfusion, fmt.Sprintf(".%s is one slip from .%s: mail there is delivered to a stranger", ps, b.suffix)}
 			} else if anySuffix || genericTLDs[ps] {
 				suffixP, suffixWhy = otherTLDFactor, Reason{KindOtherTLD, fmt.Sprintf("%s is not where %s's mail goes: its domain is %s", d, b.label, intended)}
@@ -200,7 +200,7 @@ func (c *Checker) brandSlipsPS(d, ps string, icann, anySuffix bool) []candidate 
 			l = 1
 		default:
 			if e, ok := oneEdit(label, b.label); ok {
-				sl := c.slips.explain(label, b.label, e)
+				sl := c.slips.explainSpelling(label, b.label, e)
 				l = sl.p
 				if e.pos == 0 {
 					if sl.p < arbitrarySlip {
@@ -258,8 +258,8 @@ func (c *Checker) twoSlips(typed, intended string) (float64, string) {
 			continue
 		}
 		e1, _ := oneEdit(mid, intended)
-		a := c.slips.explain(mid, intended, e1)
-		b := c.slips.explain(typed, mid, e2)
+		a := c.slips.explainSpelling(mid, intended, e1)
+		b := c.slips.explainSpelling(typed, mid, e2)
 		if p := a.p * b.p; p > best {
 			best, bestMid, bestA, bestB = p, mid, a, b
 		}

@@ -138,11 +138,13 @@ func (m *slipModel) phonetic(typed, intended string) float64 {
 	return phoneticBase + phoneticSpan*math.Log1p(float64(n))/m.logMax
 }
 
-// explain classifies the edit from intended to typed: the keyboard and
-// sight explanation, or the spelling slip when people make that one more
-// often.
-func (m *slipModel) explain(typed, intended string, e edit) slip {
-	s := m.explainKeys(typed, intended, e)
+// explainSpelling classifies the edit from intended to typed: the keyboard
+// and sight explanation, or the spelling slip when people make that one
+// more often. The error model's further explanations (model.go) use it; the
+// one-slip index keeps explain, on whose scale its thresholds were set (a
+// correspondent's vowel swap stays a warning).
+func (m *slipModel) explainSpelling(typed, intended string, e edit) slip {
+	s := m.explain(typed, intended, e)
 	var ph float64
 	var why string
 	kind := KindSubstitution
@@ -171,8 +173,8 @@ func (m *slipModel) explain(typed, intended string, e edit) slip {
 	return s
 }
 
-// explainKeys classifies the edit by keyboard geometry and sight.
-func (m *slipModel) explainKeys(typed, intended string, e edit) slip {
+// explain classifies the edit by keyboard geometry and sight.
+func (m *slipModel) explain(typed, intended string, e edit) slip {
 	switch e.op {
 	case opTranspose:
 		a, b := intended[e.pos], intended[e.pos+1]
