@@ -194,8 +194,11 @@ func (c *Checker) brandSlipsPS(d, ps string, icann, anySuffix bool) []candidate 
 		var reasons []Reason
 		switch {
 		case label == b.label:
-			if same || suffixWhy.Kind == KindTLDConfusion {
-				continue // the provider itself, or a TLD slip: slipsFrom's
+			if same || suffixWhy.Kind == KindTLDConfusion || !genericTLDs[b.suffix] {
+				// The provider itself, a TLD slip (slipsFrom's), or a
+				// name whose home is a country TLD: proton.com is a
+				// car maker, not proton.me.
+				continue
 			}
 			l = 1
 		default:
@@ -320,6 +323,13 @@ func suffixRepairs(d, ps string) []string {
 	tld := tldOf(d)
 	if strings.HasSuffix(d, "."+tld+"."+tld) {
 		out = append(out, d[:len(d)-len(tld)-1])
+	} else if rest := d[:len(d)-len(tld)-1]; genericTLDs[tld] && strings.Contains(rest, ".") {
+		// The suffix typed with a slip, then again (gmail.cim.com).
+		if prev := tldOf(rest); len(rest) > len(prev)+1 {
+			if _, ok := oneEdit(prev, tld); ok {
+				out = append(out, rest[:len(rest)-len(prev)]+tld)
+			}
+		}
 	}
 	if len(d) <= len(ps)+1 || !genericTLDs[ps] {
 		return out // autocompletion appends generic suffixes only
