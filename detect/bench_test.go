@@ -78,3 +78,21 @@ func BenchmarkNewKnown120k(b *testing.B) {
 	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "heap-MiB")
 	runtime.KeepAlive(keep)
 }
+
+// BenchmarkCheckScenarioA checks the no-context recipients of the
+// development corpus: typos of providers (which reach the error model's
+// further explanations) and legitimate domains.
+func BenchmarkCheckScenarioA(b *testing.B) {
+	var addrs []string
+	for _, c := range loadEvalCases(b) {
+		if c.Scenario == "A" {
+			addrs = append(addrs, c.Rcpt)
+		}
+	}
+	c := mustChecker(b, Knowledge{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		c.Check(addrs[i%len(addrs)])
+	}
+}

@@ -52,6 +52,9 @@ type Checker struct {
 	deny       map[string]string // registered lookalike → intended
 	slips      *slipModel
 	tlds       sync.Map // TLDs known to exist → true
+	brands     []brand  // giant providers' distinctive names (model.go)
+	// providerNames are the registrable names of every provider.
+	providerNames map[string]bool
 }
 
 // New builds a Checker from knowledge. Building is linear in the size of the
@@ -108,6 +111,7 @@ func New(k Knowledge) (*Checker, error) {
 		for _, f := range knowledge.Families {
 			c.families[f] = true
 		}
+		c.addBrands()
 	}
 	c.index = newDeleteIndex(len(c.targets))
 	for id, t := range c.targets {
@@ -276,10 +280,16 @@ func (c *Checker) Check(addr string) (Finding, error) {
 // CheckAddress checks a parsed recipient.
 func (c *Checker) CheckAddress(a address.Address) Finding {
 	f := Finding{Address: a.String(), Domain: a.Domain}
-	if a.Literal || !strings.Contains(a.Domain, ".") {
+	if a.Literal {
 		return f
 	}
-	best, ok := c.assess(a)
+	var best candidate
+	var ok bool
+	if strings.Contains(a.Domain, ".") {
+		best, ok = c.assess(a)
+	} else if !c.trusted(a.Domain) {
+		best, ok = c.dotless(a.Domain)
+	}
 	if !ok {
 		return f
 	}
@@ -297,6 +307,10 @@ func (c *Checker) CheckAddress(a address.Address) Finding {
 type candidate struct {
 	intended string
 	score    float64
+	// evidence, when set, is L·π, the unnormalised weight of the
+	// explanation that ranks it against the one-slip candidates (whose
+	// score is their L·π); score is then its posterior.
+	evidence float64
 	verdict  Verdict
 	reasons  []Reason
 }
@@ -336,7 +350,9 @@ func (c *Checker) trust(d string) (trusted, knownOnly bool) {
 		if reg, err := publicsuffix.EffectiveTLDPlusOne(d); err == nil {
 			label := reg[:strings.IndexByte(reg, '.')]
 			tld := reg[strings.LastIndexByte(reg, '.')+1:]
-			if c.families[label] && c.tldExists(tld) && !knowledge.IsConfusionTLD(tld) {
+			// A brand's country domain; not its name under another generic
+			// TLD (outlook.org), which is a slip (model.go, brandSlips).
+			if c.families[label] && c.tldExists(tld) && !knowledge.IsConfusionTLD(tld) && !genericTLDs[tld] {
 				return true, false
 			}
 		}
@@ -393,6 +409,11 @@ func (c *Checker) assess(a address.Address) (candidate, bool) {
 	// characters.
 	if a.UnicodeDomain != d || strings.Contains(d, "xn--") {
 		cands = append(cands, c.homoglyphs(a)...)
+		var pre []Reason
+		if strings.Contains(d, "xn--") {
+			pre = append(pre, Reason{KindPunycode, fmt.Sprintf("%s is the punycode form of %s", d, a.UnicodeDomain)})
+		}
+		cands = append(cands, c.diacritics(a, pre)...)
 	} else if id, ok := c.skeletons[knowledge.DomainSkeleton(d)]; ok && c.targets[id].name != d {
 		// ASCII lookalikes read the same: rn for m, 0 for o, 1 for l.
 		t := c.targets[id]
@@ -402,7 +423,12 @@ func (c *Checker) assess(a address.Address) (candidate, bool) {
 	}
 	// One slip from a target, on the domain itself or on a parent
 	// (mail.gmial.com).
-	cands = append(cands, c.slipsFrom(d, 1)...)
+	ps, icann := publicsuffix.PublicSuffix(d)
+	cands = append(cands, c.slipsFromPS(d, ps, 1)...)
+	// A giant provider's name with two slips, or under another generic
+	// TLD; a suffix doubled or glued on.
+	cands = append(cands, c.brandSlipsPS(d, ps, icann, false)...)
+	cands = append(cands, c.repairedSuffix(d, ps)...)
 	// A TLD that does not exist: mail bounces, but the sender meant
 	// something; find it.
 	tld := d[strings.LastIndexByte(d, '.')+1:]
@@ -417,16 +443,7 @@ func (c *Checker) assess(a address.Address) (candidate, bool) {
 	if len(cands) == 0 {
 		return candidate{}, false
 	}
-	best := cands[0]
-	for _, x := range cands[1:] {
-		if x.verdict > best.verdict || (x.verdict == best.verdict && x.score > best.score) {
-			best = x
-		}
-	}
-	if best.verdict == OK {
-		return candidate{}, false
-	}
-	return best, true
+	return bestOf(cands)
 }
 
 // Verdict thresholds on a candidate's score.
@@ -462,10 +479,15 @@ func (c *Checker) targetReason(t target, typed string) Reason {
 // slipsFrom finds targets one edit from d (and from d's parents, carrying the
 // stripped labels over to the intended domain). factor scales the scores.
 func (c *Checker) slipsFrom(d string, factor float64) []candidate {
+	ps, _ := publicsuffix.PublicSuffix(d)
+	return c.slipsFromPS(d, ps, factor)
+}
+
+// slipsFromPS is slipsFrom with d's public suffix already known.
+func (c *Checker) slipsFromPS(d, ps string, factor float64) []candidate {
 	var out []candidate
 	prefix := ""
 	s := d
-	ps, _ := publicsuffix.PublicSuffix(d)
 	var ids []int32
 	for depth := 0; depth < 3; depth++ {
 		ids = c.index.lookup(s, ids[:0])
@@ -562,7 +584,7 @@ func (c *Checker) nonexistentTLD(d, tld string) []candidate {
 		e, _ := oneEdit(tld, fix)
 		p := c.slips.explain(tld, fix, e).p
 		if c.trusted(fixed) {
-			w := 0.7 // a brand's country domain, or below a known one
+			w := unlistedFamilyWeight // a brand's country domain, or below a known one
 			if id, ok := c.exact[fixed]; ok {
 				w = c.targets[id].weight
 			}
@@ -581,8 +603,53 @@ func (c *Checker) nonexistentTLD(d, tld string) []candidate {
 			fallback, fallbackRank = fixed, r
 		}
 	}
+	out = append(out, c.tldRepairs(name, tld, why)...)
 	if len(out) == 0 {
 		out = append(out, candidate{intended: fallback, score: 0.6, verdict: Hold, reasons: []Reason{why}})
+	}
+	return out
+}
+
+// unlistedFamilyWeight is the prior of a provider brand's country domain
+// that no list names (outlook.cc): below every listed provider, so that a
+// broken TLD is repaired towards the provider's real domain first.
+const unlistedFamilyWeight = 0.35
+
+// truncationSlip is the likelihood of a TLD cut short (outlook.c for
+// outlook.com): one slip, the sender stopped typing, however many letters
+// are left off; as likely as an omitted letter.
+const truncationSlip = 0.6
+
+// tldRepairs are the repairs of a nonexistent TLD that are more than one
+// edit: a popular TLD cut short (c → com), and a two-part suffix without
+// its dot (couk → co.uk), with the name then read as the provider it names.
+func (c *Checker) tldRepairs(name, tld string, why Reason) []candidate {
+	var out []candidate
+	for _, t := range knowledge.PopularTLDs {
+		if len(t) <= len(tld)+1 || !strings.HasPrefix(t, tld) {
+			continue
+		}
+		p := truncationSlip
+		fixed := name + "." + t
+		if id, ok := c.exact[fixed]; ok {
+			out = append(out, candidate{intended: fixed, score: 0.5 + 0.5*p*c.targets[id].weight, verdict: Hold, reasons: []Reason{why}})
+		}
+	}
+	for i := 1; i < len(tld); i++ {
+		s := tld[:i] + "." + tld[i:]
+		if ps, icann := publicsuffix.PublicSuffix("stray-probe." + s); !icann || ps != s {
+			continue
+		}
+		fixed := name + "." + s
+		if id, ok := c.exact[fixed]; ok {
+			out = append(out, candidate{intended: fixed, score: 0.5 + 0.5*0.75*c.targets[id].weight, verdict: Hold, reasons: []Reason{why}})
+			continue
+		}
+		for _, x := range c.fromRepair(fixed, 0.75, Reason{KindMissingDot, fmt.Sprintf(".%s is .%s without its dot", tld, s)}) {
+			x.reasons = append([]Reason{why}, x.reasons...)
+			x.verdict = max(x.verdict, Hold)
+			out = append(out, x)
+		}
 	}
 	return out
 }

@@ -23,6 +23,12 @@ const (
 
 var verdictNames = [...]string{"ok", "warn", "hold", "block"}
 
+// Invalid is the verdict front ends report for an address that cannot be
+// parsed (Check returns an error). It is not a Verdict of the engine, which
+// judges only addresses it can read, but it must never read as ok: a caller
+// looking only at the verdict would be told a broken address is fine.
+const Invalid = "invalid"
+
 func (v Verdict) String() string {
 	if int(v) < len(verdictNames) {
 		return verdictNames[v]
@@ -59,6 +65,10 @@ const (
 	KindRepetition         = "repetition"           // a character typed twice
 	KindInsertion          = "insertion"            // an unrelated extra character
 	KindSubstitution       = "substitution"         // an unrelated character replaced
+	KindTwoSlips           = "two-slips"            // two slips in one distinctive name: yhaooo for yahoo
+	KindOtherTLD           = "other-tld"            // a provider's name under a TLD it does not use for mail: hotmial.net
+	KindDoubledSuffix      = "doubled-suffix"       // the suffix typed twice or glued on: gmail.com.com, gmailcom.com
+	KindDiacritic          = "diacritic"            // accented letters for plain ones: gmàil.com
 	KindTransposition      = "transposition"        // two characters swapped
 	KindMissingDot         = "missing-dot"          // uscompany.com for us.company.com
 	KindExtraDot           = "extra-dot"            // g.mail.com

@@ -62,7 +62,7 @@ func TestCheckAPIAnswersLikeStrayCheckAndRefusesBadTokens(t *testing.T) {
 	if r := results[0].(map[string]any); r["action"] != "reject" || r["suggestion"] != "j.smith@army.mil" {
 		t.Errorf("army.ml: %v", r)
 	}
-	if r := results[2].(map[string]any); r["error"] == nil || r["verdict"] != "ok" {
+	if r := results[2].(map[string]any); r["error"] == nil || r["verdict"] != "invalid" { // issue 11: never ok
 		t.Errorf("unparsable: %v", r)
 	}
 	for _, bad := range []string{"", "stray_abcdefgh_" + strings.Repeat("x", 52), token + "x"} {

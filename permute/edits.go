@@ -34,6 +34,10 @@ const (
 	stripLikelihood = 0.75
 	// spellLikelihood: umlauts spelled out (mueller.de).
 	spellLikelihood = 0.6
+	// accentLikelihood: one letter with an accent added (gmàil.com), as
+	// detect scores an accented lookalike of a domain it knows: a phone's
+	// long-press slip or a registered IDN lookalike, blocked.
+	accentLikelihood = 0.95
 	// homoglyphLikelihood: a label that looks exactly like the original, as
 	// detect scores a homoglyph.
 	homoglyphLikelihood = 0.98

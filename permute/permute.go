@@ -35,7 +35,7 @@ const (
 	KindPlural        = "plural"                 // an s added or dropped: gmails.com
 	KindPrefix        = "prefix"                 // a common word before the name: mygmail.com, www-gmail.com
 	KindSuffix        = "suffix"                 // a common word after the name: gmail-login.com
-	KindDiacritic     = "diacritic"              // accents dropped or spelled out: muller.de, mueller.de
+	KindDiacritic     = "diacritic"              // accents dropped, spelled out or added: muller.de, mueller.de, gmàil.com
 )
 
 // kinds lists every kind; the order breaks likelihood ties between fuzzers
@@ -159,6 +159,7 @@ func (g *gen) generate() {
 	g.secondLevel()
 	g.words()
 	g.diacritics()
+	g.accents()
 	g.homoglyphs()
 }
 

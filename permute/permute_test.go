@@ -321,3 +321,43 @@ func TestSlipJudgesNonASCIIEditsLikeASCIIOnes(t *testing.T) {
 		t.Error("three edits judged as one")
 	}
 }
+
+func TestAccentedLookalikesAreGeneratedWhereRegistriesSellThem(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		domain string
+		want   []string // Unicode forms that must be there
+		none   bool     // no accented candidate at all
+	}{
+		{"gmail.com", []string{"gmàil.com", "gmaíl.com", "gmáil.com", "gmaïl.com", "gmaił.com"}, false},
+		{"example.co.uk", nil, true}, // .uk sells no IDNs
+		{"army.mil", nil, true},
+		{"web.de", []string{"wéb.de", "wèb.de"}, false},
+	} {
+		cands, err := Generate(tc.domain, Options{Kinds: []string{KindDiacritic}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]Candidate{}
+		accented := 0
+		for _, c := range cands {
+			got[c.Unicode] = c
+			if !isASCII(c.Unicode) {
+				accented++
+			}
+		}
+		for _, w := range tc.want {
+			c, ok := got[w]
+			if !ok {
+				t.Errorf("%s: %s not generated", tc.domain, w)
+				continue
+			}
+			if c.Likelihood < 0.9 || !strings.HasPrefix(c.Domain, "xn--") {
+				t.Errorf("%s: %+v: want an xn-- domain with likelihood ≥ 0.9", tc.domain, c)
+			}
+		}
+		if tc.none && accented > 0 {
+			t.Errorf("%s: %d accented candidates under a TLD without IDNs", tc.domain, accented)
+		}
+	}
+}

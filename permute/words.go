@@ -1,10 +1,13 @@
 package permute
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/stray-mail/stray/internal/knowledge"
 )
 
 // Common words squatters put before or after a name.
@@ -75,4 +78,35 @@ func stripMarks(s string) string {
 		}
 	}
 	return norm.NFC.String(b.String())
+}
+
+// noLatinIDN are the TLDs whose registries accept no IDNs at all, so no
+// accented lookalike can exist under them.
+var noLatinIDN = map[string]bool{"mil": true, "gov": true, "edu": true, "int": true, "arpa": true, "uk": true, "us": true, "ru": true}
+
+// accents adds a diacritic to one letter of a label left of the public
+// suffix (gmàil.com, gmaíl.com): the accented Latin letters a phone's
+// long-press menu offers (knowledge.AccentVariants), which read as the
+// plain letter at a glance and which registrars of most TLDs sell.
+func (g *gen) accents() {
+	if noLatinIDN[g.tld] {
+		return
+	}
+	ul := strings.Split(g.uni, ".")
+	nps := strings.Count(g.ps, ".") + 1
+	for li := 0; li < len(ul)-nps; li++ {
+		label := []rune(ul[li])
+		for i, c := range label {
+			if c >= 128 {
+				continue
+			}
+			for _, v := range knowledge.AccentVariants(byte(c)) {
+				nl := slices.Clone(label)
+				nl[i] = v
+				parts := slices.Clone(ul)
+				parts[li] = string(nl)
+				g.add(strings.Join(parts, "."), KindDiacritic, accentLikelihood)
+			}
+		}
+	}
 }

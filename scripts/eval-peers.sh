@@ -7,18 +7,22 @@
 #   B  --protect mil --known mil_known.txt   (peers: mil_known.txt as their domain list)
 #   C  --known known.txt                    (peers: known.txt as their domain list)
 #   D  none
-# A case counts as flagged by stray when its verdict is not "ok" (warn, hold, block).
+#   S  none: the class-balanced synthetic set, synth.jsonl (detect/synth_test.go writes it);
+#      also scored per class of slip.
+# A case counts as flagged by stray when its verdict is warn, hold or block (not ok, and not
+# invalid: an unparsable line suggests nothing).
 # score.py then prints, per peer and scenario: typos, recall, fix, legit, fpr.
 #
-# Needs go, node, npm (first run only: installs the peers into .cache/peers) and python3.
+# Needs go, node, npm (first run only: installs the peers into PEERS_DIR) and python3.
 # Env: EVAL_KEEP=DIR  copy the per-scenario result files (results-*.jsonl) into DIR.
+#      PEERS_DIR=DIR  where the npm peers are (default .cache/peers, git-ignored).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd -P)
 EVAL="$ROOT/detect/testdata/eval"
 CASES="$EVAL/cases.jsonl"
-PEERS_DIR="$ROOT/.cache/peers"
+PEERS_DIR="${PEERS_DIR:-$ROOT/.cache/peers}"
 PEERS_NM="$PEERS_DIR/node_modules"
 
 for tool in go node npm python3; do
@@ -32,7 +36,7 @@ trap 'rm -rf "$TMP"' EXIT
 if [[ ! -f "$PEERS_NM/mailcheck/package.json" ||
 	! -f "$PEERS_NM/@zootools/email-spell-checker/package.json" ||
 	! -f "$PEERS_NM/email-misspelled/package.json" ]]; then
-	echo "eval-peers: installing peers into .cache/peers" >&2
+	echo "eval-peers: installing peers into $PEERS_DIR" >&2
 	mkdir -p "$PEERS_DIR"
 	npm install --ignore-scripts --no-audit --no-fund --prefix "$PEERS_DIR" \
 		mailcheck @zootools/email-spell-checker email-misspelled >&2
@@ -45,9 +49,11 @@ go build -o "$TMP/stray" ./cmd/stray
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 : >"$TMP/timing.txt"
-for sc in A B C D; do
+for sc in A B C D S; do
+	CASES="$EVAL/cases.jsonl"
 	case "$sc" in
 	A | D) ctx=(); peer_domains=() ;;
+	S) ctx=(); peer_domains=(); CASES="$EVAL/synth.jsonl" ;;
 	B) ctx=(--protect mil --known "$EVAL/mil_known.txt"); peer_domains=("$EVAL/mil_known.txt") ;;
 	C) ctx=(--known "$EVAL/known.txt"); peer_domains=("$EVAL/known.txt") ;;
 	esac
@@ -77,14 +83,10 @@ PY
 	"$TMP/stray" check ${ctx[@]+"${ctx[@]}"} --format json <"$TMP/$sc.rcpt" >"$TMP/$sc.stray.out" 2>"$TMP/$sc.stray.err" || rc=$?
 	t1=$(now_ms)
 	if [[ $rc -ne 0 && $rc -ne 1 ]]; then
-		# 2 is also what an unparsable input line gives; it is fine as long as every
-		# line still got its object (the join below checks the count).
-		if [[ $rc -ne 2 || $(wc -l <"$TMP/$sc.stray.out") -ne $n ]]; then
-			echo "eval-peers: stray check failed on scenario $sc (exit $rc):" >&2
-			cat "$TMP/$sc.stray.err" >&2
-			exit 1
-		fi
-		echo "eval-peers: note: stray exited 2 on scenario $sc (some input line unparsable)" >&2
+		# 2 is a usage error only: an unparsable line is verdict "invalid", exit 1.
+		echo "eval-peers: stray check failed on scenario $sc (exit $rc):" >&2
+		cat "$TMP/$sc.stray.err" >&2
+		exit 1
 	fi
 	ms=$((t1 - t0))
 	python3 -c 'import sys; n, ms, sc = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
@@ -109,7 +111,7 @@ with open(res_path, "w") as res:
         if o.get("address") != rcpt:
             mismatched += 1
         v = o.get("verdict")
-        res.write(json.dumps({"id": cid, "peer": "stray", "flagged": v != "ok",
+        res.write(json.dumps({"id": cid, "peer": "stray", "flagged": v not in ("ok", "invalid"),
                               "suggestion": o.get("suggestion"), "verdict": v}) + "\n")
 if errors:
     print("eval-peers: note: scenario %s: %d address(es) stray could not parse" % (sc, errors), file=sys.stderr)
@@ -131,7 +133,48 @@ echo "== timing per scenario (peers: in-process check loop; stray: whole process
 cat "$TMP/timing.txt"
 echo
 echo "== score (flagged: stray verdict != ok; peers: a suggestion differing from the input) =="
-python3 "$EVAL/score.py" "$CASES" "$TMP"/results-stray-?.jsonl "$TMP"/results-peers-?.jsonl
+python3 "$EVAL/score.py" "$EVAL/cases.jsonl" "$TMP"/results-stray-[ABCD].jsonl "$TMP"/results-peers-[ABCD].jsonl
+python3 "$EVAL/score.py" "$EVAL/synth.jsonl" "$TMP"/results-stray-S.jsonl "$TMP"/results-peers-S.jsonl | tail -n +2
+echo
+echo "== synthetic set (S) per class: recall / fix (legit: fpr) =="
+python3 - "$EVAL/synth.jsonl" "$TMP"/results-stray-S.jsonl "$TMP"/results-peers-S.jsonl <<'PY'
+import json, sys, collections
+def dom(a):
+    if not a:
+        return None
+    d = a.rsplit('@', 1)[-1].strip().rstrip('.').lower()
+    try:
+        d = d.encode('idna').decode().lower() if not d.startswith('xn--') else d
+    except Exception:
+        pass
+    return d
+cases = {c['id']: c for c in map(json.loads, open(sys.argv[1]))}
+st = collections.defaultdict(collections.Counter)
+peers = []
+for f in sys.argv[2:]:
+    for l in open(f):
+        r = json.loads(l)
+        c = cases[r['id']]
+        p = r['peer']
+        if p not in peers:
+            peers.append(p)
+        s = st[(c['kind'], p)]
+        s['n'] += 1
+        s['hit'] += bool(r['flagged'])
+        if c['label'] == 'typo':
+            s['fix'] += bool(r['flagged']) and dom(r.get('suggestion')) == dom(c['intended'])
+kinds = sorted({k for k, _ in st})
+print("%-15s" % "class" + "".join("%22s" % p for p in peers))
+for k in kinds:
+    row = "%-15s" % k
+    for p in peers:
+        s = st[(k, p)]
+        if k == 'legit':
+            row += "%22s" % ("fpr %.3f (%d)" % (s['hit'] / s['n'], s['n']))
+        else:
+            row += "%22s" % ("%.3f / %.3f (%d)" % (s['hit'] / s['n'], s['fix'] / s['n'], s['n']))
+    print(row)
+PY
 
 if [[ -n "${EVAL_KEEP:-}" ]]; then
 	mkdir -p "$EVAL_KEEP"

@@ -18,11 +18,12 @@ Checks recipient addresses for mistyped domains and suggests the address the
 sender most likely meant. Addresses come from the arguments, or one per line
 from standard input when there are none. Each gets a verdict:
 
-  ok     no reason to doubt it
-  warn   a weak signal
-  hold   a likely typo: ask the sender before delivering
-  block  near-certain and leaking (a lookalike of your own domain outside it,
-         a homoglyph of a domain you mean)
+  ok       no reason to doubt it
+  warn     a weak signal
+  hold     a likely typo: ask the sender before delivering
+  block    near-certain and leaking (a lookalike of your own domain outside
+           it, a homoglyph of a domain you mean)
+  invalid  not an address at all: it cannot be parsed
 
 Knowledge: --protect names your own domains or whole suffixes (mail to a
 lookalike outside them leaks); --known names files of domains you write to
@@ -32,9 +33,12 @@ providers are built in.
 
 --format json prints exactly one JSON object per input line, in input order:
 {"address","verdict","intended","suggestion","score","reasons":[{"kind","message"}]}
-and, for an address that cannot be parsed, an "error" with verdict ok.
+and, for an address that cannot be parsed, an "error" with verdict
+"invalid" (text output: a line "invalid ADDRESS: why"). Invalid lines never
+stop the run: every other line is still checked and reported.
 
-Exit status: 0 nothing flagged, 1 something flagged, 2 usage or input error.
+Exit status: 0 nothing flagged, 1 something flagged or invalid, 2 usage
+error (bad flags, unreadable knowledge or config, unreadable input).
 
 Examples:
   stray check --protect mil j.smith@army.ml
@@ -70,11 +74,8 @@ func runCheck(ctx context.Context, args []string, std Stdio) int {
 		f, err := checker.Check(line)
 		f.Address = strings.TrimSpace(line)
 		emit(out, f, err)
-		switch {
-		case err != nil:
-			code = ExitUsage
-		case f.Flagged() && code == ExitOK:
-			code = ExitFlagged
+		if (err != nil || f.Flagged()) && code == ExitOK {
+			code = ExitFlagged // an invalid address counts as flagged
 		}
 	}
 	if len(addrs) > 0 {
@@ -148,7 +149,7 @@ func eachLine(ctx context.Context, r io.Reader, fn func(string)) error {
 type jsonError struct {
 	Address    string          `json:"address"`
 	Error      string          `json:"error"`
-	Verdict    detect.Verdict  `json:"verdict"`
+	Verdict    string          `json:"verdict"`
 	Intended   *string         `json:"intended"`
 	Suggestion *string         `json:"suggestion"`
 	Score      float64         `json:"score"`
@@ -158,7 +159,7 @@ type jsonError struct {
 func emitJSON(w *bufio.Writer, f detect.Finding, err error) {
 	var b []byte
 	if err != nil {
-		b, _ = json.Marshal(jsonError{Address: f.Address, Error: err.Error(), Reasons: []detect.Reason{}})
+		b, _ = json.Marshal(jsonError{Address: f.Address, Error: err.Error(), Verdict: detect.Invalid, Reasons: []detect.Reason{}})
 	} else {
 		b, _ = json.Marshal(f)
 	}
@@ -169,7 +170,7 @@ func emitJSON(w *bufio.Writer, f detect.Finding, err error) {
 func emitText(w *bufio.Writer, f detect.Finding, err error) {
 	switch {
 	case err != nil:
-		fmt.Fprintf(w, "%-6s %s: %v\n", "error", f.Address, err)
+		fmt.Fprintf(w, "%-6s %s: %v\n", detect.Invalid, f.Address, err)
 	case !f.Flagged():
 		fmt.Fprintf(w, "%-6s %s\n", "ok", f.Address)
 	default:

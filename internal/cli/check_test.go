@@ -27,7 +27,7 @@ func TestCheckJSONPrintsOneObjectPerInputLineInOrder(t *testing.T) {
 	if len(got) != len(lines) {
 		t.Fatalf("got %d output lines for %d input lines:\n%s", len(got), len(lines), out)
 	}
-	wantVerdict := []string{"block", "ok", "ok", "ok", "ok", "hold", "ok", "block", "block", "ok", "ok"}
+	wantVerdict := []string{"block", "invalid", "invalid", "invalid", "invalid", "hold", "ok", "block", "block", "invalid", "ok"}
 	wantError := []bool{false, true, true, true, true, false, false, false, false, true, false}
 	for i, l := range got {
 		var o map[string]any
@@ -49,8 +49,44 @@ func TestCheckJSONPrintsOneObjectPerInputLineInOrder(t *testing.T) {
 	if !strings.Contains(got[0], `"suggestion":"j@army.mil"`) {
 		t.Errorf("army.ml suggestion missing: %s", got[0])
 	}
-	if code != ExitUsage {
-		t.Errorf("exit %d, want %d (input errors)", code, ExitUsage)
+	if code != ExitFlagged {
+		t.Errorf("exit %d, want %d (flagged and invalid lines)", code, ExitFlagged)
+	}
+}
+
+// Issue 11: an unparsable address was reported with verdict ok next to its
+// error, and one bad line made the whole run exit 2 as if it were a usage
+// error.
+func TestUnparsableAddressIsInvalidNotOkAndTheRunGoesOn(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, stdin string
+		args        []string
+		wantCode    int
+		wantOut     []string
+	}{
+		{"json among good lines", "a@gmail.com\nnot an address\nb@ymail.com\n", []string{"check", "--format", "json"}, ExitFlagged,
+			[]string{`"verdict":"ok"`, `"verdict":"invalid"`, `"error":`}},
+		{"text among good lines", "a@gmail.com\nnot an address\nb@gmial.com\n", []string{"check"}, ExitFlagged,
+			[]string{"ok     a@gmail.com", "invalid not an address:", "hold   b@gmial.com"}},
+		{"argument", "", []string{"check", "--format", "json", "a@b@c"}, ExitFlagged,
+			[]string{`"verdict":"invalid"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			code, out, _ := run(t, tc.stdin, tc.args...)
+			if code != tc.wantCode {
+				t.Errorf("exit %d, want %d:\n%s", code, tc.wantCode, out)
+			}
+			for _, w := range tc.wantOut {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			if tc.args[len(tc.args)-1] == "json" && strings.Count(out, "\n") != strings.Count(tc.stdin, "\n") {
+				t.Errorf("want one output line per input line:\n%s", out)
+			}
+		})
 	}
 }
 
@@ -62,7 +98,7 @@ func TestCheckExitStatusIsLikeGrep(t *testing.T) {
 	}{
 		{[]string{"check", "a@gmail.com"}, ExitOK},
 		{[]string{"check", "a@gmail.com", "b@gmial.com"}, ExitFlagged},
-		{[]string{"check", "a@b@c"}, ExitUsage},
+		{[]string{"check", "a@b@c"}, ExitFlagged}, // invalid counts as flagged
 		{[]string{"check", "--format", "xml", "a@gmail.com"}, ExitUsage},
 		{[]string{"check", "--known", "/nonexistent", "a@gmail.com"}, ExitUsage},
 		{[]string{"check", "--nope"}, ExitUsage},

@@ -26,7 +26,11 @@ func (p Provider) Weight() float64 {
 // Providers returns the built-in provider list. Sources: providers' own
 // published domain lists and public mail-provider market share figures;
 // legitimate near-neighbours are listed so they are never mistaken for typos
-// of one another (ymail.com, gmx.com, mail.com, me.com, web.com …).
+// of one another (ymail.com, gmx.com, mail.com, me.com, web.com …), with the
+// large organisations whose short domains sit one slip from a provider
+// (gm.com and gmc.com, General Motors, next to gmx.com), and the corporate
+// domains of providers whose subscribers' mail lives elsewhere (comcast.com
+// beside comcast.net).
 func Providers() []Provider {
 	var out []Provider
 	for tier, block := range []string{tier1, tier2, tier3} {
@@ -131,4 +135,6 @@ yopmail.com mailinator.com guerrillamail.com
 gmx.ca gmx.net.au
 riseup.net disroot.org autistici.org
 web.com google.com apple.com microsoft.com amazon.com facebook.com
+gm.com gmc.com
+comcast.com verizon.com att.com cox.com charter.com
 `

@@ -2,6 +2,7 @@ package scan
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/idna"
 
 	"github.com/stray-mail/stray/internal/scan/scantest"
 	"github.com/stray-mail/stray/permute"
@@ -312,5 +314,49 @@ func TestScantestRefusesNonLoopbackAddresses(t *testing.T) {
 	if s, err := scantest.Start("", "0.0.0.0:0"); err == nil {
 		s.Close()
 		t.Error("listening on 0.0.0.0 allowed")
+	}
+}
+
+// Issue 11: stray scan generates the accented lookalikes of a domain
+// (gmàil.com, gmaíl.com) and finds those that are registered.
+func TestScanFindsAccentedLookalikes(t *testing.T) {
+	t.Parallel()
+	registered := []string{"gmàil.com", "gmaíl.com", "gmáil.com"}
+	var zone strings.Builder
+	for i, u := range registered {
+		a, err := idna.Lookup.ToASCII(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&zone, "%s. NS ns.hosting.example.\n%s. A 192.0.2.%d\n", a, a, 70+i)
+	}
+	srv := startZone(t, zone.String())
+	s := &Scanner{Resolver: resolverFor(t, srv, 500*time.Millisecond), Concurrency: 16}
+	res, err := s.Scan(context.Background(), targetsFor(t, "gmail.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := resultsByDomain(res)
+	exposed := 0
+	for _, r := range res {
+		if r.Status.Exposed() {
+			exposed++
+		}
+	}
+	for _, u := range registered {
+		a, _ := idna.Lookup.ToASCII(u)
+		r, ok := got[a]
+		switch {
+		case !ok:
+			t.Errorf("%s (%s) was not generated", u, a)
+		case r.Status != Registered:
+			t.Errorf("%s: status %s, want registered", u, r.Status)
+		}
+	}
+	if exposed != len(registered) {
+		t.Errorf("%d exposed lookalikes, want the zone's %d", exposed, len(registered))
+	}
+	if r, ok := got["xn--gmil-1na.com"]; !ok || r.Kind != permute.KindDiacritic { // gmàil.com's A-label, spelled out
+		t.Errorf("gmàil.com is not among the scanned candidates as xn--gmil-1na.com, kind diacritic: %+v", r)
 	}
 }

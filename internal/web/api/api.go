@@ -284,7 +284,8 @@ type CheckRequest struct {
 type CheckResponse struct {
 	// Results has one element per recipient, in request order.
 	Results []Result `json:"results"`
-	// Flagged is how many results have a verdict other than ok.
+	// Flagged is how many results have a verdict other than ok (invalid
+	// addresses included).
 	Flagged int `json:"flagged"`
 }
 
@@ -292,8 +293,10 @@ type CheckResponse struct {
 // --format json` (detect.Finding.MarshalJSON, with address as given), what
 // the policy would do when the message is sent, and a sentence for people.
 type Result struct {
-	Address    string          `json:"address"`
-	Verdict    detect.Verdict  `json:"verdict"`
+	Address string `json:"address"`
+	// Verdict is the engine's (ok, warn, hold, block), or detect.Invalid
+	// for an address that cannot be parsed.
+	Verdict    string          `json:"verdict"`
 	Intended   *string         `json:"intended"`
 	Suggestion *string         `json:"suggestion"`
 	Score      float64         `json:"score"`
@@ -303,8 +306,8 @@ type Result struct {
 	Action policy.Action `json:"action"`
 	// Message is gate.Describe's sentence, when flagged.
 	Message string `json:"message,omitempty"`
-	// Error says why the address could not be parsed (verdict ok, action
-	// pass: the MTA decides what to do with it).
+	// Error says why the address could not be parsed (verdict invalid,
+	// action pass: the MTA decides what to do with it).
 	Error string `json:"error,omitempty"`
 }
 
@@ -318,11 +321,12 @@ func checkResult(e *gate.Engine, sender, rcpt string) Result {
 	in := strings.TrimSpace(rcpt)
 	f, err := e.Checker.Check(rcpt)
 	if err != nil {
-		return Result{Address: in, Verdict: detect.OK, Reasons: []detect.Reason{}, Action: policy.Pass, Error: err.Error()}
+		return Result{Address: in, Verdict: detect.Invalid, Reasons: []detect.Reason{}, Action: policy.Pass, Error: err.Error(),
+			Message: fmt.Sprintf("%q is not an e-mail address; check it", in)}
 	}
 	d := e.Policy.Decide(sender, f)
 	g := d.Finding
-	r := Result{Address: in, Verdict: g.Verdict, Score: g.Score, Reasons: g.Reasons, Action: d.Action}
+	r := Result{Address: in, Verdict: g.Verdict.String(), Score: g.Score, Reasons: g.Reasons, Action: d.Action}
 	if g.Intended != "" {
 		r.Intended = &g.Intended
 	}
@@ -396,7 +400,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	resp := CheckResponse{Results: make([]Result, len(req.Recipients))}
 	for i, rc := range req.Recipients {
 		resp.Results[i] = checkResult(e, req.Sender, rc)
-		if resp.Results[i].Verdict != detect.OK {
+		if resp.Results[i].Verdict != detect.OK.String() {
 			resp.Flagged++
 		}
 	}

@@ -397,8 +397,10 @@ func TestBatchResultsAreStrayCheckFindingsWithActionAndMessage(t *testing.T) {
 		{"ok", "", "pass", false},
 		{"ok", "", "pass", false},
 		{"block", "k@gmail.com", "reject", false},
-		{"ok", "", "pass", true},
-		{"ok", "", "pass", true},
+		// Issue 11: an unparsable address is invalid, never ok; the MTA
+		// decides what to do with it (pass), and the client is told.
+		{"invalid", "", "pass", true},
+		{"invalid", "", "pass", true},
 	}
 	flagged := 0
 	for i, r := range a.Results {

@@ -232,6 +232,7 @@ func TestOpenAPISchemasMatchTheGoTypes(t *testing.T) {
 	for v := detect.OK; v <= detect.Block; v++ {
 		verdicts = append(verdicts, v.String())
 	}
+	verdicts = append(verdicts, detect.Invalid)
 	for a := policy.Pass; a <= policy.Reject; a++ {
 		actions = append(actions, a.String())
 	}
