@@ -1,6 +1,10 @@
 # stray — make targets. `make test` is what CI runs.
 GO ?= go
 PKGS := ./...
+# A pipeline fails when any of its commands fails (make eval filters the
+# test's output through grep: its status must be the test's).
+SHELL := bash
+.SHELLFLAGS := -o pipefail -c
 
 .PHONY: all build test lint bench fuzz eval eval-peers speed audit-speed generate perf
 
