@@ -213,6 +213,7 @@ func (d *daemon) openHoldOnly(cfg *config.Config) error {
 		Node: node, BaseURL: cfg.Hold.BaseURL, Expire: time.Duration(cfg.Hold.Expire), OnExpiry: cfg.Hold.OnExpiry,
 		NotifySMTP: cfg.Hold.NotifySMTP, NotifyFrom: cfg.Hold.NotifyFrom, ReinjectSMTP: cfg.Hold.ReinjectSMTP,
 		Sweep: time.Duration(cfg.Hold.Sweep), ReplyDomain: cfg.Hold.ReplyDomain,
+		ReleaseStale: time.Duration(cfg.Hold.ReleaseStale), RetryWindow: time.Duration(cfg.Hold.RetryWindow),
 	}, st, signer, d.log, nil)
 	return nil
 }

@@ -104,6 +104,14 @@ type Hold struct {
 	// Sweep is how often expired holds, unfinished releases and missing
 	// notifications are handled.
 	Sweep Duration `yaml:"sweep"`
+	// ReleaseStale is how long a release may stay unfinished before the
+	// sweep takes its node for dead and retries it, as the sender chose
+	// (0: 10m).
+	ReleaseStale Duration `yaml:"release_stale"`
+	// RetryWindow is how long after a message was held an identical
+	// delivery counts as the MTA's retry once the message is no longer
+	// held (0: 15m). Later it is a new message, held again.
+	RetryWindow Duration `yaml:"retry_window"`
 	// ReplyDomain, with listen.reply, lets senders answer by replying:
 	// notifications get a signed Reply-To at this domain, which the MTA
 	// routes to the reply listener.
@@ -300,6 +308,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Hold.Expire < 0 {
 		p = append(p, "hold.expire: negative")
+	}
+	if c.Hold.ReleaseStale < 0 {
+		p = append(p, "hold.release_stale: negative")
+	}
+	if c.Hold.RetryWindow < 0 {
+		p = append(p, "hold.retry_window: negative")
 	}
 	if c.Web.SessionTTL < 0 {
 		p = append(p, "web.session_ttl: negative")

@@ -114,6 +114,7 @@ func (c *conn) loop() error {
 	noMailReply := false
 	var noReply uint32
 	var content *contentBuf
+	reinjection := false // MAIL carried a release envelope id
 	// One write deadline per message, not per reply.
 	c.c.SetWriteDeadline(time.Now().Add(wt))
 	reply := func(code byte, data []byte) error {
@@ -147,7 +148,7 @@ func (c *conn) loop() error {
 			if c.srv.Holder != nil {
 				// Content is needed, but only for messages not accepted
 				// at DATA, and without a reply per header or chunk.
-				want.actions |= o.actions & actDelRcpt
+				want.actions |= o.actions & (actDelRcpt | actChgHeaders)
 				want.protocol |= o.protocol & (protNRHeader | protNREOH | protNRBody)
 			} else {
 				want.protocol |= o.protocol & (protNoBody | protNoHeaders | protNoEOH)
@@ -179,6 +180,7 @@ func (c *conn) loop() error {
 			}
 			sess.Mail(from)
 			sess.SetQueueID(queueID)
+			reinjection = c.srv.Holder != nil && len(args) > 1 && hold.IsReleaseEnvelopeID(args[1:])
 			c.c.SetBusy(true)
 			c.c.SetWriteDeadline(time.Now().Add(wt))
 			if noMailReply {
@@ -205,7 +207,7 @@ func (c *conn) loop() error {
 		case cmdData:
 			// All recipients are known. A clean message is accepted
 			// here: the MTA sends no headers, body or end of message.
-			if !sess.NeedsEnd() {
+			if !sess.NeedsEnd() && !reinjection {
 				sess.End()
 				c.endMessage(&queueID)
 				if err := reply(respAccept, nil); err != nil {
@@ -253,7 +255,7 @@ func (c *conn) loop() error {
 			sender := sess.Sender()
 			end := sess.End()
 			c.endMessage(&queueID)
-			packets, code := c.endOfMessage(end, content, qid, sender)
+			packets, code, after := c.endOfMessage(end, content, qid, sender)
 			content = nil
 			for _, h := range end.Headers {
 				if err := reply(respAddHeader, nul(h.Name, h.Value)); err != nil {
@@ -267,6 +269,9 @@ func (c *conn) loop() error {
 			}
 			if err := reply(code, nil); err != nil {
 				return err
+			}
+			if after != nil {
+				after()
 			}
 		case cmdAbort:
 			sess.Reset()
