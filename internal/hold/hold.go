@@ -346,6 +346,9 @@ func (h *Holder) deliver(ctx context.Context, id, actor string) error {
 	raw := append([]byte(ReleaseHeaderName+": "+h.signer.ReleaseHeader(id, to, h.now().Add(24*time.Hour))+"\r\n"), body...)
 	h.crash("before-reinject")
 	err = h.send(withEnvelopeID(ctx, ReleaseEnvelopeID(id)), h.cfg.ReinjectSMTP, m.Sender, to, raw)
+	if err == nil {
+		h.awaitRecord(ctx, id)
+	}
 	h.crash("after-reinject")
 	if err != nil {
 		h.log.Error("release failed; the message stays held", "id", id, "err", err)
@@ -361,6 +364,29 @@ func (h *Holder) deliver(ctx context.Context, id, actor string) error {
 	h.crash("after-state-change")
 	h.log.Info("released", "id", id, "actor", actor, "fixed", fixed)
 	return nil
+}
+
+// recordWait bounds how long deliver waits for the milter to record a copy
+// the MTA accepted.
+const recordWait = 3 * time.Second
+
+// awaitRecord waits, briefly, for the milter in front of the MTA to record
+// the copy the MTA just accepted (Reinjected): it answers the MTA first and
+// records right after, so the MTA's reply can reach us before the record is
+// durable. Once it is, a crash here loses nothing and sends nothing twice.
+// Behind an MTA without stray's milter this costs recordWait per release.
+func (h *Holder) awaitRecord(ctx context.Context, id string) {
+	deadline := time.Now().Add(recordWait)
+	for time.Now().Before(deadline) {
+		if m, err := h.store.Get(ctx, id); err != nil || m.State != store.StateReleasing {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // finish moves a re-injected message to released. The milter may have

@@ -106,10 +106,7 @@ func (c *conn) endOfMessage(end gate.End, content *contentBuf, queueID, sender s
 				return nil, respDiscard, nil
 			case hold.Reinjecting:
 				if after == nil {
-					after = func() {
-						crashPoint("release-after-accept")
-						h.Reinjected(context.Background(), id)
-					}
+					after = func() { h.Reinjected(context.Background(), id) }
 				}
 			}
 			// The header is stray's business, not the recipient's: every
@@ -117,6 +114,8 @@ func (c *conn) endOfMessage(end gate.End, content *contentBuf, queueID, sender s
 			out = append(out, Packet{Code: respChgHeader, Data: chgHeader(1, gate.ReleaseHeader, "")})
 		}
 		if after != nil {
+			// As if the MTA hung after DATA and the node was killed: the
+			// MTA tempfails the copy, the message stays releasing.
 			crashPoint("release-before-accept")
 		}
 	}
