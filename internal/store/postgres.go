@@ -311,6 +311,20 @@ func (s *pgStore) transition(ctx context.Context, id string, from, to State, ev 
 	return nil
 }
 
+func (s *pgStore) ClaimWarnNotice(ctx context.Context, sender, domain string, at time.Time) (bool, error) {
+	day, err := prepareWarnNotice(sender, domain, at)
+	if err != nil {
+		return false, fmt.Errorf("store: claim warn notice: %w", err)
+	}
+	tag, err := s.pool.Exec(ctx, `INSERT INTO warn_notices (sender, domain, day) VALUES ($1, $2, $3)
+	ON CONFLICT (sender, domain) DO UPDATE SET day = excluded.day WHERE warn_notices.day < excluded.day`,
+		sender, domain, day)
+	if err != nil {
+		return false, fmt.Errorf("store: claim warn notice: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 func (s *pgStore) MarkNotified(ctx context.Context, id string, at time.Time) error {
 	if err := checkID(id); err != nil {
 		return fmt.Errorf("store: mark notified: %w", err)

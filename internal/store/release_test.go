@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -56,6 +57,61 @@ func TestClaimReleaseStoresTheChosenActionWithTheMoveToReleasing(t *testing.T) {
 			if err := s2.ClaimRelease(ctx, "m1", bad, Event{}); err == nil || errors.Is(err, ErrConflict) {
 				t.Errorf("%+v: %v, want a validation error", bad, err)
 			}
+		}
+	})
+}
+
+// A sender is told about a warned domain at most once a day, however many
+// nodes and messages ask at once; the next day, once again.
+func TestClaimWarnNoticeIsTrueOncePerSenderDomainAndDay(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dsn string) {
+		a, b := openStore(t, dsn), openStore(t, dsn)
+		ctx := context.Background()
+		day := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+		var mu sync.Mutex
+		won := 0
+		var wg sync.WaitGroup
+		for i := 0; i < 10; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s := a
+				if i%2 == 1 {
+					s = b
+				}
+				ok, err := s.ClaimWarnNotice(ctx, "alice@example.org", "gmial.com", day.Add(time.Duration(i)*time.Minute))
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					mu.Lock()
+					won++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if won != 1 {
+			t.Fatalf("%d claims won on one day, want 1", won)
+		}
+		for _, tc := range []struct {
+			name, sender, domain string
+			at                   time.Time
+			want                 bool
+		}{
+			{"same day, later", "alice@example.org", "gmial.com", day.Add(14 * time.Hour), false},
+			{"another domain", "alice@example.org", "hotmial.com", day, true},
+			{"another sender", "bob@example.org", "gmial.com", day, true},
+			{"the next day", "alice@example.org", "gmial.com", day.Add(24 * time.Hour), true},
+			{"the next day again", "alice@example.org", "gmial.com", day.Add(25 * time.Hour), false},
+			{"an earlier day", "alice@example.org", "gmial.com", day, false},
+		} {
+			if ok, err := a.ClaimWarnNotice(ctx, tc.sender, tc.domain, tc.at); err != nil || ok != tc.want {
+				t.Errorf("%s: %v %v, want %v", tc.name, ok, err, tc.want)
+			}
+		}
+		if _, err := a.ClaimWarnNotice(ctx, "alice@example.org", "", day); err == nil {
+			t.Error("empty domain accepted")
 		}
 	})
 }

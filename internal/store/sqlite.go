@@ -404,6 +404,24 @@ func (s *sqliteStore) transition(ctx context.Context, id string, from, to State,
 	return nil
 }
 
+func (s *sqliteStore) ClaimWarnNotice(ctx context.Context, sender, domain string, at time.Time) (bool, error) {
+	day, err := prepareWarnNotice(sender, domain, at)
+	if err != nil {
+		return false, fmt.Errorf("store: claim warn notice: %w", err)
+	}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO warn_notices (sender, domain, day) VALUES (?, ?, ?)
+	ON CONFLICT (sender, domain) DO UPDATE SET day = excluded.day WHERE warn_notices.day < excluded.day`,
+		sender, domain, micros(day))
+	if err != nil {
+		return false, fmt.Errorf("store: claim warn notice: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: claim warn notice: %w", err)
+	}
+	return n == 1, nil
+}
+
 func (s *sqliteStore) MarkNotified(ctx context.Context, id string, at time.Time) error {
 	if err := checkID(id); err != nil {
 		return fmt.Errorf("store: mark notified: %w", err)

@@ -241,6 +241,13 @@ type Store interface {
 	// does (ev's Kind defaults to "releasing"). ErrConflict when it is not
 	// held (the choice stored earlier stands), ErrNotFound when missing.
 	ClaimRelease(ctx context.Context, id string, rel Release, ev Event) error
+	// ClaimWarnNotice records that sender is told about a warned
+	// recipient domain on the UTC day of at, and reports whether this is
+	// the first time that day (false: they were told already; do not tell
+	// them again). Across nodes, exactly one claim per sender, domain and
+	// day returns true. Sender and domain are stored as given (normalise
+	// them first); domain must not be empty, at must be set.
+	ClaimWarnNotice(ctx context.Context, sender, domain string, at time.Time) (bool, error)
 	// MarkNotified records that the sender was notified (at zero: now).
 	// ErrNotFound when there is no such message.
 	MarkNotified(ctx context.Context, id string, at time.Time) error

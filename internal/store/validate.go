@@ -194,6 +194,23 @@ func prepareClaim(id string, rel Release, ev *Event) ([]byte, error) {
 	return to, nil
 }
 
+// prepareWarnNotice validates a warn notice claim and returns its UTC day.
+func prepareWarnNotice(sender, domain string, at time.Time) (time.Time, error) {
+	if domain == "" {
+		return time.Time{}, fmt.Errorf("empty domain")
+	}
+	if at.IsZero() {
+		return time.Time{}, fmt.Errorf("no time")
+	}
+	if err := checkText("sender", sender); err != nil {
+		return time.Time{}, err
+	}
+	if err := checkText("domain", domain); err != nil {
+		return time.Time{}, err
+	}
+	return at.UTC().Truncate(24 * time.Hour), nil
+}
+
 // decodeRelease reads the release columns.
 func decodeRelease(action, to string) (Release, error) {
 	r := Release{Action: action}
