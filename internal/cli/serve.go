@@ -61,7 +61,8 @@ Runs only the milter front end. Postfix: smtpd_milters = inet:HOST:PORT,
 milter_default_action = tempfail. A recipient whose verdict maps to reject is
 refused at RCPT with a 550 5.1.2 reply naming the suggested address; the
 message's other recipients are delivered. hold quarantines the message in
-Postfix's hold queue; warn adds an X-Stray-Warning header.
+Postfix's hold queue; warn delivers and logs it (an X-Stray-Warning header
+only with hold.warn_header).
 
 Examples:
   stray milter --listen inet:127.0.0.1:8895 --protect mil
@@ -141,7 +142,7 @@ func engineFrom(cfg *config.Config, k detect.Knowledge) (*gate.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &gate.Engine{Checker: c, Policy: p}, nil
+	return &gate.Engine{Checker: c, Policy: p, WarnHeader: cfg.Hold.WarnHeader}, nil
 }
 
 func newDaemon(df *detectFlags, std Stdio) (*daemon, *config.Config, error) {
@@ -180,6 +181,7 @@ func (d *daemon) openHold(cfg *config.Config) error {
 	d.recorder = hold.NewRecorder(d.st, d.log)
 	d.gate.SetReleases(d.holder)
 	d.gate.SetRecorder(d.recorder)
+	d.gate.SetWarner(d.holder)
 	d.log.Info("hold and confirm on", "store", redactDSN(cfg.StoreDSN()), "node", d.node)
 	return nil
 }

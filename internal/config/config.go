@@ -112,6 +112,11 @@ type Hold struct {
 	// delivery counts as the MTA's retry once the message is no longer
 	// held (0: 15m). Later it is a new message, held again.
 	RetryWindow Duration `yaml:"retry_window"`
+	// WarnHeader adds X-Stray-Warning to a message with a recipient the
+	// warn action let through (default false). Every recipient reads it,
+	// so turn it on only when those are internal; the sender gets a
+	// notice either way (at most one per recipient domain a day).
+	WarnHeader bool `yaml:"warn_header"`
 	// ReplyDomain, with listen.reply, lets senders answer by replying:
 	// notifications get a signed Reply-To at this domain, which the MTA
 	// routes to the reply listener.

@@ -96,6 +96,10 @@ hold:
   # MTA retrying it (dropped if the message was already answered); later
   # it is a new message and is held again.
   retry_window: 15m
+  # The warn action delivers and tells the sender afterwards (at most once
+  # per recipient domain a day). warn_header also adds X-Stray-Warning to
+  # the message, which every recipient reads: only for internal ones.
+  warn_header: false
   # Let senders answer by replying (SEND, FIX or CANCEL): notifications get
   # a signed Reply-To at this domain; route it to listen.reply in your MTA
   # (Postfix: transport_maps "reply.example.org smtp:[127.0.0.1]:10026").

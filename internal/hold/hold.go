@@ -72,6 +72,8 @@ type Holder struct {
 	// crash is called at the named steps of a release; crashPoint
 	// (STRAY_TEST_CRASH_AT) outside tests.
 	crash func(point string)
+	// warns bounds the warn notices in flight (Warned).
+	warns chan struct{}
 }
 
 // New makes a Holder. send may be nil (SMTP via SendMail).
@@ -91,7 +93,8 @@ func New(cfg Config, st store.Store, signer *Signer, log *slog.Logger, send Mail
 	if send == nil {
 		send = SendMail
 	}
-	return &Holder{cfg: cfg, store: st, signer: signer, log: log, send: send, now: time.Now, crash: crashPoint}
+	return &Holder{cfg: cfg, store: st, signer: signer, log: log, send: send, now: time.Now, crash: crashPoint,
+		warns: make(chan struct{}, maxWarnsInFlight)}
 }
 
 // Store returns the Holder's store.
@@ -198,11 +201,17 @@ type Held struct {
 	Retry bool
 }
 
-// Hold stores the message durably. When it returns nil the front end may
-// drop the held recipients from this delivery. A retried delivery maps to
-// the message it repeats while that is still held, or was held less than
-// RetryWindow ago; otherwise an identical message is held anew.
-func (h *Holder) Hold(ctx context.Context, r Request) (Held, error) {
+// Hold stores the message durably and returns its id; see HoldMessage.
+func (h *Holder) Hold(ctx context.Context, r Request) (string, error) {
+	held, err := h.HoldMessage(ctx, r)
+	return held.ID, err
+}
+
+// HoldMessage stores the message durably. When it returns nil the front
+// end may drop the held recipients from this delivery. A retried delivery
+// maps to the message it repeats while that is still held, or was held
+// less than RetryWindow ago; otherwise an identical message is held anew.
+func (h *Holder) HoldMessage(ctx context.Context, r Request) (Held, error) {
 	now := h.now()
 	id := ""
 	for gen := 0; gen < maxGenerations && id == ""; gen++ {

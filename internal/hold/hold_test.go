@@ -144,7 +144,7 @@ func TestAFixInterruptedByACrashIsDeliveredOnceToTheSuggestedAddress(t *testing.
 			m := &mta{t: t}
 			dying := testHolder(t, st, m, &clock, tc.crashAt)
 			m.h = dying
-			held, err := dying.Hold(context.Background(), joeRequest("4AB12"))
+			held, err := dying.HoldMessage(context.Background(), joeRequest("4AB12"))
 			if err != nil || !held.Waiting {
 				t.Fatalf("hold: %+v %v", held, err)
 			}
@@ -190,7 +190,7 @@ func TestAFixedMessageNamesTheSuggestedAddressInToAndCc(t *testing.T) {
 	m := &mta{t: t}
 	h := testHolder(t, st, m, &clock, "")
 	m.h = h
-	held, _ := h.Hold(context.Background(), joeRequest("4AB12"))
+	held, _ := h.HoldMessage(context.Background(), joeRequest("4AB12"))
 	if err := h.Release(context.Background(), held.ID, "sender", true); err != nil {
 		t.Fatal(err)
 	}
@@ -215,13 +215,13 @@ func TestTomorrowsIdenticalReportIsHeldAgainNotDiscardedAsARetry(t *testing.T) {
 	h := testHolder(t, st, m, &clock, "")
 	m.h = h
 
-	first, err := h.Hold(ctx, joeRequest("4AB12"))
+	first, err := h.HoldMessage(ctx, joeRequest("4AB12"))
 	if err != nil || !first.Waiting || first.Retry {
 		t.Fatalf("first: %+v %v", first, err)
 	}
 	// The MTA retries the same delivery while it is held: same message.
 	clock = clock.Add(5 * time.Minute)
-	if again, _ := h.Hold(ctx, joeRequest("4AB12")); again.ID != first.ID || !again.Waiting || !again.Retry {
+	if again, _ := h.HoldMessage(ctx, joeRequest("4AB12")); again.ID != first.ID || !again.Waiting || !again.Retry {
 		t.Errorf("retry while held: %+v, want %s waiting", again, first.ID)
 	}
 	if err := h.Notify(ctx, first.ID); err != nil {
@@ -233,7 +233,7 @@ func TestTomorrowsIdenticalReportIsHeldAgainNotDiscardedAsARetry(t *testing.T) {
 	// A retry just after the cancel: still the same, answered message;
 	// no notification for a message that is not waiting.
 	clock = clock.Add(time.Minute)
-	late, _ := h.Hold(ctx, joeRequest("4AB12"))
+	late, _ := h.HoldMessage(ctx, joeRequest("4AB12"))
 	if late.ID != first.ID || late.Waiting {
 		t.Errorf("retry after cancel: %+v", late)
 	}
@@ -243,7 +243,7 @@ func TestTomorrowsIdenticalReportIsHeldAgainNotDiscardedAsARetry(t *testing.T) {
 
 	// Tomorrow: a new message with the same text.
 	clock = clock.Add(24 * time.Hour)
-	tomorrow, err := h.Hold(ctx, joeRequest("7CD34"))
+	tomorrow, err := h.HoldMessage(ctx, joeRequest("7CD34"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,14 +260,14 @@ func TestTomorrowsIdenticalReportIsHeldAgainNotDiscardedAsARetry(t *testing.T) {
 		t.Errorf("the second notification does not link to the new message:\n%s", m.notes[1].raw)
 	}
 	// Its own retry maps to it, and the day after that is new again.
-	if again, _ := h.Hold(ctx, joeRequest("7CD34")); again.ID != tomorrow.ID {
+	if again, _ := h.HoldMessage(ctx, joeRequest("7CD34")); again.ID != tomorrow.ID {
 		t.Errorf("retry of tomorrow's report: %s, want %s", again.ID, tomorrow.ID)
 	}
 	if err := h.Discard(ctx, tomorrow.ID, "sender"); err != nil {
 		t.Fatal(err)
 	}
 	clock = clock.Add(24 * time.Hour)
-	third, _ := h.Hold(ctx, joeRequest("9EF56"))
+	third, _ := h.HoldMessage(ctx, joeRequest("9EF56"))
 	if third.ID == first.ID || third.ID == tomorrow.ID || !third.Waiting {
 		t.Errorf("the third day's report: %+v", third)
 	}

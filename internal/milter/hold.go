@@ -142,7 +142,7 @@ func (c *conn) endOfMessage(end gate.End, content *contentBuf, queueID, sender s
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	crashPoint("before-hold")
-	held, err := h.Hold(ctx, req)
+	held, err := h.HoldMessage(ctx, req)
 	crashPoint("after-hold")
 	if err != nil {
 		c.log.Error("cannot store the held message", "queue_id", queueID, "err", err)
