@@ -111,7 +111,9 @@ func (c *conn) endOfMessage(end gate.End, content *contentBuf, queueID, sender s
 			}
 			// The header is stray's business, not the recipient's: every
 			// copy of it goes (removing index 1 each time).
-			out = append(out, Packet{Code: respChgHeader, Data: chgHeader(1, gate.ReleaseHeader, "")})
+			if c.actions&actChgHeaders != 0 {
+				out = append(out, Packet{Code: respChgHeader, Data: chgHeader(1, gate.ReleaseHeader, "")})
+			}
 		}
 		if after != nil {
 			// As if the MTA hung after DATA and the node was killed: the

@@ -62,9 +62,10 @@ func (s *Server) Serve(l net.Listener) error { return s.server().Serve(l) }
 func (s *Server) Shutdown(ctx context.Context) error { return s.server().Shutdown(ctx) }
 
 type conn struct {
-	srv *Server
-	c   *connserver.Conn // busy while a message is between MAIL and its end
-	log *slog.Logger
+	srv     *Server
+	c       *connserver.Conn // busy while a message is between MAIL and its end
+	log     *slog.Logger
+	actions uint32 // the negotiated actions
 }
 
 // Per-connection buffers are pooled: Postfix opens a milter connection per
@@ -155,6 +156,7 @@ func (c *conn) loop() error {
 			}
 			noMailReply = want.protocol&protNRMail != 0
 			noReply = want.protocol & (protNRHeader | protNREOH | protNRBody)
+			c.actions = want.actions
 			if err := reply(respOptneg, want.bytes()); err != nil {
 				return err
 			}
