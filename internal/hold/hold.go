@@ -468,7 +468,13 @@ func (h *Holder) Sweep(ctx context.Context) {
 	for _, id := range stale {
 		// A node died while re-injecting: try again, as its sender
 		// chose. A copy the MTA already accepted was marked released by
-		// the milter, so it is not found here.
+		// the milter, so it is not found here. Of several nodes sweeping
+		// at once, one retries.
+		err := h.store.RetryRelease(ctx, id, now.Add(-h.cfg.ReleaseStale),
+			store.Event{Time: now, MessageID: id, Kind: "release-retry", Actor: "node:" + h.cfg.Node})
+		if err != nil {
+			continue // another node retries it, or it finished
+		}
 		h.log.Warn("retrying a release a node left unfinished", "id", id)
 		if err := h.deliver(ctx, id, "system:retry"); err != nil {
 			h.log.Error("retrying release", "id", id, "err", err)

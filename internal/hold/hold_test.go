@@ -26,6 +26,12 @@ type mta struct {
 	delivered []delivery
 	notes     []delivery // notifications
 	envIDs    []string
+	// dupes: deliver every copy, as if two copies passed the milter at
+	// the same moment.
+	dupes bool
+	// stall, when set, holds up the first re-injection until it is
+	// closed, after telling stalled.
+	stall, stalled chan struct{}
 }
 
 type delivery struct {
@@ -34,6 +40,16 @@ type delivery struct {
 }
 
 func (m *mta) send(ctx context.Context, server, from string, to []string, raw []byte) error {
+	if server != "notify:25" && m.stall != nil {
+		m.mu.Lock()
+		stall := m.stall
+		m.stall = nil
+		m.mu.Unlock()
+		if stall != nil {
+			close(m.stalled)
+			<-stall
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if server == "notify:25" {
@@ -47,6 +63,10 @@ func (m *mta) send(ctx context.Context, server, from string, to []string, raw []
 		return nil
 	}
 	id, kind := m.h.CheckReinjection(ctx, v)
+	if m.dupes && kind != NotReinjected {
+		m.delivered = append(m.delivered, delivery{to, raw})
+		return nil
+	}
 	switch kind {
 	case Duplicate:
 		return nil
@@ -273,5 +293,38 @@ func TestTomorrowsIdenticalReportIsHeldAgainNotDiscardedAsARetry(t *testing.T) {
 	}
 	if _, err := st.Get(ctx, third.ID); errors.Is(err, store.ErrNotFound) {
 		t.Error("the third report is not stored")
+	}
+}
+
+// Two nodes sweep the same stale release at once: one re-injects it. Node
+// a is still re-injecting (its MTA is slow) when node b sweeps.
+func TestTwoNodesSweepingAStaleReleaseDeliverItOnce(t *testing.T) {
+	t.Parallel()
+	st := openTestStore(t)
+	clock := time.Date(2026, 11, 30, 4, 0, 0, 0, time.UTC)
+	m := &mta{t: t}
+	dying := testHolder(t, st, m, &clock, "before-reinject")
+	m.h = dying
+	held, _ := dying.HoldMessage(context.Background(), joeRequest("4AB12"))
+	func() {
+		defer func() { recover() }()
+		dying.Release(context.Background(), held.ID, "sender", true)
+	}()
+	clock = clock.Add(2 * time.Minute)
+	a, b := testHolder(t, st, m, &clock, ""), testHolder(t, st, m, &clock, "")
+	m.h = a
+	// The fake MTA delivers every copy it is given (no milter between
+	// two simultaneous copies): only the sweep's claim keeps it to one.
+	m.dupes = true
+	m.stall, m.stalled = make(chan struct{}), make(chan struct{})
+	stall := m.stall
+	done := make(chan struct{})
+	go func() { defer close(done); a.Sweep(context.Background()) }()
+	<-m.stalled
+	b.Sweep(context.Background())
+	close(stall)
+	<-done
+	if len(m.delivered) != 1 {
+		t.Fatalf("delivered %d times, want once", len(m.delivered))
 	}
 }

@@ -311,6 +311,37 @@ func (s *pgStore) transition(ctx context.Context, id string, from, to State, ev 
 	return nil
 }
 
+func (s *pgStore) RetryRelease(ctx context.Context, id string, staleBefore time.Time, ev Event) error {
+	if err := prepareRetry(id, staleBefore, &ev); err != nil {
+		return fmt.Errorf("store: retry release %s: %w", id, err)
+	}
+	err := pgx.BeginTxFunc(ctx, s.pool, readCommitted, func(tx pgx.Tx) error {
+		// As in transition: a concurrent retry blocks on the row, then
+		// re-checks updated_at against the committed value and misses.
+		tag, err := tx.Exec(ctx, `UPDATE messages SET updated_at = $1 WHERE id = $2 AND state = 'releasing' AND updated_at < $3`,
+			ev.Time, id, stamp(staleBefore))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			var cur string
+			err := tx.QueryRow(ctx, `SELECT state FROM messages WHERE id = $1`, id).Scan(&cur)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return ErrNotFound
+			}
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: it is %s, or not stale", ErrConflict, cur)
+		}
+		return pgInsertEvent(ctx, tx, ev)
+	})
+	if err != nil {
+		return fmt.Errorf("store: retry release %s: %w", id, err)
+	}
+	return nil
+}
+
 func (s *pgStore) ClaimWarnNotice(ctx context.Context, sender, domain string, at time.Time) (bool, error) {
 	day, err := prepareWarnNotice(sender, domain, at)
 	if err != nil {

@@ -115,3 +115,59 @@ func TestClaimWarnNoticeIsTrueOncePerSenderDomainAndDay(t *testing.T) {
 		}
 	})
 }
+
+// Several nodes sweep at once and find the same stale release: exactly one
+// retries it (its UpdatedAt moves, so it is no longer stale), the choice
+// stays.
+func TestRetryReleaseIsWonByOneNodeAndKeepsTheChoice(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dsn string) {
+		a, b := openStore(t, dsn), openStore(t, dsn)
+		ctx := context.Background()
+		mustHold(t, a, newMessage("m1", t0))
+		claimed := t0.Add(time.Minute).Truncate(time.Microsecond)
+		fix := Release{Action: ReleaseFixed, To: []string{"bob@gmail.com"}}
+		if err := a.ClaimRelease(ctx, "m1", fix, Event{Time: claimed}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.RetryRelease(ctx, "m1", claimed, Event{Actor: "system:retry"}); !errors.Is(err, ErrConflict) {
+			t.Errorf("not yet stale: %v, want ErrConflict", err)
+		}
+		now := claimed.Add(time.Hour)
+		var mu sync.Mutex
+		won := 0
+		var wg sync.WaitGroup
+		for i := 0; i < 10; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s := a
+				if i%2 == 1 {
+					s = b
+				}
+				err := s.RetryRelease(ctx, "m1", now.Add(-10*time.Minute), Event{Time: now, Actor: "system:retry"})
+				switch {
+				case err == nil:
+					mu.Lock()
+					won++
+					mu.Unlock()
+				case !errors.Is(err, ErrConflict):
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if won != 1 {
+			t.Fatalf("%d nodes won the retry, want 1", won)
+		}
+		got, _ := a.Get(ctx, "m1")
+		if got.State != StateReleasing || !got.UpdatedAt.Equal(now) || got.Release.Action != ReleaseFixed || !slices.Equal(got.Release.To, fix.To) {
+			t.Errorf("after the retry claim: %s %v %+v", got.State, got.UpdatedAt, got.Release)
+		}
+		if k := kinds(eventsOf(t, a, "m1")); !slices.Equal(k, []string{"release-retry", "releasing", "held"}) {
+			t.Errorf("events %v", k)
+		}
+		if err := a.RetryRelease(ctx, "nosuch", now, Event{}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("missing: %v, want ErrNotFound", err)
+		}
+	})
+}

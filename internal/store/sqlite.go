@@ -404,6 +404,37 @@ func (s *sqliteStore) transition(ctx context.Context, id string, from, to State,
 	return nil
 }
 
+func (s *sqliteStore) RetryRelease(ctx context.Context, id string, staleBefore time.Time, ev Event) error {
+	if err := prepareRetry(id, staleBefore, &ev); err != nil {
+		return fmt.Errorf("store: retry release %s: %w", id, err)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE messages SET updated_at = ? WHERE id = ? AND state = 'releasing' AND updated_at < ?`,
+			micros(ev.Time), id, micros(stamp(staleBefore)))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			var cur string
+			err := tx.QueryRowContext(ctx, `SELECT state FROM messages WHERE id = ?`, id).Scan(&cur)
+			if errors.Is(err, sql.ErrNoRows) {
+				return ErrNotFound
+			}
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: it is %s, or not stale", ErrConflict, cur)
+		}
+		return sqliteInsertEvent(ctx, tx, ev)
+	})
+	if err != nil {
+		return fmt.Errorf("store: retry release %s: %w", id, err)
+	}
+	return nil
+}
+
 func (s *sqliteStore) ClaimWarnNotice(ctx context.Context, sender, domain string, at time.Time) (bool, error) {
 	day, err := prepareWarnNotice(sender, domain, at)
 	if err != nil {

@@ -241,6 +241,14 @@ type Store interface {
 	// does (ev's Kind defaults to "releasing"). ErrConflict when it is not
 	// held (the choice stored earlier stands), ErrNotFound when missing.
 	ClaimRelease(ctx context.Context, id string, rel Release, ev Event) error
+	// RetryRelease claims a release a node left unfinished: a message in
+	// releasing whose UpdatedAt is before staleBefore gets UpdatedAt =
+	// ev.Time (now when zero), with ev (Kind default "release-retry"), in
+	// one transaction. Of several nodes sweeping at once exactly one wins;
+	// the others get ErrConflict (also when the message is not releasing
+	// or not stale), ErrNotFound when it is missing. The stored Release
+	// is kept.
+	RetryRelease(ctx context.Context, id string, staleBefore time.Time, ev Event) error
 	// ClaimWarnNotice records that sender is told about a warned
 	// recipient domain on the UTC day of at, and reports whether this is
 	// the first time that day (false: they were told already; do not tell

@@ -194,6 +194,26 @@ func prepareClaim(id string, rel Release, ev *Event) ([]byte, error) {
 	return to, nil
 }
 
+// prepareRetry validates a release retry and fills the event's defaults.
+func prepareRetry(id string, staleBefore time.Time, ev *Event) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if staleBefore.IsZero() {
+		return fmt.Errorf("no stale time")
+	}
+	if ev.MessageID == "" {
+		ev.MessageID = id
+	}
+	if ev.MessageID != id {
+		return fmt.Errorf("event is about message %q", ev.MessageID)
+	}
+	if ev.Kind == "" {
+		ev.Kind = "release-retry"
+	}
+	return prepareEvent(ev)
+}
+
 // prepareWarnNotice validates a warn notice claim and returns its UTC day.
 func prepareWarnNotice(sender, domain string, at time.Time) (time.Time, error) {
 	if domain == "" {
