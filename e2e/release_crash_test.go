@@ -78,7 +78,7 @@ func releaseCrash(t *testing.T, step, action string, times int) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	got := h.pf.Sink.WaitRecipients(times, 20*time.Second)
-	time.Sleep(3 * time.Second) // a further copy would have arrived by now
+	time.Sleep(2 * time.Second) // a further copy would have arrived by now
 	got = h.pf.Sink.Recipients()
 	if countRcpt(got, want) != times || countRcpt(got, other) != 0 || len(got) != times {
 		t.Fatalf("delivered to %v, want %d× %s and never %s", got, times, want, other)

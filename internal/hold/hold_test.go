@@ -328,3 +328,28 @@ func TestTwoNodesSweepingAStaleReleaseDeliverItOnce(t *testing.T) {
 		t.Fatalf("delivered %d times, want once", len(m.delivered))
 	}
 }
+
+// A release claimed by a stray that did not store the choice (before the
+// upgrade) is never guessed: the sweep puts it back on hold, to be
+// answered again, and sends nothing.
+func TestAStaleReleaseWithoutAStoredChoiceIsHeldAgainNotGuessed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openTestStore(t)
+	clock := time.Date(2026, 11, 30, 4, 0, 0, 0, time.UTC)
+	m := &mta{t: t}
+	h := testHolder(t, st, m, &clock, "")
+	m.h = h
+	held, _ := h.HoldMessage(ctx, joeRequest("4AB12"))
+	if err := st.Transition(ctx, held.ID, store.StateHeld, store.StateReleasing, store.Event{Time: clock, Actor: "sender"}); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(2 * time.Minute)
+	h.Sweep(ctx)
+	if len(m.delivered) != 0 {
+		t.Fatalf("delivered %v without knowing the sender's choice", m.delivered)
+	}
+	if got, _ := st.Get(ctx, held.ID); got.State != store.StateHeld {
+		t.Errorf("state %s, want held", got.State)
+	}
+}
