@@ -42,6 +42,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzGenerate$$' -fuzztime $(FUZZTIME) ./permute
 	$(GO) test -run '^$$' -fuzz '^FuzzReadState$$' -fuzztime $(FUZZTIME) ./internal/scan
 	$(GO) test -run '^$$' -fuzz '^FuzzPostfixParse$$' -fuzztime $(FUZZTIME) ./internal/maillog
+	$(GO) test -run '^$$' -fuzz '^FuzzRewriteRecipients$$' -fuzztime $(FUZZTIME) ./internal/hold
 	$(GO) test -run '^$$' -fuzz '^FuzzEximParse$$' -fuzztime $(FUZZTIME) ./internal/maillog
 	$(GO) test -run '^$$' -fuzz '^FuzzExchangeParse$$' -fuzztime $(FUZZTIME) ./internal/maillog
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckRequest$$' -fuzztime $(FUZZTIME) ./internal/web/api

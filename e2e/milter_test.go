@@ -74,7 +74,8 @@ func TestPostfixHoldsLikelyTyposAndWarnsWeakOnes(t *testing.T) {
 	if _, held := pf.Queue(); held != 1 {
 		t.Errorf("hold queue has %d messages, want 1", held)
 	}
-	// Warn: delivered with an X-Stray-Warning header.
+	// Warn: delivered, without an X-Stray-Warning header (stray's
+	// analysis is the sender's business, not the recipient's).
 	if _, data, err := postfixtest.Send(pf.SMTP, "a@example.org", []string{"y@wastlandhigh.school.nz"}, msg); err != nil || data.Code != 250 {
 		t.Fatalf("warn: %v %v", data, err)
 	}
@@ -82,8 +83,8 @@ func TestPostfixHoldsLikelyTyposAndWarnsWeakOnes(t *testing.T) {
 		t.Fatalf("warned message not delivered: %v", got)
 	}
 	m := pf.Sink.Messages()[0]
-	if !strings.Contains(string(m.Data), "X-Stray-Warning: y@wastlandhigh.school.nz looks like a typo of westlandhigh.school.nz") {
-		t.Errorf("no warning header:\n%s", m.Data)
+	if strings.Contains(string(m.Data), "X-Stray-Warning") {
+		t.Errorf("the warning went to the recipient:\n%s", m.Data)
 	}
 	if len(pf.Sink.Recipients()) != 1 {
 		t.Errorf("the held message was delivered: %v", pf.Sink.Recipients())

@@ -74,7 +74,8 @@ Runs only the milter front end. Postfix: smtpd_milters = inet:HOST:PORT,
 milter_default_action = tempfail. A recipient whose verdict maps to reject is
 refused at RCPT with a 550 5.1.2 reply naming the suggested address; the
 message's other recipients are delivered. hold quarantines the message in
-Postfix's hold queue; warn adds an X-Stray-Warning header.
+Postfix's hold queue; warn delivers and logs it (an X-Stray-Warning header
+only with hold.warn_header).
 
 Examples:
   stray milter --listen inet:127.0.0.1:8895 --protect mil
@@ -157,7 +158,7 @@ func engineFrom(cfg *config.Config, k detect.Knowledge) (*gate.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &gate.Engine{Checker: c, Policy: p}, nil
+	return &gate.Engine{Checker: c, Policy: p, WarnHeader: cfg.Hold.WarnHeader}, nil
 }
 
 func newDaemon(df *detectFlags, std Stdio) (*daemon, *config.Config, error) {
@@ -197,6 +198,7 @@ func (d *daemon) openHold(cfg *config.Config) error {
 	d.recorder.OnSenderAllow(d.requestReload) // a release as typed applies at once
 	d.gate.SetReleases(d.holder)
 	d.gate.SetRecorder(d.recorder)
+	d.gate.SetWarner(d.holder)
 	d.log.Info("hold and confirm on", "store", store.RedactDSN(cfg.StoreDSN()), "node", d.node)
 	return nil
 }
@@ -230,6 +232,7 @@ func (d *daemon) openHoldOnly(cfg *config.Config) error {
 		Node: node, BaseURL: cfg.Hold.BaseURL, Expire: time.Duration(cfg.Hold.Expire), OnExpiry: cfg.Hold.OnExpiry,
 		NotifySMTP: cfg.Hold.NotifySMTP, NotifyFrom: cfg.Hold.NotifyFrom, ReinjectSMTP: cfg.Hold.ReinjectSMTP,
 		Sweep: time.Duration(cfg.Hold.Sweep), ReplyDomain: cfg.Hold.ReplyDomain,
+		ReleaseStale: time.Duration(cfg.Hold.ReleaseStale), RetryWindow: time.Duration(cfg.Hold.RetryWindow),
 	}, st, signer, d.log, nil)
 	return nil
 }

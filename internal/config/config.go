@@ -190,6 +190,19 @@ type Hold struct {
 	// Sweep is how often expired holds, unfinished releases and missing
 	// notifications are handled.
 	Sweep Duration `yaml:"sweep"`
+	// ReleaseStale is how long a release may stay unfinished before the
+	// sweep takes its node for dead and retries it, as the sender chose
+	// (0: 10m).
+	ReleaseStale Duration `yaml:"release_stale"`
+	// RetryWindow is how long after a message was held an identical
+	// delivery counts as the MTA's retry once the message is no longer
+	// held (0: 15m). Later it is a new message, held again.
+	RetryWindow Duration `yaml:"retry_window"`
+	// WarnHeader adds X-Stray-Warning to a message with a recipient the
+	// warn action let through (default false). Every recipient reads it,
+	// so turn it on only when those are internal; the sender gets a
+	// notice either way (at most one per recipient domain a day).
+	WarnHeader bool `yaml:"warn_header"`
 	// ReplyDomain, with listen.reply, lets senders answer by replying:
 	// notifications get a signed Reply-To at this domain, which the MTA
 	// routes to the reply listener.
@@ -427,6 +440,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Hold.ReplyRequireAuth && c.Listen.Reply == "" {
 		p = append(p, "hold.reply_require_auth: set, but answering by reply is off (set listen.reply and hold.reply_domain, or remove it)")
+	}
+	if c.Hold.ReleaseStale < 0 {
+		p = append(p, "hold.release_stale: negative")
+	}
+	if c.Hold.RetryWindow < 0 {
+		p = append(p, "hold.retry_window: negative")
 	}
 	if c.Web.SessionTTL < 0 {
 		p = append(p, "web.session_ttl: negative")

@@ -121,6 +121,17 @@ hold:
   # How often expired holds, releases a dead node left unfinished and
   # notifications that failed are handled.
   sweep: 1m
+  # A release unfinished this long (its node died while re-injecting) is
+  # retried by the sweep, to the addresses its sender chose.
+  release_stale: 10m
+  # For this long after a message was held, an identical delivery is the
+  # MTA retrying it (dropped if the message was already answered); later
+  # it is a new message and is held again.
+  retry_window: 15m
+  # The warn action delivers and tells the sender afterwards (at most once
+  # per recipient domain a day). warn_header also adds X-Stray-Warning to
+  # the message, which every recipient reads: only for internal ones.
+  warn_header: false
   # Let senders answer by replying (SEND, FIX or CANCEL): notifications get
   # a signed Reply-To at this domain; route it to listen.reply in your MTA
   # (Postfix: transport_maps "reply.example.org smtp:[127.0.0.1]:10026").

@@ -29,6 +29,13 @@ import (
 type Engine struct {
 	Checker *detect.Checker
 	Policy  *policy.Policy
+	// WarnHeader adds X-Stray-Warning to a message with a warned
+	// recipient. Off by default: every recipient reads the header,
+	// including the stranger who may have got the message by mistake, and
+	// the sender, who could act, never sees it. Turn it on only when the
+	// warned recipients are internal. The sender is told either way
+	// (Warner).
+	WarnHeader bool
 }
 
 // Gate holds the current Engine, the logger and the metrics.
@@ -38,7 +45,19 @@ type Gate struct {
 	metrics  *metrics
 	releases Releases
 	recorder Recorder
+	warner   Warner
 }
+
+// Warner tells a sender, after the fact, that a recipient of a message
+// they sent looked like a typo (the warn action). It is called at the end
+// of the message for each warned recipient that was accepted, and must
+// not block: it queues and sends in the background.
+type Warner interface {
+	Warned(queueID, sender string, r RcptResult)
+}
+
+// SetWarner installs the warner (the hold workflow's notifications).
+func (g *Gate) SetWarner(w Warner) { g.warner = w }
 
 // Releases recognises a message re-injected after its sender confirmed it:
 // it verifies the value of its release header and returns the recipients it
@@ -359,12 +378,13 @@ func (s *Session) logDecision(r RcptResult, via string) {
 func (s *Session) Recipients() []RcptResult { return s.rcpts }
 
 // NeedsEnd reports whether the end of the message matters: some recipient
-// was accepted with an action (hold, warn) that takes effect there. When it
-// is false, a front end can accept the message at DATA and never see its
-// content.
+// was accepted with an action that takes effect there (hold, or warn when
+// it adds a header). When it is false, a front end can accept the message
+// at DATA and never see its content.
 func (s *Session) NeedsEnd() bool {
+	warnHeader := s.engine != nil && s.engine.WarnHeader
 	for _, r := range s.rcpts {
-		if r.Reply == nil && (r.Decision.Action == policy.Hold || r.Decision.Action == policy.Warn) {
+		if r.Reply == nil && (r.Decision.Action == policy.Hold || r.Decision.Action == policy.Warn && warnHeader) {
 			return true
 		}
 	}
@@ -430,7 +450,12 @@ func (s *Session) End() End {
 			held = append(held, describe(f))
 			continue
 		case policy.Warn:
-			e.Headers = append(e.Headers, Header{"X-Stray-Warning", asciiText(describe(f))})
+			if s.engine != nil && s.engine.WarnHeader {
+				e.Headers = append(e.Headers, Header{"X-Stray-Warning", asciiText(describe(f))})
+			}
+			if s.g.warner != nil {
+				s.g.warner.Warned(s.queueID, s.sender, r)
+			}
 		}
 		// A warned typo that was delivered is not reported: it must never
 		// become "known". An allowed one is reported as such, so that the

@@ -39,7 +39,7 @@ func SendMail(ctx context.Context, server, from string, to []string, msg []byte)
 	for _, t := range to {
 		utf8 = utf8 || !isASCII(t)
 	}
-	if err := c.Mail(from, &smtp.MailOptions{UTF8: utf8}); err != nil {
+	if err := c.Mail(from, &smtp.MailOptions{UTF8: utf8, EnvelopeID: envelopeID(ctx)}); err != nil {
 		return err
 	}
 	for _, t := range to {

@@ -2,6 +2,8 @@ package hold
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"time"
 
 	"github.com/stray-mail/stray/internal/store"
@@ -25,4 +27,95 @@ func (h *Holder) Released(ctx context.Context, header string) ([]string, bool) {
 		return nil, false
 	}
 	return rcpts, true
+}
+
+// ReleaseEnvelopeID is the DSN envelope id (ENVID) a re-injection of
+// message id carries. It lets the milter recognise, at MAIL, a re-injection
+// whose recipients are all clean (sent to the suggested addresses), so
+// that for it alone the MTA streams the headers: the milter then removes
+// the release header and records the delivery. Any other message is still
+// accepted at DATA.
+func ReleaseEnvelopeID(id string) string { return releaseEnvPrefix + id }
+
+const releaseEnvPrefix = "stray-release-"
+
+// IsReleaseEnvelopeID reports whether a MAIL parameter list carries a
+// release envelope id (ENVID=stray-release-…). It only makes the milter
+// look at the headers; the signed header alone releases anything.
+func IsReleaseEnvelopeID(params []string) bool {
+	for _, p := range params {
+		k, v, ok := strings.Cut(p, "=")
+		if ok && strings.EqualFold(k, "ENVID") && strings.HasPrefix(v, releaseEnvPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+type envelopeIDKey struct{}
+
+// withEnvelopeID asks SendMail to send ENVID=id (when the server offers
+// DSN).
+func withEnvelopeID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, envelopeIDKey{}, id)
+}
+
+func envelopeID(ctx context.Context) string {
+	id, _ := ctx.Value(envelopeIDKey{}).(string)
+	return id
+}
+
+// Reinjection is what a message carrying a release header is.
+type Reinjection int
+
+const (
+	// NotReinjected: no valid release header (forged, expired, or about
+	// a message not being released): the message is decided as any other.
+	NotReinjected Reinjection = iota
+	// Reinjecting: stray's own re-injection of a message in releasing.
+	Reinjecting
+	// Duplicate: a valid header of a message already released: a second
+	// copy (a release retried after a crash, when the first copy had
+	// reached the MTA). Dropping it delivers the message exactly once.
+	Duplicate
+)
+
+// CheckReinjection classifies a message by the value of its release
+// header, returning the held message's id.
+func (h *Holder) CheckReinjection(ctx context.Context, header string) (string, Reinjection) {
+	id, _, err := h.signer.VerifyReleaseHeader(header, h.now())
+	if err != nil {
+		return "", NotReinjected
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	m, err := h.store.Get(ctx, id)
+	switch {
+	case err != nil:
+		return id, NotReinjected
+	case m.State == store.StateReleasing:
+		return id, Reinjecting
+	case m.State == store.StateReleased:
+		return id, Duplicate
+	}
+	return id, NotReinjected
+}
+
+// Reinjected records that the MTA accepted the re-injection of message id
+// (the milter calls it once it has answered accept): the message is
+// released, and a retry of the release finds nothing left to do. A crash
+// between the MTA's acceptance and this call leaves the message in
+// releasing, and the retry delivers it a second time: never zero times.
+func (h *Holder) Reinjected(ctx context.Context, id string) {
+	h.crash("before-mark-released")
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	m, err := h.store.Get(ctx, id)
+	if err != nil {
+		h.log.Error("recording a re-injection", "id", id, "err", err)
+		return
+	}
+	if err := h.finish(ctx, m, "node:"+h.cfg.Node); err != nil && !errors.Is(err, store.ErrConflict) {
+		h.log.Error("recording a re-injection", "id", id, "err", err)
+	}
 }

@@ -1,24 +1,18 @@
 package hold
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
 	"testing"
-
-	"github.com/stray-mail/stray/internal/store"
 )
 
-func testHolder(t *testing.T) *Holder {
+// linkHolder is a Holder for the link pages alone.
+func linkHolder(t *testing.T) *Holder {
 	t.Helper()
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "s.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openTestStore(t)
 	key, err := LoadOrCreateKey(filepath.Join(t.TempDir(), "key"))
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +38,7 @@ func linkStatus(h http.Handler, peer, xff string) int {
 
 func TestLinkPagesRateLimitTheSenderBehindATrustedProxy(t *testing.T) {
 	t.Parallel()
-	h := testHolder(t).HandlerBehind([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+	h := linkHolder(t).HandlerBehind([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
 	const proxy = "127.0.0.1:40000"
 	for i := 0; i < 30; i++ {
 		if c := linkStatus(h, proxy, "198.51.100.1"); c == http.StatusTooManyRequests {
@@ -66,7 +60,7 @@ func TestLinkPagesRateLimitTheSenderBehindATrustedProxy(t *testing.T) {
 func TestLinkPagesIgnoreForwardedForFromAnUntrustedPeer(t *testing.T) {
 	t.Parallel()
 	for _, trusted := range [][]netip.Prefix{nil, {netip.MustParsePrefix("10.0.0.0/8")}} {
-		h := testHolder(t).HandlerBehind(trusted)
+		h := linkHolder(t).HandlerBehind(trusted)
 		const peer = "127.0.0.2:40000"
 		for i := 0; i < 30; i++ {
 			linkStatus(h, peer, "198.51.100."+string(rune('0'+i%10)))

@@ -71,9 +71,10 @@ func (s *Server) Serve(l net.Listener) error { return s.server().Serve(l) }
 func (s *Server) Shutdown(ctx context.Context) error { return s.server().Shutdown(ctx) }
 
 type conn struct {
-	srv *Server
-	c   *connserver.Conn // busy while a message is between MAIL and its end
-	log *slog.Logger
+	srv     *Server
+	c       *connserver.Conn // busy while a message is between MAIL and its end
+	log     *slog.Logger
+	actions uint32 // the negotiated actions
 }
 
 // Per-connection buffers are pooled: Postfix opens a milter connection per
@@ -132,6 +133,7 @@ func (c *conn) loop() error {
 	noMailReply := false
 	var noReply uint32
 	var content *contentBuf
+	reinjection := false // MAIL carried a release envelope id
 	// One write deadline per message, not per reply.
 	c.c.SetWriteDeadline(time.Now().Add(wt))
 	reply := func(code byte, data []byte) error {
@@ -177,7 +179,7 @@ func (c *conn) loop() error {
 			if c.srv.Holder != nil {
 				// Content is needed, but only for messages not accepted
 				// at DATA, and without a reply per header or chunk.
-				want.actions |= o.actions & actDelRcpt
+				want.actions |= o.actions & (actDelRcpt | actChgHeaders)
 				want.protocol |= o.protocol & (protNRHeader | protNREOH | protNRBody)
 			} else {
 				want.protocol |= o.protocol & (protNoBody | protNoHeaders | protNoEOH)
@@ -194,6 +196,7 @@ func (c *conn) loop() error {
 				data = macroRequest(want.bytes())
 				authKnown = true
 			}
+			c.actions = want.actions
 			if err := reply(respOptneg, data); err != nil {
 				return err
 			}
@@ -226,6 +229,7 @@ func (c *conn) loop() error {
 			sess.MailAuth(from, gate.Auth{Login: login, Known: authKnown})
 			login = ""
 			sess.SetQueueID(queueID)
+			reinjection = c.srv.Holder != nil && len(args) > 1 && hold.IsReleaseEnvelopeID(args[1:])
 			c.c.SetBusy(true)
 			c.c.SetWriteDeadline(time.Now().Add(wt))
 			if noMailReply {
@@ -253,7 +257,7 @@ func (c *conn) loop() error {
 		case cmdData:
 			// All recipients are known. A clean message is accepted
 			// here: the MTA sends no headers, body or end of message.
-			if !sess.NeedsEnd() {
+			if !sess.NeedsEnd() && !reinjection {
 				sess.End()
 				c.endMessage(&queueID)
 				if err := reply(respAccept, nil); err != nil {
@@ -301,7 +305,7 @@ func (c *conn) loop() error {
 			sender := sess.Sender()
 			end := sess.End()
 			c.endMessage(&queueID)
-			packets, code := c.endOfMessage(end, content, qid, sender)
+			packets, code, after := c.endOfMessage(end, content, qid, sender)
 			content = nil
 			for _, h := range end.Headers {
 				if err := reply(respAddHeader, nul(h.Name, h.Value)); err != nil {
@@ -315,6 +319,9 @@ func (c *conn) loop() error {
 			}
 			if err := reply(code, nil); err != nil {
 				return err
+			}
+			if after != nil {
+				after()
 			}
 		case cmdAbort:
 			login, rcptAddr = "", ""

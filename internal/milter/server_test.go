@@ -8,10 +8,12 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stray-mail/stray/detect"
+	"github.com/stray-mail/stray/internal/gate"
 	"github.com/stray-mail/stray/internal/policy"
 )
 
@@ -56,9 +58,14 @@ func TestRcptToMaliIsRejectedWithSuggestionAndTheOtherRecipientKept(t *testing.T
 	}
 }
 
-func TestHoldQuarantinesAtEndOfMessageAndWarnAddsAHeader(t *testing.T) {
+// With hold.warn_header on (internal recipients), warn adds its header.
+func TestHoldQuarantinesAtEndOfMessageAndWarnAddsAHeaderWhenAskedTo(t *testing.T) {
 	t.Parallel()
-	_, addr := startServer(t, newGate(t, detect.Knowledge{Known: map[string]int{"westlandhigh.school.nz": 1000}}, policy.Config{}))
+	g := newGate(t, detect.Knowledge{Known: map[string]int{"westlandhigh.school.nz": 1000}}, policy.Config{})
+	e := *g.Engine()
+	e.WarnHeader = true
+	g.Swap(&e)
+	_, addr := startServer(t, g)
 	c := dial(t, addr)
 	c.negotiate()
 	c.mail("a@example.org", "Q1")
@@ -251,4 +258,39 @@ func FuzzSession(f *testing.F) {
 		client.Close()
 		s.server().Wait()
 	})
+}
+
+type warnings struct {
+	mu   sync.Mutex
+	seen []string // sender → recipient
+}
+
+func (w *warnings) Warned(queueID, sender string, r gate.RcptResult) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.seen = append(w.seen, queueID+" "+sender+" → "+r.Recipient+" ("+r.Decision.Finding.Suggestion+")")
+}
+
+// By default warn tells the sender, not the recipients: no X-Stray-Warning
+// in the message (a stranger who got it by mistake would read stray's
+// analysis), and the message is accepted at DATA, its content never
+// streamed.
+func TestWarnByDefaultTellsTheSenderAndAddsNoHeader(t *testing.T) {
+	t.Parallel()
+	g := newGate(t, detect.Knowledge{Known: map[string]int{"westlandhigh.school.nz": 1000}}, policy.Config{})
+	w := &warnings{}
+	g.SetWarner(w)
+	_, addr := startServer(t, g)
+	c := dial(t, addr)
+	c.negotiate()
+	c.mail("a@example.org", "Q7")
+	if code, _ := c.rcpt("y@wastlandhigh.school.nz"); code != respContinue {
+		t.Fatalf("warn recipient refused at RCPT: %q", code)
+	}
+	if code := c.data(); code != respAccept {
+		t.Fatalf("DATA: got %q, want accept (nothing at the end matters)", code)
+	}
+	if len(w.seen) != 1 || w.seen[0] != "Q7 a@example.org → y@wastlandhigh.school.nz (y@westlandhigh.school.nz)" {
+		t.Errorf("warned %q", w.seen)
+	}
 }

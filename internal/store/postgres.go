@@ -161,14 +161,15 @@ func (s *pgStore) Hold(ctx context.Context, m *Message, ev Event) error {
 	return nil
 }
 
-const pgMessageCols = `id, queue_id, sender, recipients::text, size, state, node, created_at, updated_at, expires_at, notified_at`
+const pgMessageCols = `id, queue_id, sender, recipients::text, size, state, node, created_at, updated_at, expires_at, notified_at, release_action, release_to::text`
 
 func scanPGMessage(sc pgx.Row, raw *[]byte) (*Message, error) {
 	var (
-		m            Message
-		rcpts, state string
-		notified     *time.Time
-		dest         = []any{&m.ID, &m.QueueID, &m.Sender, &rcpts, &m.Size, &state, &m.Node, &m.CreatedAt, &m.UpdatedAt, &m.ExpiresAt, &notified}
+		m                Message
+		rcpts, state     string
+		notified         *time.Time
+		relAction, relTo string
+		dest             = []any{&m.ID, &m.QueueID, &m.Sender, &rcpts, &m.Size, &state, &m.Node, &m.CreatedAt, &m.UpdatedAt, &m.ExpiresAt, &notified, &relAction, &relTo}
 	)
 	if raw != nil {
 		dest = append(dest, raw)
@@ -178,6 +179,10 @@ func scanPGMessage(sc pgx.Row, raw *[]byte) (*Message, error) {
 	}
 	if err := json.Unmarshal([]byte(rcpts), &m.Recipients); err != nil {
 		return nil, fmt.Errorf("recipients: %w", err)
+	}
+	var err error
+	if m.Release, err = decodeRelease(relAction, relTo); err != nil {
+		return nil, err
 	}
 	m.State = State(state)
 	m.CreatedAt, m.UpdatedAt, m.ExpiresAt = m.CreatedAt.UTC(), m.UpdatedAt.UTC(), m.ExpiresAt.UTC()
@@ -268,12 +273,26 @@ func (s *pgStore) Transition(ctx context.Context, id string, from, to State, ev 
 	if err := prepareTransition(id, from, to, &ev); err != nil {
 		return fmt.Errorf("store: transition %s: %w", id, err)
 	}
+	return s.transition(ctx, id, from, to, ev, "")
+}
+
+func (s *pgStore) ClaimRelease(ctx context.Context, id string, rel Release, ev Event) error {
+	rcpts, err := prepareClaim(id, rel, &ev)
+	if err != nil {
+		return fmt.Errorf("store: claim release %s: %w", id, err)
+	}
+	return s.transition(ctx, id, StateHeld, StateReleasing, ev, `, release_action = $5, release_to = ($6::text)::jsonb`, rel.Action, string(rcpts))
+}
+
+// transition moves id from one state to another with ev, setting also the
+// columns of set (", col = $5…") to args.
+func (s *pgStore) transition(ctx context.Context, id string, from, to State, ev Event, set string, args ...any) error {
 	err := pgx.BeginTxFunc(ctx, s.pool, readCommitted, func(tx pgx.Tx) error {
 		// Under READ COMMITTED a concurrent transition of the same row
 		// blocks here until the first commits, then re-checks the WHERE
 		// clause against the new row: only one of them matches.
-		tag, err := tx.Exec(ctx, `UPDATE messages SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4`,
-			string(to), ev.Time, id, string(from))
+		tag, err := tx.Exec(ctx, `UPDATE messages SET state = $1, updated_at = $2`+set+` WHERE id = $3 AND state = $4`,
+			append([]any{string(to), ev.Time, id, string(from)}, args...)...)
 		if err != nil {
 			return err
 		}
@@ -294,6 +313,51 @@ func (s *pgStore) Transition(ctx context.Context, id string, from, to State, ev 
 		return fmt.Errorf("store: transition %s %s→%s: %w", id, from, to, err)
 	}
 	return nil
+}
+
+func (s *pgStore) RetryRelease(ctx context.Context, id string, staleBefore time.Time, ev Event) error {
+	if err := prepareRetry(id, staleBefore, &ev); err != nil {
+		return fmt.Errorf("store: retry release %s: %w", id, err)
+	}
+	err := pgx.BeginTxFunc(ctx, s.pool, readCommitted, func(tx pgx.Tx) error {
+		// As in transition: a concurrent retry blocks on the row, then
+		// re-checks updated_at against the committed value and misses.
+		tag, err := tx.Exec(ctx, `UPDATE messages SET updated_at = $1 WHERE id = $2 AND state = 'releasing' AND updated_at < $3`,
+			ev.Time, id, stamp(staleBefore))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			var cur string
+			err := tx.QueryRow(ctx, `SELECT state FROM messages WHERE id = $1`, id).Scan(&cur)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return ErrNotFound
+			}
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: it is %s, or not stale", ErrConflict, cur)
+		}
+		return pgInsertEvent(ctx, tx, ev)
+	})
+	if err != nil {
+		return fmt.Errorf("store: retry release %s: %w", id, err)
+	}
+	return nil
+}
+
+func (s *pgStore) ClaimWarnNotice(ctx context.Context, sender, domain string, at time.Time) (bool, error) {
+	day, err := prepareWarnNotice(sender, domain, at)
+	if err != nil {
+		return false, fmt.Errorf("store: claim warn notice: %w", err)
+	}
+	tag, err := s.pool.Exec(ctx, `INSERT INTO warn_notices (sender, domain, day) VALUES ($1, $2, $3)
+	ON CONFLICT (sender, domain) DO UPDATE SET day = excluded.day WHERE warn_notices.day < excluded.day`,
+		sender, domain, day)
+	if err != nil {
+		return false, fmt.Errorf("store: claim warn notice: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 func (s *pgStore) MarkNotified(ctx context.Context, id string, at time.Time) error {

@@ -258,7 +258,7 @@ func (s *sqliteStore) Hold(ctx context.Context, m *Message, ev Event) error {
 	return nil
 }
 
-const sqliteMessageCols = `id, queue_id, sender, recipients, size, state, node, created_at, updated_at, expires_at, notified_at`
+const sqliteMessageCols = `id, queue_id, sender, recipients, size, state, node, created_at, updated_at, expires_at, notified_at, release_action, release_to`
 
 func scanSQLiteMessage(sc interface{ Scan(...any) error }, raw *[]byte) (*Message, error) {
 	var (
@@ -266,7 +266,8 @@ func scanSQLiteMessage(sc interface{ Scan(...any) error }, raw *[]byte) (*Messag
 		rcpts, state              string
 		created, updated, expires int64
 		notified                  sql.NullInt64
-		dest                      = []any{&m.ID, &m.QueueID, &m.Sender, &rcpts, &m.Size, &state, &m.Node, &created, &updated, &expires, &notified}
+		relAction, relTo          string
+		dest                      = []any{&m.ID, &m.QueueID, &m.Sender, &rcpts, &m.Size, &state, &m.Node, &created, &updated, &expires, &notified, &relAction, &relTo}
 	)
 	if raw != nil {
 		dest = append(dest, raw)
@@ -276,6 +277,10 @@ func scanSQLiteMessage(sc interface{ Scan(...any) error }, raw *[]byte) (*Messag
 	}
 	if err := json.Unmarshal([]byte(rcpts), &m.Recipients); err != nil {
 		return nil, fmt.Errorf("recipients: %w", err)
+	}
+	var err error
+	if m.Release, err = decodeRelease(relAction, relTo); err != nil {
+		return nil, err
 	}
 	m.State = State(state)
 	m.CreatedAt, m.UpdatedAt, m.ExpiresAt = fromMicros(created), fromMicros(updated), fromMicros(expires)
@@ -361,9 +366,23 @@ func (s *sqliteStore) Transition(ctx context.Context, id string, from, to State,
 	if err := prepareTransition(id, from, to, &ev); err != nil {
 		return fmt.Errorf("store: transition %s: %w", id, err)
 	}
+	return s.transition(ctx, id, from, to, ev, "")
+}
+
+func (s *sqliteStore) ClaimRelease(ctx context.Context, id string, rel Release, ev Event) error {
+	rcpts, err := prepareClaim(id, rel, &ev)
+	if err != nil {
+		return fmt.Errorf("store: claim release %s: %w", id, err)
+	}
+	return s.transition(ctx, id, StateHeld, StateReleasing, ev, `, release_action = ?, release_to = ?`, rel.Action, string(rcpts))
+}
+
+// transition moves id from one state to another with ev, setting also the
+// columns of set (", col = ?…") to args.
+func (s *sqliteStore) transition(ctx context.Context, id string, from, to State, ev Event, set string, args ...any) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE messages SET state = ?, updated_at = ? WHERE id = ? AND state = ?`,
-			string(to), micros(ev.Time), id, string(from))
+		res, err := tx.ExecContext(ctx, `UPDATE messages SET state = ?, updated_at = ?`+set+` WHERE id = ? AND state = ?`,
+			append(append([]any{string(to), micros(ev.Time)}, args...), id, string(from))...)
 		if err != nil {
 			return err
 		}
@@ -388,6 +407,55 @@ func (s *sqliteStore) Transition(ctx context.Context, id string, from, to State,
 		return fmt.Errorf("store: transition %s %s→%s: %w", id, from, to, err)
 	}
 	return nil
+}
+
+func (s *sqliteStore) RetryRelease(ctx context.Context, id string, staleBefore time.Time, ev Event) error {
+	if err := prepareRetry(id, staleBefore, &ev); err != nil {
+		return fmt.Errorf("store: retry release %s: %w", id, err)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE messages SET updated_at = ? WHERE id = ? AND state = 'releasing' AND updated_at < ?`,
+			micros(ev.Time), id, micros(stamp(staleBefore)))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			var cur string
+			err := tx.QueryRowContext(ctx, `SELECT state FROM messages WHERE id = ?`, id).Scan(&cur)
+			if errors.Is(err, sql.ErrNoRows) {
+				return ErrNotFound
+			}
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: it is %s, or not stale", ErrConflict, cur)
+		}
+		return sqliteInsertEvent(ctx, tx, ev)
+	})
+	if err != nil {
+		return fmt.Errorf("store: retry release %s: %w", id, err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) ClaimWarnNotice(ctx context.Context, sender, domain string, at time.Time) (bool, error) {
+	day, err := prepareWarnNotice(sender, domain, at)
+	if err != nil {
+		return false, fmt.Errorf("store: claim warn notice: %w", err)
+	}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO warn_notices (sender, domain, day) VALUES (?, ?, ?)
+	ON CONFLICT (sender, domain) DO UPDATE SET day = excluded.day WHERE warn_notices.day < excluded.day`,
+		sender, domain, micros(day))
+	if err != nil {
+		return false, fmt.Errorf("store: claim warn notice: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: claim warn notice: %w", err)
+	}
+	return n == 1, nil
 }
 
 func (s *sqliteStore) MarkNotified(ctx context.Context, id string, at time.Time) error {

@@ -60,7 +60,27 @@ type Message struct {
 	ExpiresAt time.Time
 	// NotifiedAt is when the sender was told (zero: not yet).
 	NotifiedAt time.Time
+	// Release is what was chosen when the message was last claimed for
+	// release (zero: never claimed).
+	Release Release
 }
+
+// Release is the choice made for a message claimed for release: how, and
+// the envelope recipients the message is re-injected to. ClaimRelease
+// stores it in the same transaction as the move to releasing, so a node
+// that retries a release another node left unfinished repeats the choice
+// (a message the sender chose to send to j@gmail.com never goes to the
+// typo j@gmial.com).
+type Release struct {
+	Action string   // ReleaseAsTyped or ReleaseFixed
+	To     []string // the addresses the message is delivered to
+}
+
+// Release actions.
+const (
+	ReleaseAsTyped = "release" // to the held recipients as typed
+	ReleaseFixed   = "fix"     // to the suggested addresses
+)
 
 // Event is one line of the audit trail: every decision and every state
 // change, who and when.
@@ -231,6 +251,27 @@ type Store interface {
 	// are allowed is the caller's business: the store checks only that
 	// from and to are known states and differ.
 	Transition(ctx context.Context, id string, from, to State, ev Event) error
+	// ClaimRelease moves a held message to releasing and records the
+	// chosen release (Action ReleaseAsTyped or ReleaseFixed, To at least
+	// one non-empty address) with ev, in one transaction, as Transition
+	// does (ev's Kind defaults to "releasing"). ErrConflict when it is not
+	// held (the choice stored earlier stands), ErrNotFound when missing.
+	ClaimRelease(ctx context.Context, id string, rel Release, ev Event) error
+	// RetryRelease claims a release a node left unfinished: a message in
+	// releasing whose UpdatedAt is before staleBefore gets UpdatedAt =
+	// ev.Time (now when zero), with ev (Kind default "release-retry"), in
+	// one transaction. Of several nodes sweeping at once exactly one wins;
+	// the others get ErrConflict (also when the message is not releasing
+	// or not stale), ErrNotFound when it is missing. The stored Release
+	// is kept.
+	RetryRelease(ctx context.Context, id string, staleBefore time.Time, ev Event) error
+	// ClaimWarnNotice records that sender is told about a warned
+	// recipient domain on the UTC day of at, and reports whether this is
+	// the first time that day (false: they were told already; do not tell
+	// them again). Across nodes, exactly one claim per sender, domain and
+	// day returns true. Sender and domain are stored as given (normalise
+	// them first); domain must not be empty, at must be set.
+	ClaimWarnNotice(ctx context.Context, sender, domain string, at time.Time) (bool, error)
 	// MarkNotified records that the sender was notified (at zero: now).
 	// ErrNotFound when there is no such message.
 	MarkNotified(ctx context.Context, id string, at time.Time) error

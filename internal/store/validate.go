@@ -167,6 +167,84 @@ func prepareHold(m *Message, ev *Event) (heldRow, error) {
 	return heldRow{recipients: rcpts, raw: raw}, nil
 }
 
+// prepareClaim validates a release claim, fills the event's defaults as
+// prepareTransition does, and returns the recipients as a JSON array.
+func prepareClaim(id string, rel Release, ev *Event) ([]byte, error) {
+	if rel.Action != ReleaseAsTyped && rel.Action != ReleaseFixed {
+		return nil, fmt.Errorf("release action %q: want %q or %q", rel.Action, ReleaseAsTyped, ReleaseFixed)
+	}
+	if len(rel.To) == 0 {
+		return nil, fmt.Errorf("release to nobody")
+	}
+	for i, a := range rel.To {
+		if a == "" {
+			return nil, fmt.Errorf("release recipient %d: empty address", i)
+		}
+		if err := checkText(fmt.Sprintf("release recipient %d", i), a); err != nil {
+			return nil, err
+		}
+	}
+	if err := prepareTransition(id, StateHeld, StateReleasing, ev); err != nil {
+		return nil, err
+	}
+	to, err := json.Marshal(rel.To)
+	if err != nil {
+		return nil, fmt.Errorf("encode release recipients: %w", err)
+	}
+	return to, nil
+}
+
+// prepareRetry validates a release retry and fills the event's defaults.
+func prepareRetry(id string, staleBefore time.Time, ev *Event) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if staleBefore.IsZero() {
+		return fmt.Errorf("no stale time")
+	}
+	if ev.MessageID == "" {
+		ev.MessageID = id
+	}
+	if ev.MessageID != id {
+		return fmt.Errorf("event is about message %q", ev.MessageID)
+	}
+	if ev.Kind == "" {
+		ev.Kind = "release-retry"
+	}
+	return prepareEvent(ev)
+}
+
+// prepareWarnNotice validates a warn notice claim and returns its UTC day.
+func prepareWarnNotice(sender, domain string, at time.Time) (time.Time, error) {
+	if domain == "" {
+		return time.Time{}, fmt.Errorf("empty domain")
+	}
+	if at.IsZero() {
+		return time.Time{}, fmt.Errorf("no time")
+	}
+	if err := checkText("sender", sender); err != nil {
+		return time.Time{}, err
+	}
+	if err := checkText("domain", domain); err != nil {
+		return time.Time{}, err
+	}
+	return at.UTC().Truncate(24 * time.Hour), nil
+}
+
+// decodeRelease reads the release columns.
+func decodeRelease(action, to string) (Release, error) {
+	r := Release{Action: action}
+	if to != "" {
+		if err := json.Unmarshal([]byte(to), &r.To); err != nil {
+			return Release{}, fmt.Errorf("release recipients: %w", err)
+		}
+	}
+	if len(r.To) == 0 {
+		r.To = nil // never claimed: as a Message the caller built
+	}
+	return r, nil
+}
+
 // prepareTransition validates a transition and fills the event's defaults:
 // MessageID (id), Kind (the new state) and Time (now).
 func prepareTransition(id string, from, to State, ev *Event) error {
