@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/stray-mail/stray/detect"
 	"github.com/stray-mail/stray/internal/config"
@@ -34,8 +36,11 @@ providers are built in.
 --format json prints exactly one JSON object per input line, in input order:
 {"address","verdict","intended","suggestion","score","reasons":[{"kind","message"}]}
 and, for an address that cannot be parsed, an "error" with verdict
-"invalid" (text output: a line "invalid ADDRESS: why"). Invalid lines never
-stop the run: every other line is still checked and reported.
+"invalid" (text output: a line "invalid ADDRESS: why"; an address longer
+than 256 bytes is shown clipped). Invalid lines never stop the run: every
+other line is still checked and reported. A blank line on standard input
+is not an address: text output skips it, JSON gives it an "invalid" object
+(one object per line), and it never changes the exit status.
 
 Exit status: 0 nothing flagged, 1 something flagged or invalid, 2 usage
 error (bad flags, unreadable knowledge or config, unreadable input).
@@ -71,8 +76,19 @@ func runCheck(ctx context.Context, args []string, std Stdio) int {
 	}
 	code := ExitOK
 	one := func(line string) {
+		if strings.TrimSpace(line) == "" {
+			// A blank line (a file's trailing newline, a paragraph break)
+			// is not an address: it must not turn a clean run into 1.
+			if *format == "json" {
+				emit(out, detect.Finding{}, errBlankLine)
+			}
+			return
+		}
 		f, err := checker.Check(line)
 		f.Address = strings.TrimSpace(line)
+		if err != nil {
+			f.Address = clip(f.Address, maxShown)
+		}
 		emit(out, f, err)
 		if (err != nil || f.Flagged()) && code == ExitOK {
 			code = ExitFlagged // an invalid address counts as flagged
@@ -106,6 +122,26 @@ func buildChecker(configPath string, protect, known []string, deny ...string) (*
 		return nil, err
 	}
 	return detect.New(k)
+}
+
+// errBlankLine is the error of a blank input line.
+var errBlankLine = errors.New("blank line: not an address")
+
+// maxShown bounds an invalid address as printed back: a 10 kB line of
+// garbage is not worth echoing whole.
+const maxShown = 256
+
+// clip shortens s to at most n bytes (on a rune boundary), saying how long
+// it was.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:cut], len(s))
 }
 
 // maxLine bounds one input line; longer lines are cut (and then fail to parse

@@ -182,3 +182,31 @@ func TestCheckDenyFileFromScanBlocksRegisteredLookalikes(t *testing.T) {
 		t.Errorf("exit %d: %s", code, out)
 	}
 }
+
+func TestBlankInputLinesNeitherFlagNorDisappearFromJSON(t *testing.T) {
+	t.Parallel()
+	in := "ok@gmail.com\n\n   \nfine@example.org\n\n"
+	code, out, errOut := run(t, in, "check")
+	if code != ExitOK || out != "ok     ok@gmail.com\nok     fine@example.org\n" {
+		t.Fatalf("text: exit %d, %q %q; want 0 and the two addresses only", code, out, errOut)
+	}
+	code, out, _ = run(t, in, "check", "--format", "json")
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if code != ExitOK || len(lines) != 5 || !strings.Contains(lines[1], `"verdict":"invalid"`) || !strings.Contains(lines[1], "blank line") {
+		t.Fatalf("json: exit %d, %d lines: %q", code, len(lines), out)
+	}
+	if code, _, _ := run(t, in+"j@gmial.com\n", "check"); code != ExitFlagged {
+		t.Fatalf("a flagged address after blank lines: exit %d, want 1", code)
+	}
+}
+
+func TestALongInvalidAddressIsClippedInTheOutput(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", 10*1024) + "@@x"
+	for _, format := range []string{"text", "json"} {
+		code, out, _ := run(t, long+"\n", "check", "--format", format)
+		if code != ExitFlagged || len(out) > 1024 || !strings.Contains(out, "(10243 bytes)") {
+			t.Errorf("%s: exit %d, %d bytes of output: %.200q", format, code, len(out), out)
+		}
+	}
+}
