@@ -2,6 +2,7 @@ package scan
 
 import (
 	"context"
+	"errors"
 	"os"
 	"slices"
 	"strings"
@@ -312,5 +313,33 @@ func TestScantestRefusesNonLoopbackAddresses(t *testing.T) {
 	if s, err := scantest.Start("", "0.0.0.0:0"); err == nil {
 		s.Close()
 		t.Error("listening on 0.0.0.0 allowed")
+	}
+}
+
+// A resolver that says NXDOMAIN for the scanned domain itself cannot be
+// trusted about its lookalikes; one that answers NOERROR (even without NS
+// records) can; one that fails is an error, but not NXDOMAIN.
+func TestCheckResolvesRefusesAResolverThatDeniesTheScannedDomain(t *testing.T) {
+	t.Parallel()
+	srv := startZone(t, `example.com. NS ns.example.com.
+ns.example.com. A 192.0.2.53
+us.example.com. A 192.0.2.54
+broken.example. TXT "stray-test:servfail"
+`)
+	s := &Scanner{Resolver: resolverFor(t, srv, 300*time.Millisecond)}
+	for _, tc := range []struct {
+		domain   string
+		wantErr  bool
+		nxdomain bool
+	}{
+		{"example.com", false, false},
+		{"us.example.com", false, false},
+		{"army.mil", true, true},
+		{"broken.example", true, false},
+	} {
+		err := s.CheckResolves(context.Background(), tc.domain)
+		if (err != nil) != tc.wantErr || errors.Is(err, ErrNoSuchDomain) != tc.nxdomain {
+			t.Errorf("%s: err %v, want error %v (NXDOMAIN %v)", tc.domain, err, tc.wantErr, tc.nxdomain)
+		}
 	}
 }
