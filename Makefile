@@ -30,10 +30,15 @@ release:
 
 # The Debian package (dist/stray_DEB_VERSION_ARCH.deb), built by nfpm from
 # packaging/nfpm.yaml: no Docker, no dpkg-buildpackage. The Debian version is
-# VERSION without its leading v, or 0.0.0~git<commit> when there is no tag.
+# VERSION without its leading v (v1.2.0-3-gabc → 1.2.0+3.gabc), or
+# 0.0.0~git<commit> when there is no tag.
 NFPM ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 DEB_ARCH ?= $(shell $(GO) env GOARCH)
-DEB_VERSION ?= $(shell v='$(VERSION)'; case "$$v" in v[0-9]*) echo "$${v#v}" | tr - '~';; [0-9]*) echo "$$v" | tr - '~';; *) echo "0.0.0~git$$v" | tr - '~';; esac)
+DEB_VERSION ?= $(shell echo '$(VERSION)' | sed -e '/^v\{0,1\}[0-9][0-9]*\./{s/^v//;s/-/+/;s/-/./g;b' -e '}' -e 's/-/./g;s/^/0.0.0~git/')
+.PHONY: nfpm-version
+nfpm-version:
+	$(NFPM) --version
+
 deb:
 	mkdir -p $(DIST)/deb-$(DEB_ARCH)
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(DEB_ARCH) $(GO) build -trimpath -ldflags '-s -w $(STAMP)' \
