@@ -46,6 +46,7 @@ func commands() []command {
 		{"learn", "list the domains you really write to, from mail logs (a --known file)", runLearn},
 		{"user", "add, list or delete dashboard users, set passwords", runUser},
 		{"token", "add, list or revoke tokens for the HTTP check API", runToken},
+		{"store", "back up the store while stray runs (store backup FILE)", runStore},
 		{"version", "print the version, commit, Go version and build date", runVersion},
 	}
 }
