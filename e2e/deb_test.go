@@ -87,6 +87,19 @@ func TestDebianPackageInstallsRunsAndRemovesKeepingConfigAndStore(t *testing.T) 
 	serveAsStrayUntilHealthy(t, "127.0.0.1:8098")
 	checkMode(t, "/var/lib/stray/stray.db", "stray", 0) // made by serve, as stray
 
+	// docs/install.md's backup, as root: a checked copy, and the store's
+	// files still belong to stray.
+	backup := filepath.Join(t.TempDir(), "stray-backup.db")
+	if out, err := exec.Command("/usr/bin/stray", "store", "backup", "--config", "/etc/stray/stray.yaml", backup).CombinedOutput(); err != nil {
+		t.Errorf("stray store backup: %v\n%s", err, out)
+	}
+	checkMode(t, backup, "root", 0o600)
+	for _, f := range []string{"/var/lib/stray/stray.db", "/var/lib/stray/stray.db-wal", "/var/lib/stray/stray.db-shm"} {
+		if _, err := os.Stat(f); err == nil {
+			checkMode(t, f, "stray", 0)
+		}
+	}
+
 	// Remove: binary and unit go, config, store and key stay.
 	dpkg(t, "-r", "stray")
 	for _, gone := range []string{"/usr/bin/stray", "/usr/lib/systemd/system/stray.service"} {
