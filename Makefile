@@ -6,12 +6,50 @@ PKGS := ./...
 SHELL := bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: all build test lint bench fuzz eval eval-peers speed audit-speed generate perf
+.PHONY: all build release deb test lint bench fuzz eval eval-peers speed audit-speed generate perf
 
 all: build
 
+# Build stamps (stray version): the version from git describe, the commit and
+# the build date (SOURCE_DATE_EPOCH when set, for reproducible builds).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+BUILD_DATE ?= $(shell date -u $${SOURCE_DATE_EPOCH:+-d @$$SOURCE_DATE_EPOCH} +%Y-%m-%dT%H:%M:%SZ)
+STAMP := -X github.com/stray-mail/stray/internal/cli.Version=$(VERSION) \
+	-X github.com/stray-mail/stray/internal/cli.Commit=$(COMMIT) \
+	-X github.com/stray-mail/stray/internal/cli.BuildDate=$(BUILD_DATE)
+
 build:
-	$(GO) build -o stray ./cmd/stray
+	$(GO) build -trimpath -ldflags '$(STAMP)' -o stray ./cmd/stray
+
+# Static release binaries for Linux into $(DIST): stray-VERSION-linux-ARCH.
+DIST ?= dist
+RELEASE_ARCHS ?= amd64 arm64
+release:
+	mkdir -p $(DIST)
+	for arch in $(RELEASE_ARCHS); do \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w $(STAMP)' \
+	    -o $(DIST)/stray-$(VERSION)-linux-$$arch ./cmd/stray || exit 1; \
+	done
+
+# The Debian package (dist/stray_DEB_VERSION_ARCH.deb), built by nfpm from
+# packaging/nfpm.yaml: no Docker, no dpkg-buildpackage. The Debian version is
+# VERSION without its leading v (v1.2.0-3-gabc → 1.2.0+3.gabc), or
+# 0.0.0~git<commit> when there is no tag.
+NFPM ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+DEB_ARCH ?= $(shell $(GO) env GOARCH)
+DEB_VERSION ?= $(shell echo '$(VERSION)' | sed -e '/^v\{0,1\}[0-9][0-9]*\./{s/^v//;s/-/+/;s/-/./g;b' -e '}' -e 's/-/./g;s/^/0.0.0~git/')
+.PHONY: nfpm-version
+nfpm-version:
+	$(NFPM) --version
+
+deb:
+	mkdir -p $(DIST)/deb-$(DEB_ARCH)
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(DEB_ARCH) $(GO) build -trimpath -ldflags '-s -w $(STAMP)' \
+	  -o $(DIST)/deb-$(DEB_ARCH)/stray ./cmd/stray
+	STRAY_DEB_BINARY=$(DIST)/deb-$(DEB_ARCH)/stray STRAY_DEB_ARCH=$(DEB_ARCH) STRAY_DEB_VERSION='$(DEB_VERSION)' \
+	  $(NFPM) pkg --config packaging/nfpm.yaml --packager deb \
+	  --target $(DIST)/stray_$(DEB_VERSION)_$(DEB_ARCH).deb
 
 # The test command (README, CI): formatting, vet, and every test with the race detector.
 test:

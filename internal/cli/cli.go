@@ -46,12 +46,10 @@ func commands() []command {
 		{"learn", "list the domains you really write to, from mail logs (a --known file)", runLearn},
 		{"user", "add, list or delete dashboard users, set passwords", runUser},
 		{"token", "add, list or revoke tokens for the HTTP check API", runToken},
-		{"version", "print the version", runVersion},
+		{"store", "back up the store while stray runs (store backup FILE)", runStore},
+		{"version", "print the version, commit, Go version and build date", runVersion},
 	}
 }
-
-// Version is stray's version, set at build time with -ldflags.
-var Version = "dev"
 
 // Run runs the subcommand named by args[0] and returns the exit code.
 func Run(ctx context.Context, args []string, std Stdio) int {
@@ -83,11 +81,6 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.synopsis)
 	}
 	fmt.Fprint(w, "\nRun `stray COMMAND --help` for a command's flags and examples.\n")
-}
-
-func runVersion(_ context.Context, _ []string, std Stdio) int {
-	fmt.Fprintf(std.Out, "stray %s\n", Version)
-	return ExitOK
 }
 
 // strings is a repeatable string flag.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -44,8 +45,13 @@ takes a random recipient (EHLO, MAIL FROM:<>, RCPT TO, QUIT; never DATA).
 "ns","null_mx","accepts_mail"[,"smtp"][,"errors"]}; with --state, one diff
 object {"scanned_at","new":[...],"gone":[...],"changed":[...]}.
 
+Each DOMAIN must itself resolve first: a resolver that says NXDOMAIN for it
+(as one that answers NXDOMAIN for everything does) would make every
+lookalike look unregistered, so the scan refuses it.
+
 Exit status: 0 nothing found (or, with --state, nothing new), 1 registered
-lookalikes found (or something new), 2 usage error or no DNS answers at all.
+lookalikes found (or something new), 2 usage error, a DOMAIN that does not
+resolve, or no DNS answers at all.
 
 Examples:
   stray scan army.mil mail.mil
@@ -142,6 +148,16 @@ func runScan(ctx context.Context, args []string, std Stdio) int {
 	s := &scan.Scanner{Resolver: res, Concurrency: *concurrency}
 	if *smtpProbe {
 		s.SMTP = &scan.SMTPProber{Port: *smtpPort, Helo: *smtpHelo, Timeout: 10 * time.Second}
+	}
+	// A resolver that denies the scanned domains themselves would call every
+	// lookalike unregistered: refuse rather than report a clean scan.
+	for _, t := range targets {
+		if err := s.CheckResolves(ctx, t.Domain); err != nil {
+			if errors.Is(err, scan.ErrNoSuchDomain) {
+				return usageErr("%s does not resolve: %s says NXDOMAIN, so its answers about lookalikes cannot be trusted; check the domain, or use another resolver (--resolver HOST:PORT)", t.Domain, server)
+			}
+			return usageErr("%s does not resolve at %s: %v; use another resolver (--resolver HOST:PORT)", t.Domain, server, err)
+		}
 	}
 	if progress := terminalProgress(std.Err); progress != nil {
 		s.Progress = progress

@@ -142,8 +142,9 @@ type diffJSON struct {
 func TestScanStateReportsOnlyChangesAndExitsOneOnNews(t *testing.T) {
 	t.Parallel()
 	state := filepath.Join(t.TempDir(), "scan.json")
-	before := "army.ml. NS ns1.freenom.example.\narmy.ml. A 192.0.2.10\narmy.il. NS ns.il.example.\n"
-	after := "army.ml. NS ns1.new-owner.example.\narmy.ml. MX 10 mx.new-owner.example.\nmx.new-owner.example. A 192.0.2.70\n" +
+	// army.mil itself resolves in both: the scan checks that first.
+	before := "army.mil. NS ns.army.example.\n" + "army.ml. NS ns1.freenom.example.\narmy.ml. A 192.0.2.10\narmy.il. NS ns.il.example.\n"
+	after := "army.mil. NS ns.army.example.\n" + "army.ml. NS ns1.new-owner.example.\narmy.ml. MX 10 mx.new-owner.example.\nmx.new-owner.example. A 192.0.2.70\n" +
 		"armym.il. NS ns.il.example.\n"
 	args := func(addr string) []string {
 		return []string{"scan", "--resolver", addr, "--kinds", "tld-swap,shifted-dot", "--state", state, "--format", "json", "army.mil"}
@@ -246,7 +247,7 @@ func TestScanSMTPProbeMarksCatchAlls(t *testing.T) {
 		}
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
-	addr := zoneServer(t, "army.ml. NS ns.loop.example.\narmy.ml. MX 10 mx.loop.example.\nmx.loop.example. A 127.0.0.1\n")
+	addr := zoneServer(t, "army.mil. NS ns.loop.example.\narmy.ml. NS ns.loop.example.\narmy.ml. MX 10 mx.loop.example.\nmx.loop.example. A 127.0.0.1\n")
 	code, out, errOut := run(t, "", "scan", "--resolver", addr, "--kinds", "tld-swap", "--smtp-probe", "--smtp-port", strconv.Itoa(port), "--format", "json", "army.mil")
 	if code != ExitFlagged || !strings.Contains(out, `"accepted":true`) {
 		t.Errorf("exit %d: %s %s", code, out, errOut)
@@ -300,5 +301,33 @@ func TestScanHelpHasSynopsisAndExamples(t *testing.T) {
 	}
 	if code != ExitOK {
 		t.Errorf("exit %d", code)
+	}
+}
+
+// A resolver that answers NXDOMAIN for everything made every lookalike
+// "unregistered": "0 registered", exit 0, a clean bill of health. The scanned
+// domain must resolve first, or the scan refuses with exit 2.
+func TestScanRefusesAResolverThatSaysTheScannedDomainDoesNotExist(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, zone string
+	}{
+		{"NXDOMAIN for everything", "nothing.example. A 192.0.2.1\n"},
+		{"lookalikes but not the domain", "army.ml. NS ns.example.\narmy.ml. A 192.0.2.10\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			addr := zoneServer(t, tc.zone)
+			code, out, errOut := run(t, "", "scan", "--resolver", addr, "--timeout", "300ms", "--kinds", "tld-swap", "army.mil")
+			if code != ExitUsage {
+				t.Errorf("exit %d, want %d; stdout %q", code, ExitUsage, out)
+			}
+			if !strings.Contains(errOut, "army.mil") || !strings.Contains(errOut, "NXDOMAIN") || !strings.Contains(errOut, "--resolver") {
+				t.Errorf("stderr does not say army.mil got NXDOMAIN and how to use another resolver: %q", errOut)
+			}
+			if out != "" {
+				t.Errorf("printed a report for an untrustworthy resolver: %q", out)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -393,4 +394,33 @@ func (s *Scanner) mailHosts(ctx context.Context, r *Result) (host string, addrs 
 		}
 	}
 	return "", nil
+}
+
+// ErrNoSuchDomain is CheckResolves' answer for a domain the resolver says
+// does not exist (NXDOMAIN).
+var ErrNoSuchDomain = errors.New("the resolver says it does not exist (NXDOMAIN)")
+
+// CheckResolves asks the resolver about a scanned domain itself, before its
+// lookalikes. A resolver that answers NXDOMAIN for everything (a broken
+// forwarder, a filtering resolver, a wrong --resolver) would otherwise make
+// every lookalike "unregistered" and the scan look clean. It returns nil
+// when the name exists (any NOERROR answer, with or without NS records: a
+// name such as us.example.com need not be delegated), an error wrapping
+// ErrNoSuchDomain on NXDOMAIN, and another error when there is no usable
+// answer (SERVFAIL, REFUSED, a timeout).
+func (s *Scanner) CheckResolves(ctx context.Context, domain string) error {
+	if s.Resolver == nil {
+		return fmt.Errorf("scan: no resolver")
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := s.ask(ctx, domain, dns.TypeNS)
+	switch {
+	case a.err != "":
+		return fmt.Errorf("scan: %s: no usable answer (%s)", domain, a.err)
+	case a.msg.Rcode == dns.RcodeNameError:
+		return fmt.Errorf("scan: %s: %w", domain, ErrNoSuchDomain)
+	}
+	return nil
 }

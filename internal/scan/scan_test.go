@@ -2,6 +2,7 @@ package scan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -358,5 +359,33 @@ func TestScanFindsAccentedLookalikes(t *testing.T) {
 	}
 	if r, ok := got["xn--gmil-1na.com"]; !ok || r.Kind != permute.KindDiacritic { // gmàil.com's A-label, spelled out
 		t.Errorf("gmàil.com is not among the scanned candidates as xn--gmil-1na.com, kind diacritic: %+v", r)
+	}
+}
+
+// A resolver that says NXDOMAIN for the scanned domain itself cannot be
+// trusted about its lookalikes; one that answers NOERROR (even without NS
+// records) can; one that fails is an error, but not NXDOMAIN.
+func TestCheckResolvesRefusesAResolverThatDeniesTheScannedDomain(t *testing.T) {
+	t.Parallel()
+	srv := startZone(t, `example.com. NS ns.example.com.
+ns.example.com. A 192.0.2.53
+us.example.com. A 192.0.2.54
+broken.example. TXT "stray-test:servfail"
+`)
+	s := &Scanner{Resolver: resolverFor(t, srv, 300*time.Millisecond)}
+	for _, tc := range []struct {
+		domain   string
+		wantErr  bool
+		nxdomain bool
+	}{
+		{"example.com", false, false},
+		{"us.example.com", false, false},
+		{"army.mil", true, true},
+		{"broken.example", true, false},
+	} {
+		err := s.CheckResolves(context.Background(), tc.domain)
+		if (err != nil) != tc.wantErr || errors.Is(err, ErrNoSuchDomain) != tc.nxdomain {
+			t.Errorf("%s: err %v, want error %v (NXDOMAIN %v)", tc.domain, err, tc.wantErr, tc.nxdomain)
+		}
 	}
 }
