@@ -487,6 +487,14 @@ func TestRoundcubePluginAsksBeforeSendingToALookalike(t *testing.T) {
 	b := browsertest.Start(t)
 	s.login(t, b)
 
+	// The user sees that the check is on (the settings themselves live in
+	// the plugin's config.inc.php, on the server).
+	b.Open(t, s.URL+"/?_task=settings&_action=edit-prefs&_section=compose&_framed=1", "#stray-setting")
+	if txt := b.Text(t, "#stray-setting"); !strings.Contains(txt, "On: stray checks To, Cc and Bcc") || !strings.Contains(txt, "2 s") {
+		t.Errorf("settings: %q", txt)
+	}
+	b.Screenshot(t, "roundcube-settings")
+
 	// army.ml: the dialog suggests army.mil; "Use the suggestion" sends to
 	// army.mil only.
 	s.compose(t, b, "j.smith@army.ml", "plan")

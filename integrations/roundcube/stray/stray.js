@@ -36,7 +36,8 @@
       pending: null,    // the props of the send waiting for the answer
       timer: null,
       confirmed: {},    // lower-cased addresses the user chose to send as typed
-      inlineTimer: null
+      inlineTimer: null,
+      lastInline: ''
     };
     var confirmedField = $('<input type="hidden" name="_stray_confirmed">').appendTo(form);
     var timeoutMs = (parseFloat(rcmail.env.stray_timeout) || 2) * 1000 + 2000;
@@ -208,9 +209,10 @@
     function scheduleInline() {
       clearTimeout(state.inlineTimer);
       state.inlineTimer = setTimeout(function () {
-        var data = values(), any = false;
+        var data = values(), any = false, key = FIELDS.map(function (id) { return data[id]; }).join('\n');
         $.each(data, function (_, v) { any = any || /@/.test(v); });
-        if (any && state.pending === null) {
+        if (any && state.pending === null && key !== state.lastInline) {
+          state.lastInline = key; // ask once per set of recipients
           data._purpose = 'inline';
           rcmail.http_post('plugin.stray-check', data);
         }

@@ -18,7 +18,7 @@
  */
 class stray extends rcube_plugin
 {
-    public $task = 'mail';
+    public $task = 'mail|settings';
 
     /** Actions that stop the send with the dialog. */
     const STOP_ACTIONS = ['reject', 'tempfail', 'hold'];
@@ -35,6 +35,7 @@ class stray extends rcube_plugin
         $this->load_config();
         $this->register_action('plugin.stray-check', [$this, 'action_check']);
         $this->add_hook('message_before_send', [$this, 'message_before_send']);
+        $this->add_hook('preferences_list', [$this, 'preferences_list']);
 
         if ($this->rc->action == 'send') {
             $this->add_texts('localization/');
@@ -61,6 +62,11 @@ class stray extends rcube_plugin
         $recipients = $this->addresses(implode(', ', $fields));
         $results = [];
         $ok = true;
+        $down = !empty($_SESSION['stray_down_until']) && $_SESSION['stray_down_until'] > time();
+        if ($purpose === 'inline' && $down) {
+            $recipients = []; // stray just failed: no log line per pause in typing
+            $ok = false;
+        }
         if (!empty($recipients)) {
             $results = $this->api_check($recipients, $this->sender());
             $ok = $results !== null;
@@ -118,6 +124,26 @@ class stray extends rcube_plugin
                 return $args;
             }
         }
+        return $args;
+    }
+
+    /**
+     * Settings > Preferences > Composing Messages: says whether recipients
+     * are checked (read only: the settings live in config.inc.php).
+     */
+    public function preferences_list($args)
+    {
+        if ($args['section'] != 'compose') {
+            return $args;
+        }
+        $this->add_texts('localization/');
+        $state = $this->configured()
+            ? $this->gettext(['name' => 'settingon', 'vars' => ['timeout' => $this->timeout()]])
+            : $this->gettext('settingoff');
+        $args['blocks']['main']['options']['stray'] = [
+            'title'   => rcube::Q($this->gettext('settingtitle')),
+            'content' => html::span(['id' => 'stray-setting'], rcube::Q($state)),
+        ];
         return $args;
     }
 
