@@ -645,7 +645,7 @@ func (c *Checker) tldRepairs(name, tld string, why Reason) []candidate {
 			out = append(out, candidate{intended: fixed, score: 0.5 + 0.5*0.75*c.targets[id].weight, verdict: Hold, reasons: []Reason{why}})
 			continue
 		}
-		for _, x := range c.fromRepair(fixed, 0.75, Reason{KindMissingDot, fmt.Sprintf(".%s is .%s without its dot", tld, s)}) {
+		for _, x := range c.fromRepair(name+"."+tld, fixed, 0.75, Reason{KindMissingDot, fmt.Sprintf(".%s is .%s without its dot", tld, s)}) {
 			x.reasons = append([]Reason{why}, x.reasons...)
 			x.verdict = max(x.verdict, Hold)
 			out = append(out, x)

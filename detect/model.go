@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"math/bits"
+	"slices"
 	"strings"
 
 	"golang.org/x/net/publicsuffix"
@@ -348,25 +349,45 @@ func suffixRepairs(d, ps string) []string {
 var gluedTLDs = []string{"com", "net", "org"}
 
 // repairedSuffix explains d as a target with its suffix doubled or glued on
-// (and at most one more slip).
+// (and at most one more slip), or as a whole domain of the organisation or
+// a provider with a generic suffix appended (army.mil.com, gmail.com.net:
+// autocompletion, or .com typed out of habit).
 func (c *Checker) repairedSuffix(d, ps string) []candidate {
 	var out []candidate
-	for _, r := range suffixRepairs(d, ps) {
+	repairs := suffixRepairs(d, ps)
+	tld := tldOf(d)
+	if rest := d[:len(d)-len(tld)-1]; genericTLDs[tld] && strings.Contains(rest, ".") && !slices.Contains(repairs, rest) {
+		if c.inProtected(rest) {
+			// Outside the protected space only by the appended suffix:
+			// the leak the organisation exists to stop.
+			out = append(out, candidate{intended: rest, score: 0.9, verdict: Block, reasons: []Reason{
+				{KindDoubledSuffix, fmt.Sprintf("a suffix was appended: %s for %s", d, rest)},
+				{KindProtectedLookalike, fmt.Sprintf("%s looks like %s, your own domain, but is outside it: mail there leaks to whoever runs %s", d, rest, registrable(d))}}})
+		} else if _, ok := c.exact[rest]; ok {
+			repairs = append(repairs, rest)
+		}
+	}
+	for _, r := range repairs {
 		why := Reason{KindDoubledSuffix, fmt.Sprintf("the suffix is doubled or glued to the name: %s for %s", d, r)}
-		out = append(out, c.fromRepair(r, suffixSlip, why)...)
+		out = append(out, c.fromRepair(d, r, suffixSlip, why)...)
 	}
 	return out
 }
 
-// fromRepair looks for what a repaired domain r means: r itself when it is
-// a target or a provider brand's domain, a target one slip from r, or a
-// giant provider's name in r. p is the likelihood of the repair.
-func (c *Checker) fromRepair(r string, p float64, why Reason) []candidate {
+// fromRepair looks for what a repaired domain r of the typed d means: r
+// itself when it is a target or a provider brand's domain, a target one
+// slip from r, or a giant provider's name in r. p is the likelihood of the
+// repair. A repair that lands on the organisation's own domain is a leak.
+func (c *Checker) fromRepair(d, r string, p float64, why Reason) []candidate {
 	var out []candidate
 	if id, ok := c.exact[r]; ok {
 		t := c.targets[id]
 		score := posterior(p, t.weight, realDestination)
-		return []candidate{{intended: r, score: score, verdict: max(verdictFor(score, false), Warn), reasons: []Reason{why, c.targetReason(t, r)}}}
+		v := max(verdictFor(score, false), Warn)
+		if t.class == classProtected {
+			v = max(verdictFor(score, true), Hold)
+		}
+		return []candidate{{intended: r, score: score, verdict: v, reasons: []Reason{why, c.targetReason(t, d)}}}
 	}
 	for _, x := range c.slipsFrom(r, p) {
 		if x.score < warnAt*p {
@@ -402,7 +423,7 @@ func (c *Checker) dotless(d string) (candidate, bool) {
 			cands = append(cands, candidate{intended: r, score: score, verdict: Hold, reasons: []Reason{why}})
 			continue
 		}
-		for _, x := range c.fromRepair(r, 0.75, why) {
+		for _, x := range c.fromRepair(d, r, 0.75, why) {
 			x.verdict = max(x.verdict, Hold)
 			cands = append(cands, x)
 		}

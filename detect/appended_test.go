@@ -1,0 +1,62 @@
+package detect
+
+import (
+	"strings"
+	"testing"
+)
+
+// A suffix appended to one of the organisation's own domains (army.mil.com:
+// autocompletion, or .com typed out of habit) leaves the protected space for
+// a stranger's domain: that is the .mil → .ml leak again, and is blocked
+// with the domain the sender meant.
+func TestAppendedSuffixToAProtectedDomainIsBlockedWithTheRightSuggestion(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		protect, addr, intended string
+	}{
+		{"mil", "h@army.mil.com", "army.mil"},
+		{"mil", "h@army.mil.net", "army.mil"},
+		{"example.com", "j@example.com.com", "example.com"},
+		{"example.com", "j@examplecom.com", "example.com"},
+	}
+	for _, tt := range tests {
+		c, err := New(Knowledge{Protected: []string{tt.protect}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := c.Check(tt.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Verdict != Block || f.Intended != tt.intended {
+			t.Errorf("--protect %s %s: %s → %q, want block → %q (%v)", tt.protect, tt.addr, f.Verdict, f.Intended, tt.intended, f.Reasons)
+			continue
+		}
+		typed := tt.addr[strings.IndexByte(tt.addr, '@')+1:]
+		for _, r := range f.Reasons {
+			if r.Kind == KindProtectedLookalike && !strings.HasPrefix(r.Message, typed+" looks like "+tt.intended) {
+				t.Errorf("%s: reason %q does not name the typed domain", tt.addr, r.Message)
+			}
+		}
+	}
+	// The organisation's own hosts stay ok.
+	c, _ := New(Knowledge{Protected: []string{"mil", "example.com"}})
+	for _, a := range []string{"h@army.mil", "j@example.com", "j@mail.example.com"} {
+		if f, _ := c.Check(a); f.Verdict != OK {
+			t.Errorf("%s: %s, want ok", a, f.Verdict)
+		}
+	}
+}
+
+// A provider's whole domain with another generic suffix appended.
+func TestAppendedSuffixToAProviderDomainIsHeld(t *testing.T) {
+	t.Parallel()
+	c, _ := New(Knowledge{})
+	for _, a := range []string{"j@gmail.com.net", "j@hotmail.com.org"} {
+		f, _ := c.Check(a)
+		want := a[2:strings.LastIndexByte(a, '.')]
+		if f.Verdict < Hold || f.Intended != want {
+			t.Errorf("%s: %s → %q, want hold → %s", a, f.Verdict, f.Intended, want)
+		}
+	}
+}
