@@ -15,9 +15,11 @@ import (
 //	postgres://user@host:5432/db?sslmode=verify-full   PostgreSQL (also postgresql://)
 //
 // PostgreSQL DSNs take every libpq URL parameter pgx knows, among them
-// search_path=SCHEMA to keep stray's tables in a schema of their own,
-// connect_timeout (default 10 s) and pool_max_conns. ctx bounds the opening
-// and the migrations, not the life of the store.
+// search_path=SCHEMA to keep stray's tables in a schema of their own and
+// connect_timeout (default 10 s), and pgxpool's pool_max_conns (default: 4
+// or the number of CPUs if more), pool_max_conn_lifetime and
+// pool_max_conn_idle_time. ctx bounds the opening and the migrations, not
+// the life of the store.
 func Open(ctx context.Context, dsn string) (Store, error) {
 	kind, target, err := parseDSN(dsn)
 	if err != nil {

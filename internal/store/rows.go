@@ -2,7 +2,7 @@ package store
 
 import "fmt"
 
-// rowIter is what pgx.Rows and *sql.Rows have in common for reading.
+// rowIter is what collect needs of *sql.Rows.
 type rowIter interface {
 	Next() bool
 	Scan(dest ...any) error

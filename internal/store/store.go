@@ -2,9 +2,11 @@
 // stray nodes: held messages (the quarantine), the event log, learned
 // correspondent counts, and what the dashboard and HTTP API share between
 // nodes (users, sessions, API tokens, run-time policy rules, daily decision
-// counts, saved reports). Two backends implement one interface with one schema
-// (migrations in the repository): SQLite (embedded default, WAL, fsync on
-// commit) and PostgreSQL (several nodes sharing state).
+// counts, saved reports). One implementation on database/sql (sqlstore.go)
+// serves two databases with one schema (migrations in the repository, one
+// directory per database): SQLite (embedded default, WAL, fsync on commit)
+// and PostgreSQL (several nodes sharing state); a small dialect value
+// (dialect.go) holds what differs between them.
 //
 // It stores and retrieves; it never decides what to hold or release.
 package store

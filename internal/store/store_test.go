@@ -149,58 +149,43 @@ func openStore(t *testing.T, dsn string) Store {
 
 // sqlOf runs a query on the backend directly, for what the interface does
 // not show (the stored size of raw, the migrations table). Placeholders are
-// written '?' and become $n for PostgreSQL.
+// written '?' and become $n for PostgreSQL. It runs on the writer: for
+// SQLite, the connection whose per-connection pragmas the store's writes
+// use.
 func sqlOf(t *testing.T, s Store, q string, args ...any) [][]any {
 	t.Helper()
-	ctx := context.Background()
-	var out [][]any
-	switch s := s.(type) {
-	case *sqliteStore:
-		rows, err := s.w.QueryContext(ctx, q, args...)
-		if err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		defer rows.Close()
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			row := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range row {
-				ptrs[i] = &row[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, row)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-	case *pgStore:
-		n := 0
-		for strings.Contains(q, "?") {
-			n++
-			q = strings.Replace(q, "?", fmt.Sprintf("$%d", n), 1)
-		}
-		rows, err := s.pool.Query(ctx, q, args...)
-		if err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			row, err := rows.Values()
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, row)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	default:
+	ss, ok := s.(*sqlStore)
+	if !ok {
 		t.Fatalf("unknown backend %T", s)
 	}
+	rows, err := ss.w.QueryContext(context.Background(), ss.d.rebind(q), args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out [][]any
+	for rows.Next() {
+		row := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range row {
+			ptrs[i] = &row[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, row)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
 	return out
+}
+
+// isSQLite tells the backend of s.
+func isSQLite(s Store) bool {
+	ss, ok := s.(*sqlStore)
+	return ok && ss.d.name == "sqlite"
 }
 
 func sqlInt(t *testing.T, s Store, q string, args ...any) int64 {
@@ -891,7 +876,7 @@ func TestOpenRefusesASchemaNewerThanItKnows(t *testing.T) {
 }
 
 func timeArg(s Store, t time.Time) any {
-	if _, ok := s.(*sqliteStore); ok {
+	if isSQLite(s) {
 		return t.UnixMicro()
 	}
 	return t
@@ -960,7 +945,7 @@ func TestBothBackendsHaveTheSameSchema(t *testing.T) {
 	post := openStore(t, postgresDSN(t))
 	columns := func(s Store, table string) []string {
 		var q string
-		if _, ok := s.(*sqliteStore); ok {
+		if isSQLite(s) {
 			q = "SELECT name FROM pragma_table_info(?) ORDER BY cid"
 		} else {
 			q = "SELECT column_name::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position"
@@ -973,7 +958,7 @@ func TestBothBackendsHaveTheSameSchema(t *testing.T) {
 	}
 	names := func(s Store, sqliteQ, pgQ string) []string {
 		q := pgQ
-		if _, ok := s.(*sqliteStore); ok {
+		if isSQLite(s) {
 			q = sqliteQ
 		}
 		var out []string
