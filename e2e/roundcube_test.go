@@ -541,9 +541,9 @@ func TestRoundcubePluginAsksBeforeSendingToALookalike(t *testing.T) {
 	}
 
 	// Warn-level: shown under the field while typing, never blocking.
-	s.compose(t, b, "h@army.mil.com", "inline")
+	s.compose(t, b, "h@leve.com", "inline")
 	b.Click(t, "#compose-subject")
-	b.WaitVisible(t, `#stray-inline-_to .stray-inline-item[data-address="h@army.mil.com"]`)
+	b.WaitVisible(t, `#stray-inline-_to .stray-inline-item[data-address="h@leve.com"]`)
 	b.Screenshot(t, "roundcube-inline-warning")
 	b.Click(t, rcSendButton)
 	s.waitSent(t, b, 20*time.Second) // a dialog would have stopped it
