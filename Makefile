@@ -51,6 +51,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecompress$$' -fuzztime $(FUZZTIME) ./internal/store
 	$(GO) test -run '^$$' -fuzz '^FuzzParseValues$$' -fuzztime $(FUZZTIME) ./internal/postconf
 	$(GO) test -run '^$$' -fuzz '^FuzzSources$$' -fuzztime $(FUZZTIME) ./internal/postconf
+	$(GO) test -run '^$$' -fuzz '^FuzzReadHead$$' -fuzztime $(FUZZTIME) ./internal/relay
 
 # Recall / fix / false-positive rate per scenario on the development corpus;
 # fails below the targets.
