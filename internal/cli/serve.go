@@ -284,6 +284,19 @@ func (d *daemon) startPolicy(addr string) error {
 	return nil
 }
 
+func (d *daemon) startRelay(addr string) error {
+	s, err := d.newRelay(d.cfg.Relay)
+	if err != nil {
+		return err
+	}
+	l, err := listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	d.run("relay", addr, func() error { return s.Serve(l) }, s.Shutdown)
+	return nil
+}
+
 func (d *daemon) startHTTP(addr string) error {
 	l, err := listen("tcp", addr)
 	if err != nil {
@@ -527,7 +540,7 @@ func runServe(ctx context.Context, args []string, std Stdio) int {
 	starts := []struct {
 		addr  string
 		start func(string) error
-	}{{cfg.Listen.Milter, d.startMilter}, {cfg.Listen.Policy, d.startPolicy}, {cfg.Listen.HTTP, d.startHTTP}, {cfg.Listen.Reply, d.startReply}}
+	}{{cfg.Listen.Milter, d.startMilter}, {cfg.Listen.Policy, d.startPolicy}, {cfg.Listen.HTTP, d.startHTTP}, {cfg.Listen.Reply, d.startReply}, {cfg.Listen.Relay, d.startRelay}}
 	n := 0
 	for _, s := range starts {
 		if s.addr == "" {

@@ -71,6 +71,33 @@ listen:
   # SMTP listener for senders' replies to hold notifications (with
   # hold.reply_domain). Empty: off.
   reply: ""
+  # SMTP relay front end: a smart host for Exchange, Microsoft 365, Google
+  # Workspace, Exim or OpenSMTPD, in front of relay.next_hop. Empty: off.
+  relay: ""
+  # SMTP sink for your own defensive registrations (sink.domains): refuses
+  # every recipient with the address meant. Empty: off.
+  sink: ""
+
+relay:
+  # The MTA that queues and delivers what the relay passes (HOST:PORT):
+  # your Postfix, the Exchange connector's target, the provider's relay.
+  next_hop: ""
+  # Client ranges (CIDR) that may relay; anyone else hears 554 at connect.
+  allow: [127.0.0.0/8, "::1/128"]
+  # STARTTLS certificate and key (re-read on SIGHUP); require_tls refuses
+  # MAIL before STARTTLS.
+  tls_cert: ""
+  tls_key: ""
+  require_tls: false
+  # STARTTLS to the next hop: none, opportunistic or required (verified).
+  next_hop_tls: opportunistic
+  # SIZE limit in bytes.
+  max_message_size: 52428800
+
+sink:
+  # "DOMAIN INTENDED" lines (stray scan --emit-deny): lookalikes you
+  # registered yourself, whose mail the sink refuses.
+  domains: ""
 
 # Held messages, the event log and learned correspondents: sqlite:PATH
 # (embedded, one node) or postgres://user@host/db (several nodes share it).
