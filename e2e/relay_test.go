@@ -1,0 +1,355 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/stray-mail/stray/internal/postfixtest"
+)
+
+// relayProc is a running `stray relay` process.
+type relayProc struct {
+	t    *testing.T
+	args []string
+	env  []string
+	cmd  *exec.Cmd
+	log  *syncBuffer
+	Addr string
+	HTTP string // for hold links, when the config has a store
+	cfg  string
+}
+
+// startRelay writes cfgBody (plus loopback listeners) to a config file and
+// starts `stray relay` in front of nextHop with the extra args.
+func startRelay(t *testing.T, nextHop, cfgBody string, env []string, args ...string) *relayProc {
+	t.Helper()
+	r := &relayProc{t: t, log: &syncBuffer{}, env: env}
+	r.Addr = fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
+	r.HTTP = fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
+	r.cfg = filepath.Join(t.TempDir(), "stray.yaml")
+	if !strings.Contains("\n"+cfgBody, "\nstore:") {
+		cfgBody += "store: \"\"\n"
+	}
+	writeFile(t, r.cfg, cfgBody+"log:\n  level: debug\nshutdown_timeout: 5s\n")
+	r.args = append([]string{"relay", "--config", r.cfg, "--listen", r.Addr, "--next-hop", nextHop}, args...)
+	r.start()
+	t.Cleanup(func() {
+		r.stop()
+		if t.Failed() {
+			t.Logf("stray relay log:\n%s", r.log.String())
+		}
+	})
+	return r
+}
+
+func (r *relayProc) start() {
+	r.t.Helper()
+	r.cmd = exec.Command(strayBin, r.args...)
+	r.cmd.Env = append(os.Environ(), r.env...)
+	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("tcp", r.Addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.t.Fatalf("stray relay did not start:\n%s", r.log.String())
+}
+
+func (r *relayProc) stop() {
+	if r.cmd == nil {
+		return
+	}
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- r.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		r.cmd.Process.Kill()
+		<-done
+	}
+	r.cmd = nil
+}
+
+// wait waits for the process to exit on its own (a crash point).
+func (r *relayProc) wait(timeout time.Duration) bool {
+	done := make(chan error, 1)
+	go func() { done <- r.cmd.Wait() }()
+	select {
+	case <-done:
+		r.cmd = nil
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// senderPostfix is a real Postfix whose relayhost is the relay: the
+// organisation's sending MTA.
+func senderPostfix(t *testing.T, relayAddr string) *postfixtest.Postfix {
+	return postfixtest.Start(t, postfixtest.Options{Extra: map[string]string{
+		"relayhost": "[127.0.0.1]:" + relayAddr[strings.LastIndexByte(relayAddr, ':')+1:],
+		// Bounces to local senders go out through the relay too; keep them
+		// findable in the next hop.
+		"smtp_connect_timeout": "5s",
+	}})
+}
+
+// refusingHop is a next hop that refuses some recipients as a real MTA
+// would: "temp@…" 451, "nouser@…" 550. It records what it accepts.
+type refusingHop struct {
+	mu   sync.Mutex
+	msgs []postfixtest.Message
+	Addr string
+	srv  *smtp.Server
+}
+
+func startRefusingHop(t *testing.T, addr string) *refusingHop {
+	t.Helper()
+	h := &refusingHop{}
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Addr = l.Addr().String()
+	h.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &refusingSession{h: h}, nil }))
+	h.srv.Domain = "next-hop.localdomain"
+	h.srv.EnableSMTPUTF8, h.srv.EnableDSN = true, true
+	h.srv.MaxMessageBytes = 64 << 20
+	go h.srv.Serve(l)
+	t.Cleanup(func() { h.srv.Close() })
+	return h
+}
+
+func (h *refusingHop) messages() []postfixtest.Message {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]postfixtest.Message(nil), h.msgs...)
+}
+
+func (h *refusingHop) recipients() []string {
+	var out []string
+	for _, m := range h.messages() {
+		out = append(out, m.To...)
+	}
+	return out
+}
+
+func (h *refusingHop) waitRecipients(n int, timeout time.Duration) []string {
+	deadline := time.Now().Add(timeout)
+	for {
+		r := h.recipients()
+		if len(r) >= n || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type refusingSession struct {
+	h   *refusingHop
+	msg postfixtest.Message
+}
+
+func (s *refusingSession) Reset()        { s.msg = postfixtest.Message{} }
+func (s *refusingSession) Logout() error { return nil }
+func (s *refusingSession) Mail(from string, _ *smtp.MailOptions) error {
+	s.msg = postfixtest.Message{From: from}
+	return nil
+}
+func (s *refusingSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	switch strings.SplitN(to, "@", 2)[0] {
+	case "temp":
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "mailbox busy at the next hop"}
+	case "nouser":
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user at the next hop"}
+	}
+	s.msg.To = append(s.msg.To, to)
+	return nil
+}
+func (s *refusingSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	s.msg.Data = b
+	s.h.mu.Lock()
+	s.h.msgs = append(s.h.msgs, s.msg)
+	s.h.mu.Unlock()
+	return nil
+}
+
+const relayMsg = "From: a@army.mil\nSubject: relay test\n\nhello through the relay\n"
+
+// bounceFor finds the bounce (null sender) the sending Postfix sent back
+// to sender through the relay, and returns its text.
+func bounceFor(msgs []postfixtest.Message, sender string) string {
+	for _, m := range msgs {
+		if m.From == "" && len(m.To) == 1 && m.To[0] == sender {
+			return string(m.Data)
+		}
+	}
+	return ""
+}
+
+func TestRelayRefusesTypoAndTheSendingPostfixBouncesWithTheSuggestion(t *testing.T) {
+	// The next hop is a real Postfix, delivering to its sink.
+	next := postfixtest.Start(t, postfixtest.Options{})
+	r := startRelay(t, next.SMTP, milConfig, nil)
+	pf := senderPostfix(t, r.Addr)
+	rcpt, data, err := postfixtest.Send(pf.SMTP, "a@army.mil", []string{"b@army.ml", "c@army.mil", "d@example.org"}, relayMsg)
+	if err != nil || data.Code != 250 || codes(rcpt)[0] != 250 {
+		t.Fatalf("the sending Postfix does not check: %v %v %v", rcpt, data, err)
+	}
+	if !pf.WaitLog("status=bounced", 30*time.Second) {
+		t.Fatalf("the sending Postfix did not bounce b@army.ml:\n%s", pf.Log())
+	}
+	if log := pf.Log(); !strings.Contains(log, "did you mean b@army.mil") || !strings.Contains(log, "5.1.2") {
+		t.Errorf("the sending Postfix's log lacks the relay's refusal text:\n%s", log)
+	}
+	// The good recipients, then the bounce to a@army.mil (which also
+	// leaves through the relay), arrive at the next hop's destination.
+	got := next.Sink.WaitRecipients(3, 30*time.Second)
+	if len(got) != 3 || !contains(got, "c@army.mil") || !contains(got, "d@example.org") || !contains(got, "a@army.mil") || contains(got, "b@army.ml") {
+		t.Fatalf("delivered %v", got)
+	}
+	bounce := bounceFor(next.Sink.Messages(), "a@army.mil")
+	if !strings.Contains(bounce, "b@army.ml") || !strings.Contains(bounce, "did you mean b@army.mil") {
+		t.Errorf("the bounce does not tell the sender what was meant:\n%s", bounce)
+	}
+	for _, m := range next.Sink.Messages() {
+		if m.From != "" && !strings.Contains(string(m.Data), "(stray relay)") {
+			t.Errorf("no Received field of the relay:\n%s", m.Data)
+		}
+	}
+}
+
+func TestRelayPassesNextHopRefusalsSoPostfixKeepsOrBouncesAsTheNextHopSaid(t *testing.T) {
+	hop := startRefusingHop(t, "")
+	r := startRelay(t, hop.Addr, milConfig, nil)
+	pf := senderPostfix(t, r.Addr)
+	if _, data, err := postfixtest.Send(pf.SMTP, "a@army.mil", []string{"temp@example.org", "nouser@example.org", "ok@example.org"}, relayMsg); err != nil || data.Code != 250 {
+		t.Fatalf("send: %v %v", data, err)
+	}
+	if got := hop.waitRecipients(1, 30*time.Second); countRcpt(got, "ok@example.org") != 1 || contains(got, "temp@example.org") || contains(got, "nouser@example.org") {
+		t.Fatalf("next hop got %v", got)
+	}
+	if !pf.WaitLog("no such user at the next hop", 30*time.Second) || !pf.WaitLog("status=bounced", 5*time.Second) {
+		t.Errorf("nouser not bounced with the next hop's text:\n%s", pf.Log())
+	}
+	if !pf.WaitLog("mailbox busy at the next hop", 10*time.Second) || !strings.Contains(pf.Log(), "status=deferred") {
+		t.Errorf("temp not deferred with the next hop's text:\n%s", pf.Log())
+	}
+	if ids, _ := pf.Queue(); len(ids) == 0 {
+		t.Errorf("the deferred message is not in the sending Postfix's queue")
+	}
+	time.Sleep(2 * time.Second) // Postfix retries (backoff 1-2s): still no duplicate
+	if n := countRcpt(hop.recipients(), "ok@example.org"); n != 1 {
+		t.Errorf("ok@example.org delivered %d times", n)
+	}
+}
+
+func TestRelayWithNextHopDownMakesPostfixKeepTheMessageUntilItIsBack(t *testing.T) {
+	port := postfixtest.FreePort(t)
+	hopAddr := fmt.Sprintf("127.0.0.1:%d", port)
+	r := startRelay(t, hopAddr, milConfig, nil)
+	pf := senderPostfix(t, r.Addr)
+	if _, data, err := postfixtest.Send(pf.SMTP, "a@army.mil", []string{"c@army.mil"}, relayMsg); err != nil || data.Code != 250 {
+		t.Fatalf("send: %v %v", data, err)
+	}
+	if !pf.WaitLog("next hop unavailable", 30*time.Second) {
+		t.Fatalf("no tempfail from the relay in the sending Postfix's log:\n%s", pf.Log())
+	}
+	if ids, _ := pf.Queue(); len(ids) != 1 {
+		t.Fatalf("queue %v, want the message kept", ids)
+	}
+	hop := startRefusingHop(t, hopAddr)
+	pf.Flush()
+	if got := hop.waitRecipients(1, 30*time.Second); len(got) != 1 {
+		t.Fatalf("after the next hop came back: %v", got)
+	}
+	time.Sleep(2 * time.Second)
+	if n := len(hop.recipients()); n != 1 {
+		t.Errorf("delivered %d times", n)
+	}
+}
+
+func TestRelayRefusesClientsOutsideTheAllowedRanges(t *testing.T) {
+	hop := startRefusingHop(t, "")
+	r := startRelay(t, hop.Addr, milConfig, nil, "--allow", "192.0.2.0/24")
+	c, err := net.DialTimeout("tcp", r.Addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	b, _ := io.ReadAll(c)
+	if !strings.HasPrefix(string(b), "554 5.7.1") {
+		t.Fatalf("greeting %q, want 554 5.7.1", b)
+	}
+	// And a real Postfix using it as relayhost cannot relay through it.
+	pf := senderPostfix(t, r.Addr)
+	if _, data, err := postfixtest.Send(pf.SMTP, "a@army.mil", []string{"c@army.mil"}, relayMsg); err != nil || data.Code != 250 {
+		t.Fatalf("send: %v %v", data, err)
+	}
+	if !pf.WaitLog("this relay does not accept mail from you", 30*time.Second) {
+		t.Errorf("the sending Postfix did not hear the refusal:\n%s", pf.Log())
+	}
+	if n := len(hop.recipients()); n != 0 {
+		t.Errorf("relayed for a client outside the allowed ranges: %v", hop.recipients())
+	}
+}
+
+func TestRelayKilledMidDataLosesNothing(t *testing.T) {
+	hop := startRefusingHop(t, "")
+	// The first relay dies (SIGKILL) with the whole message streamed to the
+	// next hop but before the final dot.
+	r := startRelay(t, hop.Addr, milConfig, []string{"STRAY_TEST_CRASH_AT=before-next-hop-end"})
+	pf := senderPostfix(t, r.Addr)
+	if _, data, err := postfixtest.Send(pf.SMTP, "a@army.mil", []string{"c@army.mil", "b@army.ml"}, relayMsg); err != nil || data.Code != 250 {
+		t.Fatalf("send: %v %v", data, err)
+	}
+	if !r.wait(30 * time.Second) {
+		t.Fatal("the relay did not reach its crash point")
+	}
+	if n := len(hop.messages()); n != 0 {
+		t.Fatalf("the next hop kept an unfinished message: %v", hop.recipients())
+	}
+	// The message (and the bounce for b@army.ml, which leaves through the
+	// relay too) wait in the sending Postfix's queue.
+	if !pf.WaitLog("status=deferred (lost connection", 10*time.Second) {
+		t.Fatalf("the sending Postfix did not defer c@army.mil:\n%s", pf.Log())
+	}
+	if ids, _ := pf.Queue(); len(ids) == 0 {
+		t.Fatal("the sending Postfix's queue is empty, want the message kept")
+	}
+	r.env = nil
+	r.start()
+	pf.Flush()
+	hop.waitRecipients(2, 30*time.Second)
+	time.Sleep(2 * time.Second)
+	got := hop.recipients()
+	if len(got) != 2 || countRcpt(got, "c@army.mil") != 1 || countRcpt(got, "a@army.mil") != 1 {
+		t.Fatalf("after the restart the next hop got %v, want c@army.mil and the bounce to a@army.mil once each", got)
+	}
+}
