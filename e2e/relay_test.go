@@ -353,3 +353,58 @@ func TestRelayKilledMidDataLosesNothing(t *testing.T) {
 		t.Fatalf("after the restart the next hop got %v, want c@army.mil and the bounce to a@army.mil once each", got)
 	}
 }
+
+func TestRelayHoldsARecipientNotifiesAndReleasesItThroughTheNextHopOnce(t *testing.T) {
+	hop := startRefusingHop(t, "")
+	notify := postfixtest.StartSink(t)
+	dir := t.TempDir()
+	relayPort := postfixtest.FreePort(t)
+	// Released mail is re-injected into the relay, which recognises the
+	// signed release header and passes the recipient to its next hop.
+	cfg := milConfig + holdConfig(dir, postgresSchemaDSN(t), notify, relayPort, "127.0.0.1:1")
+	r := &relayProc{t: t, log: &syncBuffer{}, Addr: fmt.Sprintf("127.0.0.1:%d", relayPort), cfg: filepath.Join(dir, "stray.yaml")}
+	writeFile(t, r.cfg, cfg+"log:\n  level: debug\n")
+	r.args = []string{"relay", "--config", r.cfg, "--listen", r.Addr, "--next-hop", hop.Addr}
+	r.start()
+	t.Cleanup(func() {
+		r.stop()
+		if t.Failed() {
+			t.Logf("stray relay log:\n%s", r.log.String())
+		}
+	})
+	pf := senderPostfix(t, r.Addr)
+	if _, data, err := postfixtest.Send(pf.SMTP, "alice@example.org", []string{"x@gmial.com", "y@gmail.com", "b@army.ml"}, heldMsg); err != nil || data.Code != 250 {
+		t.Fatalf("send: %v %v", data, err)
+	}
+	if got := hop.waitRecipients(1, 30*time.Second); countRcpt(got, "y@gmail.com") != 1 || contains(got, "x@gmial.com") || contains(got, "b@army.ml") {
+		t.Fatalf("next hop got %v, want only y@gmail.com now", got)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(notify.Messages()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(notify.Messages()) != 1 || !strings.Contains(string(notify.Messages()[0].Data), "Did you mean x@gmail.com?") {
+		t.Fatalf("notifications: %v", notify.Messages())
+	}
+	list := quarantine(t, r.cfg, "list", "--format", "json")
+	id := ""
+	if i := strings.Index(list, `"id":"`); i >= 0 {
+		id = list[i+6 : i+6+strings.IndexByte(list[i+6:], '"')]
+	}
+	if id == "" || strings.Count(list, "\n") != 1 {
+		t.Fatalf("held messages: %s", list)
+	}
+	quarantine(t, r.cfg, "release", id)
+	got := hop.waitRecipients(2, 30*time.Second)
+	if countRcpt(got, "x@gmial.com") != 1 {
+		t.Fatalf("after release the next hop got %v", got)
+	}
+	// Releasing again does nothing; the bounce for b@army.ml aside, the
+	// next hop saw y and x once each.
+	exec.Command(strayBin, "quarantine", "--config", r.cfg, "release", id).Run()
+	time.Sleep(2 * time.Second)
+	got = hop.recipients()
+	if countRcpt(got, "x@gmial.com") != 1 || countRcpt(got, "y@gmail.com") != 1 {
+		t.Errorf("next hop got %v, want x@gmial.com and y@gmail.com once each", got)
+	}
+}
