@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,6 +32,7 @@ type hopMsg struct {
 	To   []string
 	Rcpt []smtp.RcptOptions
 	Data string
+	TLS  bool // the relay used STARTTLS to reach the next hop
 }
 
 // nextHop is an in-process SMTP server standing for the MTA behind the
@@ -41,17 +43,22 @@ type nextHop struct {
 	msgs  []hopMsg
 	conns int
 	Addr  string
+	tls   *tls.Config
 }
 
-func startNextHop(t *testing.T) *nextHop {
+func startNextHop(t *testing.T) *nextHop { return startNextHopTLS(t, nil) }
+
+// startNextHopTLS starts a next hop offering STARTTLS with cfg (nil: none).
+func startNextHopTLS(t *testing.T, cfg *tls.Config) *nextHop {
 	t.Helper()
-	h := &nextHop{}
-	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
+	h := &nextHop{tls: cfg}
+	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		h.mu.Lock()
 		h.conns++
 		h.mu.Unlock()
-		return &hopSession{h: h}, nil
+		return &hopSession{h: h, c: c}, nil
 	}))
+	s.TLSConfig = h.tls
 	s.Domain = "next.test"
 	s.EnableSMTPUTF8, s.EnableDSN = true, true
 	s.MaxMessageBytes = 100 << 20
@@ -73,6 +80,7 @@ func (h *nextHop) messages() []hopMsg {
 
 type hopSession struct {
 	h   *nextHop
+	c   *smtp.Conn
 	msg hopMsg
 }
 
@@ -109,6 +117,7 @@ func (s *hopSession) Data(r io.Reader) error {
 		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "next hop: content refused"}
 	}
 	s.msg.Data = string(b)
+	_, s.msg.TLS = s.c.TLSConnectionState()
 	s.h.mu.Lock()
 	s.h.msgs = append(s.h.msgs, s.msg)
 	s.h.mu.Unlock()
