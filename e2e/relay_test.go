@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/stray-mail/stray/internal/postfixtest"
+	"github.com/stray-mail/stray/internal/store"
 )
 
 // relayProc is a running `stray relay` process.
@@ -406,5 +408,43 @@ func TestRelayHoldsARecipientNotifiesAndReleasesItThroughTheNextHopOnce(t *testi
 	got = hop.recipients()
 	if countRcpt(got, "x@gmial.com") != 1 || countRcpt(got, "y@gmail.com") != 1 {
 		t.Errorf("next hop got %v, want x@gmial.com and y@gmail.com once each", got)
+	}
+}
+
+func TestSinkRefusesMailToADefensiveRegistrationAndPostfixBouncesWithTheAddressMeant(t *testing.T) {
+	dir := t.TempDir()
+	domains := filepath.Join(dir, "registered.txt")
+	writeFile(t, domains, "# ours, registered so that strangers cannot\narmy.ml army.mil\n")
+	cfg := filepath.Join(dir, "stray.yaml")
+	writeFile(t, cfg, "store: sqlite:"+dir+"/stray.db\nhold:\n  enabled: false\nlog:\n  level: debug\nshutdown_timeout: 5s\n")
+	r := &relayProc{t: t, log: &syncBuffer{}, Addr: fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t)), cfg: cfg}
+	r.args = []string{"sink", "--config", cfg, "--listen", r.Addr, "--domains", domains}
+	r.start()
+	t.Cleanup(func() {
+		r.stop()
+		if t.Failed() {
+			t.Logf("stray sink log:\n%s", r.log.String())
+		}
+	})
+	// A stranger's Postfix sends to the lookalike; the sink is its MX.
+	pf := senderPostfix(t, r.Addr)
+	if _, data, err := postfixtest.Send(pf.SMTP, "someone@example.org", []string{"general@army.ml"}, "Subject: orders\n\nsecret\n"); err != nil || data.Code != 250 {
+		t.Fatalf("send: %v %v", data, err)
+	}
+	if !pf.WaitLog("status=bounced", 30*time.Second) || !strings.Contains(pf.Log(), "you probably meant general@army.mil") {
+		t.Fatalf("no bounce with the address meant:\n%s", pf.Log())
+	}
+	r.stop()
+	st, err := store.Open(context.Background(), "sqlite:"+dir+"/stray.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	evs, err := st.Events(context.Background(), store.EventFilter{Kind: "sink"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Detail != `{"client":"127.0.0.1","intended":"army.mil","recipient":"general@army.ml","sender":"someone@example.org"}` {
+		t.Errorf("sink events: %+v", evs)
 	}
 }

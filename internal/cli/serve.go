@@ -540,7 +540,7 @@ func runServe(ctx context.Context, args []string, std Stdio) int {
 	starts := []struct {
 		addr  string
 		start func(string) error
-	}{{cfg.Listen.Milter, d.startMilter}, {cfg.Listen.Policy, d.startPolicy}, {cfg.Listen.HTTP, d.startHTTP}, {cfg.Listen.Reply, d.startReply}, {cfg.Listen.Relay, d.startRelay}}
+	}{{cfg.Listen.Milter, d.startMilter}, {cfg.Listen.Policy, d.startPolicy}, {cfg.Listen.HTTP, d.startHTTP}, {cfg.Listen.Reply, d.startReply}, {cfg.Listen.Relay, d.startRelay}, {cfg.Listen.Sink, d.startSink}}
 	n := 0
 	for _, s := range starts {
 		if s.addr == "" {
