@@ -466,7 +466,7 @@ func TestPerfRelayThroughputAndLatency(t *testing.T) {
 	if os.Getenv("STRAY_PERF_RELAY_NEXT") == "postfix" {
 		sink = postfixtest.Start(t, postfixtest.Options{Extra: map[string]string{"relayhost": "[" + strings.Replace(sink, ":", "]:", 1)}}).SMTP
 	}
-	r := startRelay(t, sink, milConfig+"log:\n  level: warn\n", nil, "--next-hop-tls", "none")
+	r := startRelay(t, sink, milConfig+"log:\n  level: warn\n", []string{"STRAY_CPUPROFILE=" + os.Getenv("STRAY_E2E_CPUPROFILE")}, "--next-hop-tls", "none")
 	sessions := 8
 	var direct, relayed []float64
 	for round := 0; round < 3; round++ {

@@ -89,6 +89,7 @@ func runRelay(ctx context.Context, args []string, std Stdio) int {
 		fmt.Fprintf(std.Err, "stray relay: %v\n", err)
 		return 1
 	}
+	defer startProfile(d.log)()
 	return d.wait(ctx, time.Duration(cfg.ShutdownTimeout))
 }
 

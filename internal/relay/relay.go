@@ -81,6 +81,50 @@ type Server struct {
 	srv    *smtp.Server
 	log    *slog.Logger
 	connID atomic.Uint64
+	// idle are next-hop sessions between transactions, kept for the next
+	// client session (as Postfix's connection cache): most clients send
+	// one message per session, and a fresh next-hop session costs a
+	// connect, a greeting, EHLO and QUIT.
+	idle    chan idleNext
+	closing atomic.Bool
+}
+
+type idleNext struct {
+	c  *smtp.Client
+	at time.Time
+}
+
+// maxIdleAge: a kept next-hop session older than this is closed rather
+// than reused (MTAs drop idle clients after a while: Postfix after 300s).
+const maxIdleAge = 30 * time.Second
+
+// takeNext returns a kept next-hop session, or nil.
+func (s *Server) takeNext() *smtp.Client {
+	for {
+		select {
+		case n := <-s.idle:
+			if time.Since(n.at) < maxIdleAge {
+				return n.c
+			}
+			n.c.Close()
+		default:
+			return nil
+		}
+	}
+}
+
+// keepNext keeps a next-hop session between transactions for reuse, or
+// ends it when enough are kept.
+func (s *Server) keepNext(c *smtp.Client) {
+	if !s.closing.Load() {
+		select {
+		case s.idle <- idleNext{c, time.Now()}:
+			return
+		default:
+		}
+	}
+	c.Quit()
+	c.Close()
 }
 
 func (s *Server) init() {
@@ -119,6 +163,7 @@ func (s *Server) init() {
 		srv.TLSConfig = s.TLS
 		srv.ErrorLog = errorLog{s.log}
 		s.srv = srv
+		s.idle = make(chan idleNext, 16)
 	})
 }
 
@@ -145,9 +190,14 @@ func (s *Server) Serve(l net.Listener) error {
 // its client keeps and retries it).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
+	s.closing.Store(true)
 	err := s.srv.Shutdown(ctx)
 	if ctx.Err() != nil {
 		s.srv.Close()
+	}
+	for c := s.takeNext(); c != nil; c = s.takeNext() {
+		c.Quit()
+		c.Close()
 	}
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil

@@ -44,12 +44,26 @@ type nextHop struct {
 	conns int
 	Addr  string
 	tls   *tls.Config
+	srv   *smtp.Server
 }
 
 func startNextHop(t *testing.T) *nextHop { return startNextHopTLS(t, nil) }
 
+// startNextHopAt starts a next hop on a given address and returns a stop
+// function that closes it and every session.
+func startNextHopAt(t *testing.T, addr string) (*nextHop, func()) {
+	t.Helper()
+	h := startNextHopOn(t, nil, addr)
+	return h, func() { h.srv.Close() }
+}
+
 // startNextHopTLS starts a next hop offering STARTTLS with cfg (nil: none).
 func startNextHopTLS(t *testing.T, cfg *tls.Config) *nextHop {
+	t.Helper()
+	return startNextHopOn(t, cfg, "127.0.0.1:0")
+}
+
+func startNextHopOn(t *testing.T, cfg *tls.Config, addr string) *nextHop {
 	t.Helper()
 	h := &nextHop{tls: cfg}
 	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
@@ -62,13 +76,14 @@ func startNextHopTLS(t *testing.T, cfg *tls.Config) *nextHop {
 	s.Domain = "next.test"
 	s.EnableSMTPUTF8, s.EnableDSN = true, true
 	s.MaxMessageBytes = 100 << 20
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	go s.Serve(l)
 	t.Cleanup(func() { s.Close() })
 	h.Addr = l.Addr().String()
+	h.srv = s
 	return h
 }
 
@@ -436,3 +451,37 @@ func TestRequireTLSRefusesPlaintextMail(t *testing.T) {
 }
 
 var _ = gate.ReleaseHeader
+
+func TestNextHopSessionsAreReusedAndReplacedWhenTheNextHopDropsThem(t *testing.T) {
+	t.Parallel()
+	first, stop := startNextHopAt(t, "127.0.0.1:0")
+	e := newEnv(t, opts{modify: func(s *Server) { s.NextHop = first.Addr }})
+	send := func(i int) {
+		t.Helper()
+		c := dial(t, e.relay)
+		cmd(t, c, 250, "MAIL FROM:<a@example.com>")
+		cmd(t, c, 250, "RCPT TO:<r%d@example.org>", i)
+		if d, err := c.Data(body); err != nil || d.Code != 250 {
+			t.Fatalf("message %d: %v %v", i, d, err)
+		}
+		c.Close()
+		time.Sleep(50 * time.Millisecond) // the relay keeps the next-hop session at logout
+	}
+	for i := 0; i < 3; i++ {
+		send(i)
+	}
+	first.mu.Lock()
+	conns := first.conns
+	first.mu.Unlock()
+	if conns != 1 || len(first.messages()) != 3 {
+		t.Errorf("3 client sessions used %d next-hop sessions for %d messages, want 1 for 3", conns, len(first.messages()))
+	}
+	// The next hop restarts: the kept session is dead, the relay dials
+	// anew and the client never notices.
+	stop()
+	second, _ := startNextHopAt(t, first.Addr)
+	send(3)
+	if m := second.messages(); len(m) != 1 || m[0].To[0] != "r3@example.org" {
+		t.Fatalf("after the next hop restarted: %+v", m)
+	}
+}

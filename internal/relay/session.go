@@ -121,13 +121,26 @@ func (x *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	x.resetTxn()
 	x.gs.Mail(from)
+	kept := false
 	if x.next == nil {
-		if err := x.dial(); err != nil {
+		if x.next = x.s.takeNext(); x.next != nil {
+			kept = true
+		} else if err := x.dial(); err != nil {
 			return err
 		}
 	}
 	o := passMail(opts)
-	if err := x.next.Mail(from, o); err != nil {
+	err := x.next.Mail(from, o)
+	var se *smtp.SMTPError
+	if err != nil && kept && !errors.As(err, &se) {
+		// A kept session the next hop closed meanwhile: a fresh one.
+		x.dropNext()
+		if err := x.dial(); err != nil {
+			return err
+		}
+		err = x.next.Mail(from, o)
+	}
+	if err != nil {
 		return x.nextErr("MAIL", err)
 	}
 	x.inTxn, x.from, x.mail = true, from, o
@@ -393,9 +406,11 @@ func (x *session) Reset() {
 
 func (x *session) Logout() error {
 	if x.next != nil {
-		x.next.Quit()
-		x.next.Close()
-		x.next = nil
+		x.resetTxn()
+		if x.next != nil {
+			x.s.keepNext(x.next)
+			x.next = nil
+		}
 	}
 	return nil
 }
