@@ -485,3 +485,38 @@ func TestNextHopSessionsAreReusedAndReplacedWhenTheNextHopDropsThem(t *testing.T
 		t.Fatalf("after the next hop restarted: %+v", m)
 	}
 }
+
+func TestSlowClientDoesNotHoldUpOthers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, opts{modify: func(s *Server) { s.ReadTimeout = 2 * time.Second }})
+	// Slow clients: a byte of a command now and then, never a whole line.
+	var slow []net.Conn
+	for i := 0; i < 20; i++ {
+		c, err := net.DialTimeout("tcp", e.relay, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "E")
+		slow = append(slow, c)
+	}
+	start := time.Now()
+	c := dial(t, e.relay)
+	cmd(t, c, 250, "MAIL FROM:<a@example.com>")
+	cmd(t, c, 250, "RCPT TO:<ok@example.org>")
+	if d, err := c.Data(body); err != nil || d.Code != 250 {
+		t.Fatalf("while slow clients wait: %v %v", d, err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("a message took %v beside slow clients", el)
+	}
+	// The slow ones are cut off by the read timeout.
+	slow[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, _ := io.ReadAll(slow[0])
+	if !strings.HasPrefix(string(b), "220 ") {
+		t.Errorf("slow client got %q", b)
+	}
+	if el := time.Since(start); el > 4500*time.Millisecond {
+		t.Errorf("slow client kept for %v, want about the read timeout", el)
+	}
+}
