@@ -506,3 +506,77 @@ func TestPerfRelayThroughputAndLatency(t *testing.T) {
 	t.Logf("latency per message (ms, %d sequential messages, one session): direct p50 %.3f p99 %.3f; relay p50 %.3f p99 %.3f; added p50 %.3f p99 %.3f (target p99 added <= 1 ms)",
 		n, pct(ld, .5), pct(ld, .99), pct(lr, .5), pct(lr, .99), pct(lr, .5)-pct(ld, .5), pct(lr, .99)-pct(ld, .99))
 }
+
+func TestRelayHundredRecipientsAndA30MBMessageThroughPostfix(t *testing.T) {
+	hop := startRefusingHop(t, "")
+	r := startRelay(t, hop.Addr, milConfig, nil)
+	pf := postfixtest.Start(t, postfixtest.Options{Extra: map[string]string{
+		"relayhost":          "[127.0.0.1]:" + r.Addr[strings.LastIndexByte(r.Addr, ':')+1:],
+		"message_size_limit": "40000000",
+	}})
+	// 100 recipients: every tenth a typo. (An IDN recipient is not here:
+	// go-smtp v0.25.1 refuses the ORCPT=rfc822;<UTF-8 address> Postfix
+	// sends for it with 501 5.5.4; see docs/relay.md, Limits.)
+	var to []string
+	for i := 0; i < 100; i++ {
+		if i%10 == 0 {
+			to = append(to, fmt.Sprintf("t%d@army.ml", i))
+		} else {
+			to = append(to, fmt.Sprintf("r%d@army.mil", i))
+		}
+	}
+	if _, data, err := postfixtest.Send(pf.SMTP, "a@army.mil", to, relayMsg); err != nil || data.Code != 250 {
+		t.Fatalf("send: %v %v", data, err)
+	}
+	// 90 good ones, and the bounce for the 10 typos to a@army.mil.
+	got := hop.waitRecipients(91, 60*time.Second)
+	if len(got) != 91 || !contains(got, "a@army.mil") {
+		t.Fatalf("next hop got %d recipients (want 90 good and the bounce): %v\n%s", len(got), got, pf.Log())
+	}
+	for _, g := range got {
+		if strings.HasSuffix(g, "@army.ml") {
+			t.Errorf("a refused recipient reached the next hop: %s", g)
+		}
+	}
+	// A 30 MB message streams through; the relay's memory stays far
+	// below the message's size.
+	big := "Subject: big\n\n" + strings.Repeat(strings.Repeat("x", 76)+"\n", 30<<20/77)
+	if _, data, err := postfixtest.Send(pf.SMTP, "a@army.mil", []string{"big@army.mil"}, big); err != nil || data.Code != 250 {
+		t.Fatalf("send 30 MB: %v %v", data, err)
+	}
+	deadline := time.Now().Add(120 * time.Second)
+	for !contains(hop.recipients(), "big@army.mil") && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	var size int
+	for _, m := range hop.messages() {
+		if m.To[0] == "big@army.mil" {
+			size = len(m.Data)
+		}
+	}
+	if size < 30<<20 {
+		t.Fatalf("the 30 MB message arrived with %d bytes", size)
+	}
+	hwm := peakRSS(t, r.cmd.Process.Pid)
+	t.Logf("relay peak RSS %d kB after a %d-byte message", hwm, size)
+	if hwm > 25<<10 { // kB
+		t.Errorf("relay peak RSS %d kB: the message was buffered, not streamed", hwm)
+	}
+}
+
+// peakRSS is a process's VmHWM in kB.
+func peakRSS(t *testing.T, pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var n int
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &n)
+			return n
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
