@@ -87,6 +87,7 @@ perf:
 relay-perf:
 	STRAY_PERF_RELAY=3000 $(GO) test -count=1 -run '^TestPerfRelayThroughputAndLatency$$' -v ./e2e
 	STRAY_PERF_RELAY_NEXT=postfix STRAY_PERF_RELAY=2000 $(GO) test -count=1 -run '^TestPerfRelayThroughputAndLatency$$' -v ./e2e
+	STRAY_RELAY_CRASHES=40 $(GO) test -count=1 -run '^TestPerfRelayCrashAtRandomMoments$$' -v ./e2e
 
 # Latency of the HTTP check API over loopback: 10-recipient batches from one
 # keep-alive client, p50/p99/p99.9 (the target is p99 ≤ 5 ms).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -579,4 +580,63 @@ func peakRSS(t *testing.T, pid int) int {
 	}
 	t.Fatal("no VmHWM")
 	return 0
+}
+
+// TestPerfRelayCrashAtRandomMoments kills the relay with SIGKILL at a
+// random moment while a sending Postfix pushes messages through it,
+// restarts it, and counts what the next hop got: every message must
+// arrive (nothing lost), and duplicates are counted (possible only between
+// the next hop's 250 and the client hearing it). STRAY_RELAY_CRASHES=N
+// rounds of 30 messages.
+func TestPerfRelayCrashAtRandomMoments(t *testing.T) {
+	rounds := perfEnabled(t, "STRAY_RELAY_CRASHES")
+	hop := startRefusingHop(t, "")
+	r := startRelay(t, hop.Addr, milConfig+"log:\n  level: warn\n", nil)
+	pf := senderPostfix(t, r.Addr)
+	const per = 30
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 13))
+	sent := 0
+	for round := 0; round < rounds; round++ {
+		var wg sync.WaitGroup
+		for i := 0; i < per; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				postfixtest.Send(pf.SMTP, "a@army.mil", []string{fmt.Sprintf("m%d-%d@army.mil", round, i)}, relayMsg)
+			}(i)
+		}
+		time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
+		r.cmd.Process.Signal(syscall.SIGKILL)
+		r.cmd.Wait()
+		r.cmd = nil
+		wg.Wait()
+		sent += per
+		r.start()
+		pf.Flush()
+	}
+	got := hop.waitRecipients(sent, 120*time.Second)
+	deadline := time.Now().Add(60 * time.Second)
+	for len(got) < sent && time.Now().Before(deadline) {
+		pf.Flush()
+		time.Sleep(time.Second)
+		got = hop.recipients()
+	}
+	time.Sleep(3 * time.Second)
+	got = hop.recipients()
+	seen := map[string]int{}
+	for _, g := range got {
+		seen[g]++
+	}
+	dups := 0
+	for _, n := range seen {
+		if n > 1 {
+			dups += n - 1
+		}
+	}
+	log := pf.Log()
+	t.Logf("%d rounds, %d messages, SIGKILL at a random moment (0-400 ms into each round): %d deferred by the sending Postfix (%d of them mid-transaction), %d distinct delivered, %d lost, %d duplicates (%.2f%%)",
+		rounds, sent, strings.Count(log, "status=deferred"), strings.Count(log, "status=deferred (lost connection"), len(seen), sent-len(seen), dups, 100*float64(dups)/float64(sent))
+	if len(seen) != sent {
+		t.Errorf("lost %d messages", sent-len(seen))
+	}
 }
