@@ -640,3 +640,41 @@ func TestPerfRelayCrashAtRandomMoments(t *testing.T) {
 		t.Errorf("lost %d messages", sent-len(seen))
 	}
 }
+
+func TestRelayRequiresTLSAndAPostfixSendsThroughItEncrypted(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "relay.pem"), filepath.Join(dir, "relay.key")
+	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=relay.test",
+		"-keyout", key, "-out", cert).CombinedOutput(); err != nil {
+		t.Fatalf("openssl: %v\n%s", err, out)
+	}
+	hop := startRefusingHop(t, "")
+	r := startRelay(t, hop.Addr, milConfig, nil, "--tls-cert", cert, "--tls-key", key, "--require-tls")
+	// Plaintext MAIL is refused.
+	c, err := postfixtest.Dial(r.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Cmd("EHLO plain.test")
+	if rep, _ := c.Cmd("MAIL FROM:<a@army.mil>"); rep.Code != 530 {
+		t.Errorf("plaintext MAIL: %v", rep)
+	}
+	c.Close()
+	pf := postfixtest.Start(t, postfixtest.Options{Extra: map[string]string{
+		"relayhost":               "[127.0.0.1]:" + r.Addr[strings.LastIndexByte(r.Addr, ':')+1:],
+		"smtp_tls_security_level": "encrypt",
+		"smtp_tls_loglevel":       "1",
+	}})
+	if _, data, err := postfixtest.Send(pf.SMTP, "a@army.mil", []string{"c@army.mil", "b@army.ml"}, relayMsg); err != nil || data.Code != 250 {
+		t.Fatalf("send: %v %v", data, err)
+	}
+	if got := hop.waitRecipients(1, 30*time.Second); len(got) < 1 || got[0] != "c@army.mil" {
+		t.Fatalf("next hop got %v", got)
+	}
+	if !pf.WaitLog("did you mean b@army.mil", 20*time.Second) || !strings.Contains(pf.Log(), "TLS connection established") {
+		t.Errorf("no TLS, or no refusal, in the sending Postfix's log:\n%s", pf.Log())
+	}
+	if m := hop.messages(); !strings.Contains(string(m[0].Data), "with ESMTPS") {
+		t.Errorf("Received field does not say ESMTPS:\n%s", m[0].Data)
+	}
+}
