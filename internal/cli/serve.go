@@ -37,7 +37,8 @@ const serveHelp = `usage: stray serve [--config FILE] [--protect DOMAIN]... [--k
 
 Runs every listener the config names in one daemon: the milter (Postfix
 smtpd_milters / Sendmail INPUT_MAIL_FILTER), the Postfix policy server
-(check_policy_service), and HTTP (/metrics, /healthz). Without --config it
+(check_policy_service), and HTTP (/metrics, /healthz); with listen.relay
+the SMTP relay (stray relay), with listen.sink the sink (stray sink). Without --config it
 runs on the embedded defaults, on loopback only:
 
   milter  inet:127.0.0.1:8895
