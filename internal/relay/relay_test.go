@@ -17,7 +17,6 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/stray-mail/stray/detect"
-	"github.com/stray-mail/stray/internal/gate"
 	"github.com/stray-mail/stray/internal/gate/gatetest"
 	"github.com/stray-mail/stray/internal/hold"
 	"github.com/stray-mail/stray/internal/policy"
@@ -450,7 +449,6 @@ func TestRequireTLSRefusesPlaintextMail(t *testing.T) {
 	}
 }
 
-var _ = gate.ReleaseHeader
 
 func TestNextHopSessionsAreReusedAndReplacedWhenTheNextHopDropsThem(t *testing.T) {
 	t.Parallel()
