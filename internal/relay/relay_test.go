@@ -449,7 +449,6 @@ func TestRequireTLSRefusesPlaintextMail(t *testing.T) {
 	}
 }
 
-
 func TestNextHopSessionsAreReusedAndReplacedWhenTheNextHopDropsThem(t *testing.T) {
 	t.Parallel()
 	first, stop := startNextHopAt(t, "127.0.0.1:0")
