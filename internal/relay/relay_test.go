@@ -517,3 +517,18 @@ func TestSlowClientDoesNotHoldUpOthers(t *testing.T) {
 		t.Errorf("slow client kept for %v, want about the read timeout", el)
 	}
 }
+
+func TestWarnedRecipientIsDeliveredWithAWarningHeader(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, opts{pc: policy.Config{Actions: map[string]string{"block": "warn"}}})
+	c := dial(t, e.relay)
+	cmd(t, c, 250, "MAIL FROM:<a@example.com>")
+	cmd(t, c, 250, "RCPT TO:<j@army.ml>")
+	if d, err := c.Data(body); err != nil || d.Code != 250 {
+		t.Fatalf("end of data: %v %v", d, err)
+	}
+	m := e.hop.messages()
+	if len(m) != 1 || m[0].To[0] != "j@army.ml" || !strings.Contains(m[0].Data, "\r\nX-Stray-Warning: j@army.ml looks like a typo of army.mil") {
+		t.Fatalf("next hop got %+v", m)
+	}
+}
