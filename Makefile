@@ -97,6 +97,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecompress$$' -fuzztime $(FUZZTIME) ./internal/store
 	$(GO) test -run '^$$' -fuzz '^FuzzParseValues$$' -fuzztime $(FUZZTIME) ./internal/postconf
 	$(GO) test -run '^$$' -fuzz '^FuzzSources$$' -fuzztime $(FUZZTIME) ./internal/postconf
+	$(GO) test -run '^$$' -fuzz '^FuzzReadHead$$' -fuzztime $(FUZZTIME) ./internal/relay
 
 # Recall / fix / false-positive rate per scenario on the development corpus,
 # and per class of slip on the synthetic class-balanced set (synth.jsonl);
@@ -126,6 +127,14 @@ generate:
 perf:
 	STRAY_PERF_MESSAGES=3000 STRAY_PERF_UNIX=1 $(GO) test -count=1 -run '^TestPerfPostfixThroughput' -v -timeout 30m ./e2e
 	STRAY_SOAK=100000 STRAY_SOAK_RATE=500 $(GO) test -count=1 -run '^TestPerfMilterSoak' -v -timeout 30m ./e2e
+
+# The SMTP relay: smtp-source straight to the next hop and through stray
+# relay, same run; smtp-sink as next hop, then a real Postfix.
+.PHONY: relay-perf
+relay-perf:
+	STRAY_PERF_RELAY=3000 $(GO) test -count=1 -run '^TestPerfRelayThroughputAndLatency$$' -v ./e2e
+	STRAY_PERF_RELAY_NEXT=postfix STRAY_PERF_RELAY=2000 $(GO) test -count=1 -run '^TestPerfRelayThroughputAndLatency$$' -v ./e2e
+	STRAY_RELAY_CRASHES=40 $(GO) test -count=1 -run '^TestPerfRelayCrashAtRandomMoments$$' -v ./e2e
 
 # Latency of the HTTP check API over loopback: 10-recipient batches from one
 # keep-alive client, p50/p99/p99.9 (the target is p99 ≤ 5 ms).

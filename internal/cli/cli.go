@@ -39,6 +39,8 @@ func commands() []command {
 		{"serve", "run the configured listeners (milter, policy, http) in one daemon", runServe},
 		{"milter", "run the milter front end for Postfix or Sendmail", runMilter},
 		{"policy", "run the Postfix policy delegation server", runPolicy},
+		{"relay", "run the SMTP relay front end (a smart host for any MTA)", runRelay},
+		{"sink", "refuse all mail to your own defensive registrations, naming the address meant", runSink},
 		{"config", "validate a configuration file (config check FILE)", runConfig},
 		{"quarantine", "list, show, release or discard held messages", runQuarantine},
 		{"scan", "find the registered lookalikes of your domains, and watch them", runScan},

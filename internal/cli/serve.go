@@ -38,10 +38,11 @@ const serveHelp = `usage: stray serve [--config FILE] [--protect DOMAIN]... [--k
 
 Runs every listener the config names in one daemon: the milter (Postfix
 smtpd_milters / Sendmail INPUT_MAIL_FILTER), the Postfix policy server
-(check_policy_service), and HTTP (the dashboard, the check API, the
-senders' hold links, /healthz, and /metrics unless listen.metrics gives it
-an address of its own). Without --config it runs on the embedded defaults,
-on loopback only:
+(check_policy_service), HTTP (the dashboard, the check API, the senders'
+hold links, /healthz, and /metrics unless listen.metrics gives it an
+address of its own), with listen.relay the SMTP relay (stray relay), and
+with listen.sink the sink (stray sink). Without --config it runs on the
+embedded defaults, on loopback only:
 
   milter  inet:127.0.0.1:8895
   policy  127.0.0.1:10045
@@ -277,6 +278,19 @@ func (d *daemon) startPolicy(addr string) error {
 	}
 	s := &policyd.Server{Gate: d.gate, MaxConns: d.caps().Policy}
 	d.run("policy", addr, func() error { return s.Serve(l) }, s.Shutdown, "max_connections", s.MaxConns)
+	return nil
+}
+
+func (d *daemon) startRelay(addr string) error {
+	s, err := d.newRelay(d.cfg.Relay)
+	if err != nil {
+		return err
+	}
+	l, err := listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	d.run("relay", addr, func() error { return s.Serve(l) }, s.Shutdown)
 	return nil
 }
 
@@ -573,7 +587,7 @@ func runServe(ctx context.Context, args []string, std Stdio) int {
 	starts := []struct {
 		addr  string
 		start func(string) error
-	}{{cfg.Listen.Milter, d.startMilter}, {cfg.Listen.Policy, d.startPolicy}, {cfg.Listen.HTTP, d.startHTTP}, {cfg.Listen.Metrics, d.startMetrics}, {cfg.Listen.Reply, d.startReply}}
+	}{{cfg.Listen.Milter, d.startMilter}, {cfg.Listen.Policy, d.startPolicy}, {cfg.Listen.HTTP, d.startHTTP}, {cfg.Listen.Metrics, d.startMetrics}, {cfg.Listen.Reply, d.startReply}, {cfg.Listen.Relay, d.startRelay}, {cfg.Listen.Sink, d.startSink}}
 	n := 0
 	for _, s := range starts {
 		if s.addr == "" {

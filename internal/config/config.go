@@ -37,6 +37,10 @@ type Config struct {
 	Hold  Hold   `yaml:"hold"`
 	Web   Web    `yaml:"web"`
 	Log   Log    `yaml:"log"`
+	// Relay configures the SMTP relay front end (listen.relay).
+	Relay Relay `yaml:"relay"`
+	// Sink configures the defensive-registration sink (listen.sink).
+	Sink Sink `yaml:"sink"`
 	// ShutdownTimeout bounds the drain on SIGTERM before connections are
 	// closed (default 30s).
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
@@ -89,6 +93,12 @@ type Listen struct {
 	// Reply: HOST:PORT of the SMTP listener for senders' replies to hold
 	// notifications (hold.reply_domain routed here by the MTA). Empty: off.
 	Reply string `yaml:"reply"`
+	// Relay: HOST:PORT of the SMTP relay front end (a smart host in front
+	// of the next hop, relay.next_hop). Empty: off.
+	Relay string `yaml:"relay"`
+	// Sink: HOST:PORT of the SMTP sink for the organisation's own
+	// defensive registrations (sink.domains). Empty: off.
+	Sink string `yaml:"sink"`
 	// MaxConnections caps each listener's open connections.
 	MaxConnections MaxConnections `yaml:"max_connections"`
 }
@@ -393,6 +403,7 @@ func (c *Config) Validate() error {
 			p = append(p, fmt.Sprintf("%s: %q: %v (want HOST:PORT)", name, a, err))
 		}
 	}
+	p = append(p, c.relayProblems()...)
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:

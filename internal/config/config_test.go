@@ -94,3 +94,45 @@ func TestExampleDecodesStrictlyAndValidates(t *testing.T) {
 		t.Errorf("the example's values differ from the defaults: %+v vs %+v", c, d)
 	}
 }
+
+func TestRelaySettingsAreValidatedWithTheirPaths(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		yaml string
+		want []string // substrings of problems; none: valid
+	}{
+		{"relay without next hop", "listen: {relay: 127.0.0.1:10025}\n", []string{"relay.next_hop: required"}},
+		{"valid relay", "listen: {relay: 127.0.0.1:10025}\nrelay: {next_hop: 127.0.0.1:25, allow: [10.0.0.0/8, 192.0.2.7]}\n", nil},
+		{"bad range", "relay: {allow: [ten]}\n", []string{"relay.allow: \"ten\""}},
+		{"bad next hop tls", "relay: {next_hop_tls: maybe}\n", []string{"relay.next_hop_tls"}},
+		{"cert without key", "relay: {tls_cert: c.pem}\n", []string{"relay.tls_cert and relay.tls_key", "relay.tls_cert: stat"}},
+		{"require tls without cert", "relay: {require_tls: true}\n", []string{"relay.require_tls: needs"}},
+		{"sink without domains", "listen: {sink: 127.0.0.1:2525}\n", []string{"sink.domains: required"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path := filepath.Join(dir, "c.yaml")
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(path)
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("valid config refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted, want %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("problems %q lack %q", err, w)
+				}
+			}
+		})
+	}
+}

@@ -33,7 +33,7 @@ type Effective struct {
 	// Store is the store DSN (relative SQLite paths resolved); "" is none.
 	// Callers that print it should hide a password.
 	Store  string            `json:"store"`
-	Listen map[string]string `json:"listen"` // milter, policy, http, reply; "" is off
+	Listen map[string]string `json:"listen"` // milter, policy, http, reply, relay, sink; "" is off
 	// Off says why a switch whose key is on is off, by key (hold.enabled,
 	// web.dashboard, web.api).
 	Off map[string]string `json:"off,omitempty"`
@@ -54,7 +54,8 @@ func (c *Config) Effective() Effective {
 	if c.Store != "" {
 		e.Store = c.StoreDSN()
 	}
-	e.Listen = map[string]string{"milter": c.Listen.Milter, "policy": c.Listen.Policy, "http": c.Listen.HTTP, "reply": c.Listen.Reply}
+	e.Listen = map[string]string{"milter": c.Listen.Milter, "policy": c.Listen.Policy, "http": c.Listen.HTTP, "reply": c.Listen.Reply,
+		"relay": c.Listen.Relay, "sink": c.Listen.Sink}
 	e.Off = map[string]string{}
 	isOn := func(b *bool) bool { return b == nil || *b }
 	// As stray serve runs it: the store is opened only for hold and
@@ -141,6 +142,8 @@ func (e Effective) WriteText(w io.Writer, indent string) error {
 		{"listen.policy", orOff(e.Listen["policy"])},
 		{"listen.http", orOff(e.Listen["http"])},
 		{"listen.reply", orOff(e.Listen["reply"])},
+		{"listen.relay", orOff(e.Listen["relay"])},
+		{"listen.sink", orOff(e.Listen["sink"])},
 	}
 	for _, l := range lines {
 		if _, err := fmt.Fprintf(w, "%s%s: %s\n", indent, l[0], l[1]); err != nil {

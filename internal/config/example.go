@@ -77,6 +77,12 @@ listen:
   # SMTP listener for senders' replies to hold notifications (with
   # hold.reply_domain). Empty: off.
   reply: ""
+  # SMTP relay front end: a smart host for Exchange, Microsoft 365, Google
+  # Workspace, Exim or OpenSMTPD, in front of relay.next_hop. Empty: off.
+  relay: ""
+  # SMTP sink for your own defensive registrations (sink.domains): refuses
+  # every recipient with the address meant. Empty: off.
+  sink: ""
   # Open connections per listener. 0: sized from the file-descriptor limit
   # (at most 512 milter, 256 policy, 256 http, together the limit less 64).
   # At the cap a new connection replaces the idle one that has gone longest
@@ -86,6 +92,31 @@ listen:
     milter: 0
     policy: 0
     http: 0
+
+relay:
+  # The MTA that queues and delivers what the relay passes (HOST:PORT):
+  # your Postfix, the Exchange connector's target, the provider's relay.
+  next_hop: ""
+  # Client ranges (CIDR) that may relay; anyone else hears 554 at connect.
+  allow: [127.0.0.0/8, "::1/128"]
+  # STARTTLS certificate and key (re-read when the files change);
+  # require_tls refuses MAIL before STARTTLS.
+  tls_cert: ""
+  tls_key: ""
+  require_tls: false
+  # STARTTLS to the next hop: none, opportunistic or required (verified).
+  next_hop_tls: opportunistic
+  # SIZE limit in bytes.
+  max_message_size: 52428800
+  # Offer DSN and pass RET, ENVID, NOTIFY and ORCPT to the next hop. Off:
+  # the SMTP library refuses the ORCPT=rfc822;<UTF-8 address> that Postfix
+  # sends for an internationalised recipient with a permanent 501.
+  dsn: false
+
+sink:
+  # "DOMAIN INTENDED" lines (stray scan --emit-deny): lookalikes you
+  # registered yourself, whose mail the sink refuses.
+  domains: ""
 
 # Held messages, the event log and learned correspondents: sqlite:PATH
 # (embedded, one node) or postgres://user@host/db (several nodes share it).

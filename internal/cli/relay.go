@@ -1,0 +1,150 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/stray-mail/stray/internal/config"
+	"github.com/stray-mail/stray/internal/relay"
+)
+
+const relayHelp = `usage: stray relay --listen HOST:PORT --next-hop HOST:PORT [--allow CIDR]... [--tls-cert FILE --tls-key FILE] [--require-tls] [--next-hop-tls none|opportunistic|required] [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE]
+
+Runs only the SMTP relay front end: a smart host for MTAs that speak
+neither milter nor policy delegation (Exchange, Microsoft 365, Google
+Workspace, Exim, OpenSMTPD). It is an in-line proxy and keeps no queue: for
+each client session it opens a session to the next hop (the MTA that
+queues and delivers), refuses a mistyped recipient at RCPT with 550 5.1.2
+and the address meant, holds one the policy holds (stored, its sender
+asked), passes the others on, and answers 250 at the end of DATA only
+after the next hop accepted the message. The next hop's own 4xx and 5xx
+replies reach the client verbatim; when the next hop is down the client
+hears 4xx and keeps the message. Clients outside --allow (default loopback
+only) hear 554 at connect. Every setting is also in the config file
+(listen.relay and the relay section); flags win.
+
+See docs/relay.md for Exchange, Microsoft 365, Google Workspace, Exim and
+OpenSMTPD.
+
+Examples:
+  stray relay --listen 127.0.0.1:10025 --next-hop 127.0.0.1:25 --protect example.com
+  stray relay --listen 0.0.0.0:587 --next-hop mx-out.example.com:25 --allow 192.0.2.0/24 \
+      --tls-cert /etc/stray/cert.pem --tls-key /etc/stray/key.pem --require-tls
+  stray relay --config /etc/stray/stray.yaml --listen 127.0.0.1:10025
+`
+
+func runRelay(ctx context.Context, args []string, std Stdio) int {
+	fs := newFlagSet("relay", relayHelp, std)
+	df := addDetectFlags(fs, "YAML config `FILE` (detect, policy, hold, relay and log sections)")
+	addr := fs.String("listen", "", "listen address `HOST:PORT` (default: listen.relay)")
+	next := fs.String("next-hop", "", "the MTA that queues and delivers, `HOST:PORT` (default: relay.next_hop)")
+	var allow stringsFlag
+	fs.Var(&allow, "allow", "client range allowed to relay, `CIDR` (repeatable; default: relay.allow, else loopback only)")
+	cert := fs.String("tls-cert", "", "STARTTLS certificate `FILE` (PEM; re-read when it changes)")
+	key := fs.String("tls-key", "", "STARTTLS private key `FILE` (PEM)")
+	requireTLS := fs.Bool("require-tls", false, "refuse MAIL before STARTTLS")
+	nextTLS := fs.String("next-hop-tls", "", "STARTTLS to the next hop: none, opportunistic (default) or required")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return flagExit(err)
+	}
+	d, cfg, err := newDaemon(df, std)
+	if err != nil {
+		fmt.Fprintf(std.Err, "stray relay: %v\n", err)
+		return ExitUsage
+	}
+	r := &cfg.Relay
+	if *next != "" {
+		r.NextHop = *next
+	}
+	if len(allow) > 0 {
+		r.Allow = allow
+	}
+	if *cert != "" || *key != "" {
+		r.TLSCert, r.TLSKey = *cert, *key
+	}
+	if *requireTLS {
+		r.RequireTLS = true
+	}
+	if *nextTLS != "" {
+		r.NextHopTLS = *nextTLS
+	}
+	listen := *addr
+	if listen == "" {
+		listen = cfg.Listen.Relay
+	}
+	c := *cfg
+	c.Listen.Relay = listen
+	if err := c.Validate(); err != nil || listen == "" {
+		if listen == "" {
+			err = fmt.Errorf("--listen is required (or listen.relay)")
+		}
+		fmt.Fprintf(std.Err, "stray relay: %v\n", err)
+		return ExitUsage
+	}
+	if err := d.startRelay(listen); err != nil {
+		fmt.Fprintf(std.Err, "stray relay: %v\n", err)
+		return 1
+	}
+	defer startProfile(d.log)()
+	return d.wait(ctx, time.Duration(cfg.ShutdownTimeout))
+}
+
+// newRelay builds the relay front end from the config's relay section.
+func (d *daemon) newRelay(rc config.Relay) (*relay.Server, error) {
+	allow, err := rc.AllowPrefixes()
+	if err != nil {
+		return nil, fmt.Errorf("relay.allow: %w", err)
+	}
+	if rc.NextHop == "" {
+		return nil, fmt.Errorf("relay.next_hop (--next-hop) is required")
+	}
+	s := &relay.Server{Gate: d.gate, Holder: d.holder, NextHop: rc.NextHop, Allow: allow,
+		RequireTLS: rc.RequireTLS, DSN: rc.DSN, NextHopTLS: rc.NextHopTLS, MaxMessageBytes: rc.MaxMessageSize, MaxHoldSize: d.cfg.Hold.MaxSize}
+	if rc.TLSCert != "" {
+		kp := &keyPair{cert: d.cfg.Path(rc.TLSCert), key: d.cfg.Path(rc.TLSKey)}
+		if _, err := kp.get(nil); err != nil {
+			return nil, err
+		}
+		s.TLS = &tls.Config{GetCertificate: kp.get, MinVersion: tls.VersionTLS12}
+	}
+	return s, nil
+}
+
+// keyPair serves a certificate from files, re-reading them when they
+// change (a renewed certificate needs no restart).
+type keyPair struct {
+	cert, key string
+	mu        sync.Mutex
+	loaded    *tls.Certificate
+	mtime     time.Time
+	checked   time.Time
+}
+
+func (k *keyPair) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.loaded != nil && time.Since(k.checked) < time.Second {
+		return k.loaded, nil
+	}
+	k.checked = time.Now()
+	fi, err := os.Stat(k.cert)
+	if err == nil && k.loaded != nil && fi.ModTime().Equal(k.mtime) {
+		return k.loaded, nil
+	}
+	c, err := tls.LoadX509KeyPair(k.cert, k.key)
+	if err != nil {
+		if k.loaded != nil {
+			return k.loaded, nil // keep serving the one that worked
+		}
+		return nil, fmt.Errorf("relay: TLS certificate: %w", err)
+	}
+	k.loaded = &c
+	if fi != nil {
+		k.mtime = fi.ModTime()
+	}
+	return k.loaded, nil
+}

@@ -1,0 +1,102 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+)
+
+// Relay configures the SMTP relay front end.
+type Relay struct {
+	// NextHop is the MTA that queues and delivers what the relay passes:
+	// HOST:PORT (required with listen.relay).
+	NextHop string `yaml:"next_hop"`
+	// Allow lists the client ranges (CIDR) that may relay; default
+	// loopback only. Anyone else hears 554 at connect.
+	Allow []string `yaml:"allow"`
+	// TLSCert and TLSKey, when set, are offered with STARTTLS (re-read
+	// when the files change); RequireTLS refuses MAIL before STARTTLS.
+	TLSCert    string `yaml:"tls_cert"`
+	TLSKey     string `yaml:"tls_key"`
+	RequireTLS bool   `yaml:"require_tls"`
+	// NextHopTLS is STARTTLS to the next hop: none, opportunistic
+	// (default) or required (certificate verified).
+	NextHopTLS string `yaml:"next_hop_tls"`
+	// MaxMessageSize is the SIZE limit in bytes (default 50 MiB).
+	MaxMessageSize int64 `yaml:"max_message_size"`
+	// DSN offers the DSN extension and passes RET, ENVID, NOTIFY and ORCPT
+	// to the next hop. Off by default: the SMTP library refuses the
+	// ORCPT=rfc822;<UTF-8 address> Postfix sends for an internationalised
+	// recipient with a permanent 501.
+	DSN bool `yaml:"dsn"`
+}
+
+// AllowPrefixes parses relay.allow (nil: the relay's default, loopback).
+func (r Relay) AllowPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, a := range r.Allow {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			ip, aerr := netip.ParseAddr(a)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q: want a CIDR range such as 192.0.2.0/24", a)
+			}
+			p = netip.PrefixFrom(ip, ip.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// Sink configures the defensive-registration sink.
+type Sink struct {
+	// Domains is a file of "DOMAIN INTENDED" lines (stray scan
+	// --emit-deny): the lookalikes the organisation registered itself.
+	Domains string `yaml:"domains"`
+}
+
+func (c *Config) relayProblems() []string {
+	var p []string
+	r := c.Relay
+	for name, a := range map[string]string{"listen.relay": c.Listen.Relay, "listen.sink": c.Listen.Sink, "relay.next_hop": r.NextHop} {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			p = append(p, fmt.Sprintf("%s: %q: %v (want HOST:PORT)", name, a, err))
+		}
+	}
+	if c.Listen.Relay != "" && r.NextHop == "" {
+		p = append(p, "relay.next_hop: required with listen.relay (the MTA that queues and delivers, HOST:PORT)")
+	}
+	if _, err := r.AllowPrefixes(); err != nil {
+		p = append(p, "relay.allow: "+err.Error())
+	}
+	switch r.NextHopTLS {
+	case "", "none", "opportunistic", "required":
+	default:
+		p = append(p, fmt.Sprintf("relay.next_hop_tls: %q: want none, opportunistic or required", r.NextHopTLS))
+	}
+	if (r.TLSCert == "") != (r.TLSKey == "") {
+		p = append(p, "relay.tls_cert and relay.tls_key: set both or neither")
+	}
+	for name, f := range map[string]string{"relay.tls_cert": r.TLSCert, "relay.tls_key": r.TLSKey} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(c.Path(f)); err != nil {
+			p = append(p, fmt.Sprintf("%s: %v", name, err))
+		}
+	}
+	if r.RequireTLS && r.TLSCert == "" {
+		p = append(p, "relay.require_tls: needs relay.tls_cert and relay.tls_key")
+	}
+	if r.MaxMessageSize < 0 {
+		p = append(p, "relay.max_message_size: must not be negative")
+	}
+	if c.Listen.Sink != "" && c.Sink.Domains == "" {
+		p = append(p, "sink.domains: required with listen.sink (a file of \"DOMAIN INTENDED\" lines)")
+	}
+	return p
+}

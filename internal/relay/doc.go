@@ -1,0 +1,13 @@
+// Package relay is stray's SMTP relay front end: an in-line, before-queue
+// proxy (in the style of Postfix's smtpd_proxy_filter) for MTAs that speak
+// neither milter nor policy delegation (Exchange, Microsoft 365, Google
+// Workspace, Exim, OpenSMTPD). For each client session it opens a session
+// to the next hop, asks a gate.Session about every recipient, passes only
+// the recipients that may leave to the next hop, and answers the client
+// only with what the next hop (and, for held recipients, the store)
+// answered. It keeps no queue: when it or the next hop is down, the client
+// hears 4xx and keeps the message.
+//
+// It decides nothing itself: refusals, holds and warnings come from the
+// gate. It never relays for clients outside its allowed ranges.
+package relay

@@ -1,0 +1,270 @@
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/stray-mail/stray/internal/gate"
+	"github.com/stray-mail/stray/internal/hold"
+)
+
+// Next-hop TLS modes.
+const (
+	TLSNone          = "none"
+	TLSOpportunistic = "opportunistic"
+	TLSRequired      = "required"
+)
+
+// Defaults.
+const (
+	DefaultMaxMessageBytes = 50 << 20
+	DefaultMaxHops         = 50 // Postfix's hopcount_limit
+	DefaultMaxRecipients   = 1000
+)
+
+// Loopback is the default allowed client range.
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// Server is the relay. Set its fields before Serve; they must not change
+// afterwards.
+type Server struct {
+	Gate *gate.Gate
+	// Holder, when set, stores messages with held recipients (hold and
+	// confirm); without it a recipient the policy would hold is refused
+	// at RCPT (550 5.1.2 with the finding), so that nothing is delivered
+	// that should have been held.
+	Holder *hold.Holder
+	// NextHop is the MTA that queues and delivers, HOST:PORT.
+	NextHop string
+	// Allow are the client ranges that may relay (default: loopback).
+	// Anyone else hears 554 at connect.
+	Allow []netip.Prefix
+	// Domain is this relay's name in the greeting and Received header
+	// (default: the host name).
+	Domain string
+	// MaxMessageBytes is the SIZE limit (default 50 MiB).
+	MaxMessageBytes int64
+	// MaxRecipients per message (default 1000).
+	MaxRecipients int
+	// MaxHoldSize bounds a message kept whole for holding (default
+	// MaxMessageBytes).
+	MaxHoldSize int
+	// MaxHops: a message with more Received fields is refused as a loop
+	// (default 50).
+	MaxHops int
+	// TLS, when set, is offered with STARTTLS; RequireTLS then refuses
+	// MAIL before it.
+	TLS        *tls.Config
+	RequireTLS bool
+	// DSN offers the DSN extension and passes its parameters on. Off by
+	// default: go-smtp v0.25.1 refuses the ORCPT=rfc822;<UTF-8 address>
+	// that Postfix sends for an internationalised recipient with 501, a
+	// permanent bounce of legitimate mail. Without DSN the client sends no
+	// ORCPT or NOTIFY, and the next hop reports failures as it always does.
+	DSN bool
+	// NextHopTLS is none, opportunistic (default) or required;
+	// NextHopTLSConfig verifies the next hop's certificate (default:
+	// system roots, server name from NextHop).
+	NextHopTLS       string
+	NextHopTLSConfig *tls.Config
+	// Timeouts: DialTimeout for the next hop (default 30s), CommandTimeout
+	// for each of its replies (default 5m), ReadTimeout and WriteTimeout
+	// towards the client (default 5m and 1m).
+	DialTimeout, CommandTimeout time.Duration
+	ReadTimeout, WriteTimeout   time.Duration
+
+	once   sync.Once
+	srv    *smtp.Server
+	log    *slog.Logger
+	connID atomic.Uint64
+	// idle are next-hop sessions between transactions, kept for the next
+	// client session (as Postfix's connection cache): most clients send
+	// one message per session, and a fresh next-hop session costs a
+	// connect, a greeting, EHLO and QUIT.
+	idle    chan idleNext
+	closing atomic.Bool
+}
+
+type idleNext struct {
+	c  *smtp.Client
+	at time.Time
+}
+
+// maxIdleAge: a kept next-hop session older than this is closed rather
+// than reused (MTAs drop idle clients after a while: Postfix after 300s).
+const maxIdleAge = 30 * time.Second
+
+// takeNext returns a kept next-hop session, or nil.
+func (s *Server) takeNext() *smtp.Client {
+	for {
+		select {
+		case n := <-s.idle:
+			if time.Since(n.at) < maxIdleAge {
+				return n.c
+			}
+			n.c.Close()
+		default:
+			return nil
+		}
+	}
+}
+
+// keepNext keeps a next-hop session between transactions for reuse, or
+// ends it when enough are kept.
+func (s *Server) keepNext(c *smtp.Client) {
+	if !s.closing.Load() {
+		select {
+		case s.idle <- idleNext{c, time.Now()}:
+			return
+		default:
+		}
+	}
+	c.Quit()
+	c.Close()
+}
+
+func (s *Server) init() {
+	s.once.Do(func() {
+		s.log = s.Gate.Logger().With("frontend", "relay")
+		if s.Domain == "" {
+			s.Domain = hostname()
+		}
+		if s.MaxMessageBytes <= 0 {
+			s.MaxMessageBytes = DefaultMaxMessageBytes
+		}
+		if s.MaxRecipients <= 0 {
+			s.MaxRecipients = DefaultMaxRecipients
+		}
+		if s.MaxHoldSize <= 0 {
+			s.MaxHoldSize = int(s.MaxMessageBytes)
+		}
+		if s.MaxHops <= 0 {
+			s.MaxHops = DefaultMaxHops
+		}
+		if s.NextHopTLS == "" {
+			s.NextHopTLS = TLSOpportunistic
+		}
+		if len(s.Allow) == 0 {
+			s.Allow = loopback
+		}
+		srv := smtp.NewServer(backend{s})
+		srv.Domain = s.Domain
+		srv.MaxMessageBytes = s.MaxMessageBytes
+		srv.MaxRecipients = s.MaxRecipients
+		srv.MaxLineLength = 2000 // RFC 5321's 1000, doubled as go-smtp's client does
+		srv.ReadTimeout = orDur(s.ReadTimeout, 5*time.Minute)
+		srv.WriteTimeout = orDur(s.WriteTimeout, time.Minute)
+		srv.EnableSMTPUTF8 = true
+		srv.EnableDSN = s.DSN
+		srv.TLSConfig = s.TLS
+		srv.ErrorLog = errorLog{s.log}
+		s.srv = srv
+		s.idle = make(chan idleNext, 16)
+	})
+}
+
+func orDur(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// Serve accepts clients on l until Shutdown. Clients outside Allow hear
+// 554 and are disconnected before the SMTP server sees them.
+func (s *Server) Serve(l net.Listener) error {
+	s.init()
+	err := s.srv.Serve(&allowListener{Listener: l, s: s})
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting and waits for sessions to end; when ctx ends it
+// closes what is left (an unfinished message is then not acknowledged, so
+// its client keeps and retries it).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	s.closing.Store(true)
+	err := s.srv.Shutdown(ctx)
+	if ctx.Err() != nil {
+		s.srv.Close()
+	}
+	for c := s.takeNext(); c != nil; c = s.takeNext() {
+		c.Quit()
+		c.Close()
+	}
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// allowed reports whether a client address may relay.
+func (s *Server) allowed(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ip, ok := netip.AddrFromSlice(ta.IP)
+	if !ok {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range s.Allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// allowListener refuses clients outside the allowed ranges at connect.
+type allowListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *allowListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.s.allowed(c.RemoteAddr()) {
+			return c, nil
+		}
+		l.s.log.Warn("client not allowed to relay; refused at connect", "client", c.RemoteAddr().String())
+		go func() {
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprintf(c, "554 5.7.1 %s: this relay does not accept mail from you\r\n", l.s.Domain)
+			c.Close()
+		}()
+	}
+}
+
+type backend struct{ s *Server }
+
+func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	s := b.s
+	id := s.connID.Add(1)
+	log := s.log.With("conn", id, "client", c.Conn().RemoteAddr().String())
+	return &session{s: s, c: c, id: id, log: log, gs: s.Gate.NewSession("relay", log)}, nil
+}
+
+// errorLog sends go-smtp's own error messages to the log.
+type errorLog struct{ log *slog.Logger }
+
+func (e errorLog) Printf(format string, v ...any) { e.log.Warn(fmt.Sprintf(format, v...)) }
+func (e errorLog) Println(v ...any)               { e.log.Warn(fmt.Sprint(v...)) }
