@@ -179,6 +179,9 @@ func under(d, p string) bool {
 // or routes itself.
 func (c *Checker) Protects(domain string) bool { return c.inProtected(domain) }
 
+// Protected returns the normalised protected domains and suffixes, sorted.
+func (c *Checker) Protected() []string { return slices.Clone(c.protected) }
+
 func (c *Checker) inProtected(d string) bool {
 	for _, p := range c.protected {
 		if under(d, p) {

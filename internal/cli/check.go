@@ -68,6 +68,9 @@ func runCheck(ctx context.Context, args []string, std Stdio) int {
 		fmt.Fprintf(std.Err, "stray check: %v\n", err)
 		return ExitUsage
 	}
+	if len(checker.Protected()) == 0 {
+		fmt.Fprintln(std.Err, noProtectHint)
+	}
 	out := bufio.NewWriterSize(std.Out, 64*1024)
 	defer out.Flush()
 	emit := emitText
@@ -123,6 +126,10 @@ func buildChecker(configPath string, protect, known []string, deny ...string) (*
 	}
 	return detect.New(k)
 }
+
+// noProtectHint is said once when no protected domain is configured: the
+// organisation's own lookalikes (army.ml for army.mil) are then unknown.
+const noProtectHint = "stray: no protected domains (--protect or detect.protect): checking against popular providers only; name your own domains to catch their lookalikes"
 
 // errBlankLine is the error of a blank input line.
 var errBlankLine = errors.New("blank line: not an address")

@@ -210,3 +210,14 @@ func TestALongInvalidAddressIsClippedInTheOutput(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckWithoutProtectedDomainsSaysSoOnce(t *testing.T) {
+	t.Parallel()
+	_, out, errOut := run(t, "j.smith@army.ml\nk@army.ml\n", "check")
+	if strings.Count(errOut, "no protected domains") != 1 || strings.Contains(out, "no protected") {
+		t.Fatalf("without --protect: stdout %q, stderr %q; want the hint once, on stderr", out, errOut)
+	}
+	if _, _, errOut := run(t, "j.smith@army.ml\n", "check", "--protect", "mil"); errOut != "" {
+		t.Fatalf("with --protect: stderr %q, want nothing", errOut)
+	}
+}
