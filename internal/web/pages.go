@@ -665,6 +665,6 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, u *session) {
 	}
 	v := s.view(u, "Event log", "events")
 	v.Data = eventsData{Events: evs, Kind: kind, Kinds: []string{"", "login", "login-failed", "logout", "csrf-refused", "decision", "held",
-		"notified", "releasing", "released", "released-fixed", "discarded", "expired", "release-failed", "rule-added", "rule-deleted", "sender-allow-deleted"}}
+		"notified", "releasing", "released", "released-fixed", "discarded", "expired", "release-failed", "rule-added", "rule-deleted", "sender-allow-deleted", "sink"}}
 	s.render(w, r, http.StatusOK, "events", v)
 }

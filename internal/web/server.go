@@ -251,8 +251,9 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%d B", n)
 	},
-	"join":  strings.Join,
-	"deref": func(b *bool) bool { return b != nil && *b },
+	"join":   strings.Join,
+	"fields": detailFields,
+	"deref":  func(b *bool) bool { return b != nil && *b },
 	"domainOf": func(a string) string {
 		if i := strings.LastIndexByte(a, '@'); i >= 0 {
 			return a[i+1:]
