@@ -1,20 +1,16 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/stray-mail/stray/detect"
 	"github.com/stray-mail/stray/internal/audit"
-	"github.com/stray-mail/stray/internal/config"
 	"github.com/stray-mail/stray/internal/maillog"
 	"github.com/stray-mail/stray/internal/store"
 	"github.com/stray-mail/stray/internal/web"
@@ -149,25 +145,5 @@ func TestASavedAuditReadsBackWhole(t *testing.T) {
 	}
 	if rep.Leaks != 11 || rep.Delivered != 20 || len(rep.Domains) == 0 || rep.Attempts[maillog.Sent] == 0 || rep.ByVerdict[detect.Block] == 0 {
 		t.Fatalf("read back: leaks %d of %d, %d domains, attempts %v, verdicts %v", rep.Leaks, rep.Delivered, len(rep.Domains), rep.Attempts, rep.ByVerdict)
-	}
-}
-
-func TestWithRulesAddsRuntimeRulesAndSkipsBadOnes(t *testing.T) {
-	cfg := config.Default()
-	cfg.Policy.Allow = []string{"friend.ml"}
-	rules := []store.Rule{{ID: 1, Kind: "allow", Pattern: "partner.ml"}, {ID: 2, Kind: "allow", Pattern: "x..ml"}, {ID: 3, Kind: "deny", Pattern: ".ml"}}
-	var log bytes.Buffer
-	got := withRules(cfg, rules, slog.New(slog.NewTextHandler(&log, nil)))
-	if !slices.Equal(got.Policy.Allow, []string{"friend.ml", "partner.ml"}) || !slices.Equal(got.Policy.Deny, []string{".ml"}) {
-		t.Fatalf("allow %v deny %v", got.Policy.Allow, got.Policy.Deny)
-	}
-	if !slices.Equal(cfg.Policy.Allow, []string{"friend.ml"}) || len(cfg.Policy.Deny) != 0 {
-		t.Fatal("withRules changed the running config")
-	}
-	if !strings.Contains(log.String(), "skipping a run-time policy rule") || !strings.Contains(log.String(), "x..ml") {
-		t.Fatalf("no warning for the bad rule: %s", log.String())
-	}
-	if _, err := engineFrom(got, detect.Knowledge{}); err != nil {
-		t.Fatalf("the engine does not build with the rules: %v", err)
 	}
 }

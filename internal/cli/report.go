@@ -4,13 +4,14 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/stray-mail/stray/internal/daemon"
 	"github.com/stray-mail/stray/internal/store"
 )
 
 // openConfiguredStore opens the store the config file names (the embedded
 // default without one).
 func openConfiguredStore(ctx context.Context, cfgPath string) (store.Store, error) {
-	cfg, err := loadConfig(cfgPath)
+	cfg, err := daemon.LoadConfig(cfgPath)
 	if err != nil {
 		return nil, err
 	}

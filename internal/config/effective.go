@@ -57,9 +57,10 @@ func (c *Config) Effective() Effective {
 	e.Listen = map[string]string{"milter": c.Listen.Milter, "policy": c.Listen.Policy, "http": c.Listen.HTTP, "reply": c.Listen.Reply}
 	e.Off = map[string]string{}
 	isOn := func(b *bool) bool { return b == nil || *b }
-	// As stray serve runs it: the store is opened only for hold and
-	// confirm, and the dashboard and the API need the store (users,
-	// tokens) and the http listener.
+	// As stray serve runs it: the store is opened whenever one is named,
+	// hold and confirm or not; hold and confirm, the dashboard and the
+	// API need the store (messages, users, tokens), and the dashboard and
+	// the API the http listener.
 	hold := isOn(c.Hold.Enabled)
 	if hold && c.Store == "" {
 		hold = false
@@ -70,8 +71,8 @@ func (c *Config) Effective() Effective {
 		switch {
 		case !isOn(b):
 			return false
-		case !hold:
-			e.Off[key] = "needs the store: store and hold.enabled"
+		case c.Store == "":
+			e.Off[key] = "needs the store: store"
 			return false
 		case c.Listen.HTTP == "":
 			e.Off[key] = "needs listen.http"
