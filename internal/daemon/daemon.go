@@ -21,6 +21,7 @@ import (
 	"github.com/stray-mail/stray/internal/gate"
 	"github.com/stray-mail/stray/internal/hold"
 	"github.com/stray-mail/stray/internal/postconf"
+	"github.com/stray-mail/stray/internal/record"
 	"github.com/stray-mail/stray/internal/store"
 )
 
@@ -59,10 +60,10 @@ type Daemon struct {
 	log      *slog.Logger
 	gate     *gate.Gate
 	builder  *EngineBuilder
-	holder   *hold.Holder   // nil: hold and confirm off
-	recorder *hold.Recorder // nil without a store
-	st       store.Store    // nil: no store
-	node     string         // this node's name in the event log
+	holder   *hold.Holder     // nil: hold and confirm off
+	recorder *record.Recorder // nil without a store
+	st       store.Store      // nil: no store
+	node     string           // this node's name in the event log
 	reg      *prometheus.Registry
 
 	shutdown  []func(context.Context) error
@@ -154,7 +155,7 @@ func (d *Daemon) openStore(ctx context.Context, cfg *config.Config) error {
 	}
 	d.st = st
 	d.builder.Store = st
-	d.recorder = hold.NewRecorder(st, d.log)
+	d.recorder = record.New(st, d.log)
 	d.recorder.OnSenderAllow(d.RequestReload) // a release as typed applies at once
 	if !*cfg.Hold.Enabled {
 		d.log.Info("store open; hold and confirm off", "store", store.RedactDSN(cfg.StoreDSN()))
