@@ -30,7 +30,7 @@ func (d *Daemon) mountWeb(mux *http.ServeMux) error {
 			// Failed authentications are limited per client: behind a
 			// trusted proxy, the client it forwards for.
 			clientIP := func(r *http.Request) string { return realip.Key(realip.From(r, proxies)) }
-			srv, err := api.New(api.Config{Engine: d.gate.Engine, Tokens: d.st, Log: d.log, Rate: cfg.Web.APIRate,
+			srv, err := api.New(api.Config{Gate: d.gate, Tokens: d.st, Log: d.log, Rate: cfg.Web.APIRate,
 				Burst: int(2 * cfg.Web.APIRate), AllowedOrigins: cfg.Web.CORSOrigins, Registerer: d.reg, ClientIP: clientIP})
 			if err != nil {
 				return err

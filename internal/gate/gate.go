@@ -174,6 +174,9 @@ type Session struct {
 	inMsg    bool
 	rcpts    []RcptResult
 	release  []string // values of release headers seen
+	// dry: a check of a message not being sent (Gate.Check): nothing is
+	// recorded, counted or logged.
+	dry bool
 }
 
 // NewSession starts a session for a front end ("milter", "policy", …),
@@ -183,6 +186,25 @@ func (g *Gate) NewSession(frontend string, log *slog.Logger) *Session {
 		log = g.log
 	}
 	return &Session{g: g, frontend: frontend, log: log}
+}
+
+// Check decides the recipients of a message that is not being sent (the
+// HTTP check API, at compose time) exactly as a session's Rcpt would, with
+// one engine for all of them, but records nothing: no learning, no events,
+// no counts, no metrics and no decision log lines (compose-time checks are
+// not mail, and their recipients are not logged). rcpts are addresses as an MTA would give them
+// (address.Address.String()).
+func (g *Gate) Check(ctx context.Context, sender string, rcpts []string) []RcptResult {
+	s := &Session{g: g, frontend: "check", log: g.log, dry: true}
+	s.MailAuth(sender, Auth{})
+	out := make([]RcptResult, 0, len(rcpts))
+	for _, r := range rcpts {
+		if ctx.Err() != nil {
+			break
+		}
+		out = append(out, s.Rcpt(r))
+	}
+	return out
 }
 
 // Auth is what the MTA says about how the sender authenticated.
@@ -255,6 +277,9 @@ func (s *Session) RcptResolved(rcpt, resolved string) RcptResult {
 	var via string
 	r.Decision, r.Reply, via = s.decide(rcpt, strings.TrimSpace(resolved))
 	s.rcpts = append(s.rcpts, r)
+	if s.dry {
+		return r
+	}
 	if s.g.recorder != nil {
 		s.g.recorder.Decided(r.Decision.Finding.Verdict, r.Decision.Action)
 		if r.Decision.Finding.Verdict != detect.OK || r.Decision.Rule != "" {
