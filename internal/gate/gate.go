@@ -441,13 +441,14 @@ type End struct {
 	Released []string
 }
 
-// End finishes the current message and says what to do with it.
-func (s *Session) End() End {
+// End finishes the current message and says what to do with it. ctx
+// bounds the store calls it makes (recognising a release header).
+func (s *Session) End(ctx context.Context) End {
 	var e End
 	released := map[string]bool{}
 	if s.g.releases != nil {
 		for _, v := range s.release {
-			if rc, ok := s.g.releases.Released(context.Background(), v); ok {
+			if rc, ok := s.g.releases.Released(ctx, v); ok {
 				for _, r := range rc {
 					released[strings.ToLower(r)] = true
 				}

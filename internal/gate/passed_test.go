@@ -74,7 +74,7 @@ func TestDeliveredRecipientsSayWhyTheyPassed(t *testing.T) {
 			if tt.release != nil {
 				s.Header(gate.ReleaseHeader, "signed")
 			}
-			s.End()
+			s.End(context.Background())
 			var got []gate.Delivery
 			for _, d := range rec.delivered {
 				if d.sender != "alice@army.mil" {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/stray-mail/stray/internal/config"
 	"github.com/stray-mail/stray/internal/store"
 )
 
@@ -146,7 +147,7 @@ func (h *Holder) notification(m *store.Message) []byte {
 		b.WriteString("Or reply to this message with SEND, FIX (send to the suggested address)\r\nor CANCEL as its first word.\r\n\r\n")
 	}
 	b.WriteString("Any other recipients of the message have received it already.\r\n")
-	fmt.Fprintf(&b, "If you do nothing, it will be %s on %s.\r\n", map[bool]string{true: "sent anyway", false: "discarded"}[h.cfg.OnExpiry == "release"], exp.UTC().Format("Mon 2 Jan 2006 15:04 MST"))
+	fmt.Fprintf(&b, "If you do nothing, it will be %s on %s.\r\n", map[bool]string{true: "sent anyway", false: "discarded"}[h.cfg.OnExpiry == config.ExpiryRelease], exp.UTC().Format("Mon 2 Jan 2006 15:04 MST"))
 	b.WriteString("\r\n-- \r\nstray, which checks outgoing mail for mistyped addresses\r\n")
 	return []byte(b.String())
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stray-mail/stray/internal/config"
 	"github.com/stray-mail/stray/internal/gate"
 	"github.com/stray-mail/stray/internal/hold"
 	"github.com/stray-mail/stray/internal/store"
@@ -141,14 +142,14 @@ func (c *conn) endOfMessage(end gate.End, content *contentBuf, queueID, sender s
 		}
 		req.Held = append(req.Held, rec)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(c.srv.ctx, 20*time.Second)
 	defer cancel()
 	crashPoint("before-hold")
 	held, err := h.HoldMessage(ctx, req)
 	crashPoint("after-hold")
 	if err != nil {
 		c.log.Error("cannot store the held message", "queue_id", queueID, "err", err)
-		if c.srv.OnStoreError == "quarantine" {
+		if c.srv.OnStoreError == config.StoreErrorQuarantine {
 			return quarantine, respContinue, after
 		}
 		// Never accept what cannot be stored: the MTA keeps the message

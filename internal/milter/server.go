@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stray-mail/stray/internal/config"
 	"github.com/stray-mail/stray/internal/connserver"
 	"github.com/stray-mail/stray/internal/gate"
 	"github.com/stray-mail/stray/internal/hold"
@@ -34,7 +35,7 @@ type Server struct {
 	// OnStoreError is what to answer when a message cannot be stored:
 	// "tempfail" (default: the MTA retries, nothing is lost) or
 	// "quarantine" (the MTA's hold queue).
-	OnStoreError string
+	OnStoreError config.OnStoreError
 	// IdleTimeout bounds the wait for the MTA's next command (default 10m:
 	// an MTA keeps its milter connection for a whole SMTP session).
 	IdleTimeout time.Duration
@@ -49,10 +50,15 @@ type Server struct {
 
 	once sync.Once
 	cs   connserver.Server
+	// ctx is the connections' context: the store calls of a message in
+	// progress end with it, when Shutdown has closed what was left.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 func (s *Server) server() *connserver.Server {
 	s.once.Do(func() {
+		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.cs.Handle = func(c *connserver.Conn) { (&conn{srv: s, c: c}).serve() }
 		s.cs.MaxConns = s.MaxConns
 		s.cs.Log = s.Gate.Logger().With("frontend", "milter")
@@ -68,7 +74,11 @@ func (s *Server) Serve(l net.Listener) error { return s.server().Serve(l) }
 // progress (closing them between messages), and when ctx ends closes what
 // is left: the MTA then applies its default action (tempfail) to those
 // messages.
-func (s *Server) Shutdown(ctx context.Context) error { return s.server().Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.server().Shutdown(ctx)
+	s.cancel()
+	return err
+}
 
 type conn struct {
 	srv     *Server
@@ -258,7 +268,7 @@ func (c *conn) loop() error {
 			// All recipients are known. A clean message is accepted
 			// here: the MTA sends no headers, body or end of message.
 			if !sess.NeedsEnd() && !reinjection {
-				sess.End()
+				sess.End(c.srv.ctx)
 				c.endMessage(&queueID)
 				if err := reply(respAccept, nil); err != nil {
 					return err
@@ -303,7 +313,7 @@ func (c *conn) loop() error {
 		case cmdEOM:
 			qid := sess.QueueID()
 			sender := sess.Sender()
-			end := sess.End()
+			end := sess.End(c.srv.ctx)
 			c.endMessage(&queueID)
 			packets, code, after := c.endOfMessage(end, content, qid, sender)
 			content = nil

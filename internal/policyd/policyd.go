@@ -102,10 +102,15 @@ type Server struct {
 
 	once sync.Once
 	cs   connserver.Server
+	// ctx is the connections' context; it ends when Shutdown has closed
+	// what was left.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 func (s *Server) server() *connserver.Server {
 	s.once.Do(func() {
+		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.cs.Handle = s.serveConn
 		s.cs.MaxConns = s.MaxConns
 		s.cs.Log = s.Gate.Logger().With("frontend", "policy")
@@ -119,7 +124,11 @@ func (s *Server) Serve(l net.Listener) error { return s.server().Serve(l) }
 // Shutdown stops accepting, closes idle connections, lets requests in
 // progress finish, and closes the rest when ctx ends (Postfix then answers
 // its smtpd_policy_service_default_action, a tempfail by default).
-func (s *Server) Shutdown(ctx context.Context) error { return s.server().Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.server().Shutdown(ctx)
+	s.cancel()
+	return err
+}
 
 func (s *Server) serveConn(c *connserver.Conn) {
 	log := s.Gate.Logger().With("frontend", "policy", "conn", c.ID, "client", c.RemoteAddr().String())
@@ -141,7 +150,7 @@ func (s *Server) serveConn(c *connserver.Conn) {
 	r := bufio.NewReaderSize(c, MaxLine)
 	w := bufio.NewWriter(c)
 	sess := s.Gate.NewSession("policy", log)
-	m := &message{}
+	m := &message{ctx: s.ctx}
 	defer m.end(sess) // Postfix closed the connection: the last message is over
 	for first := true; ; first = false {
 		if first {
@@ -179,6 +188,7 @@ func (s *Server) serveConn(c *connserver.Conn) {
 
 // message is the message a connection's requests are about.
 type message struct {
+	ctx      context.Context
 	instance string // Postfix's instance attribute: one per message
 	open     bool   // the session holds recipients not yet ended
 }
@@ -188,7 +198,7 @@ type message struct {
 // and PREPEND were given at RCPT.
 func (m *message) end(sess *gate.Session) {
 	if m.open {
-		sess.End()
+		sess.End(m.ctx)
 		m.open = false
 	}
 }
