@@ -31,6 +31,9 @@ func SendMail(ctx context.Context, server, from string, to []string, msg []byte)
 	} else {
 		nc.SetDeadline(time.Now().Add(5 * time.Minute))
 	}
+	// A context that ends early (shutdown) ends the conversation too.
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
+	defer stop()
 	c := smtp.NewClient(nc)
 	defer c.Close()
 	if err := c.Hello("stray.localdomain"); err != nil {

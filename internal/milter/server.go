@@ -54,6 +54,19 @@ type Server struct {
 	// progress end with it, when Shutdown has closed what was left.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// bg tracks work a message leaves behind (the sender's
+	// notification), so that Shutdown waits for it.
+	bg sync.WaitGroup
+}
+
+// background runs f beside the connections; Shutdown waits for it, and
+// its context ends when Shutdown's does.
+func (s *Server) background(f func(context.Context)) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		f(s.ctx)
+	}()
 }
 
 func (s *Server) server() *connserver.Server {
@@ -71,12 +84,23 @@ func (s *Server) server() *connserver.Server {
 func (s *Server) Serve(l net.Listener) error { return s.server().Serve(l) }
 
 // Shutdown stops accepting, lets connections finish the message in
-// progress (closing them between messages), and when ctx ends closes what
-// is left: the MTA then applies its default action (tempfail) to those
-// messages.
+// progress (closing them between messages) and the senders' notifications
+// in progress finish, and when ctx ends closes what is left: the MTA then
+// applies its default action (tempfail) to those messages, and the hold
+// sweep sends the notifications.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.server().Shutdown(ctx)
-	s.cancel()
+	done := make(chan struct{})
+	go func() { s.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	s.cancel() // what is left gives up; the hold sweep finishes it
+	<-done
 	return err
 }
 
