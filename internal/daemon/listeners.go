@@ -83,7 +83,11 @@ func (d *Daemon) StartMilter(addr string) error {
 		return err
 	}
 	cfg := d.Config()
-	s := &milter.Server{Gate: d.gate, Holder: d.holder, MaxHoldSize: cfg.Hold.MaxSize, OnStoreError: cfg.Hold.OnStoreError,
+	var holder milter.Holder // a nil *hold.Holder must stay a nil interface
+	if d.holder != nil {
+		holder = d.holder
+	}
+	s := &milter.Server{Sessions: milter.GateSessions(d.gate), Holder: holder, MaxHoldSize: cfg.Hold.MaxSize, OnStoreError: cfg.Hold.OnStoreError,
 		MaxConns: d.caps().Milter}
 	d.run("milter", addr, func() error { return s.Serve(l) }, s.Shutdown, "max_connections", s.MaxConns)
 	return nil

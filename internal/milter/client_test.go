@@ -27,7 +27,7 @@ func newGate(t testing.TB, k detect.Knowledge, pc policy.Config) *gate.Gate {
 // startServer serves the milter on a loopback port.
 func startServer(t testing.TB, g *gate.Gate) (*Server, string) {
 	t.Helper()
-	s := &Server{Gate: g, IdleTimeout: 5 * time.Second}
+	s := &Server{Sessions: GateSessions(g), IdleTimeout: 5 * time.Second}
 	return s, gatetest.Serve(t, s)
 }
 

@@ -20,7 +20,7 @@ import (
 func TestMilterAnswersAnIndependentMilterClient(t *testing.T) {
 	t.Parallel()
 	g := gatetest.New(t, detect.Knowledge{Protected: []string{"mil"}}, policy.Config{})
-	addr := gatetest.Serve(t, &Server{Gate: g, IdleTimeout: 5 * time.Second})
+	addr := gatetest.Serve(t, &Server{Sessions: GateSessions(g), IdleTimeout: 5 * time.Second})
 	client := gomilter.NewClient("tcp", addr, gomilter.WithReadTimeout(5*time.Second), gomilter.WithWriteTimeout(5*time.Second))
 
 	type rcpt struct {

@@ -21,14 +21,52 @@ import (
 	"github.com/stray-mail/stray/internal/hold"
 )
 
+// Session is what the milter asks about one connection's messages, in
+// protocol order; *gate.Session is one. The milter decides nothing: it
+// translates packets into these calls and their answers into packets.
+type Session interface {
+	MailAuth(sender string, auth gate.Auth)
+	SetQueueID(id string)
+	QueueID() string
+	Sender() string
+	RcptResolved(rcpt, resolved string) gate.RcptResult
+	// NeedsEnd: whether the content matters (false: accept at DATA).
+	NeedsEnd() bool
+	Header(name, value string)
+	End(ctx context.Context) gate.End
+	Reset()
+}
+
+// Sessions starts one Session per connection.
+type Sessions interface {
+	NewSession(log *slog.Logger) Session
+	Logger() *slog.Logger
+}
+
+// GateSessions is g's sessions for the milter front end.
+func GateSessions(g *gate.Gate) Sessions { return gateSessions{g} }
+
+type gateSessions struct{ g *gate.Gate }
+
+func (s gateSessions) NewSession(log *slog.Logger) Session { return s.g.NewSession("milter", log) }
+func (s gateSessions) Logger() *slog.Logger                { return s.g.Logger() }
+
+// Holder keeps held messages (hold and confirm); *hold.Holder is one.
+type Holder interface {
+	HoldMessage(ctx context.Context, r hold.Request) (hold.Held, error)
+	Notify(ctx context.Context, id string) error
+	CheckReinjection(ctx context.Context, header string) (string, hold.Reinjection)
+	Reinjected(ctx context.Context, id string)
+}
+
 // Server serves the milter protocol on listeners.
 type Server struct {
-	Gate *gate.Gate
+	Sessions Sessions
 	// Holder, when set, holds messages in the store (hold and confirm):
 	// the content of a message with held recipients is collected, stored,
 	// and those recipients removed from this delivery. Without it a hold
 	// quarantines the whole message in the MTA's hold queue.
-	Holder *hold.Holder
+	Holder Holder
 	// MaxHoldSize bounds a message collected for holding (default 64 MiB);
 	// a larger one is quarantined in the MTA instead.
 	MaxHoldSize int
@@ -74,7 +112,7 @@ func (s *Server) server() *connserver.Server {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.cs.Handle = func(c *connserver.Conn) { (&conn{srv: s, c: c}).serve() }
 		s.cs.MaxConns = s.MaxConns
-		s.cs.Log = s.Gate.Logger().With("frontend", "milter")
+		s.cs.Log = s.Sessions.Logger().With("frontend", "milter")
 	})
 	return &s.cs
 }
@@ -119,7 +157,7 @@ var (
 )
 
 func (c *conn) serve() {
-	c.log = c.srv.Gate.Logger().With("frontend", "milter", "conn", c.c.ID, "client", c.c.RemoteAddr().String())
+	c.log = c.srv.Sessions.Logger().With("frontend", "milter", "conn", c.c.ID, "client", c.c.RemoteAddr().String())
 	defer func() {
 		if p := recover(); p != nil {
 			// A bug must not lose mail: answer tempfail, so the MTA
@@ -158,7 +196,7 @@ func (c *conn) loop() error {
 	w := writers.Get().(*bufio.Writer)
 	w.Reset(c.c)
 	defer func() { w.Reset(nil); writers.Put(w) }()
-	sess := c.srv.Gate.NewSession("milter", c.log)
+	sess := c.srv.Sessions.NewSession(c.log)
 	queueID := ""
 	// What the MTA says about the sender's login and where it resolved the
 	// recipient; authKnown once it agreed to send the login macro.

@@ -249,7 +249,7 @@ func FuzzSession(f *testing.F) {
 	f.Add(seed.Bytes())
 	g := newGate(f, detect.Knowledge{Protected: []string{"mil"}}, policy.Config{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s := &Server{Gate: g, IdleTimeout: time.Second}
+		s := &Server{Sessions: GateSessions(g), IdleTimeout: time.Second}
 		client, server := net.Pipe()
 		s.server().Track(server)
 		go io.Copy(io.Discard, client)

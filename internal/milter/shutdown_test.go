@@ -46,7 +46,7 @@ func TestShutdownWaitsForTheHeldMessagesNotification(t *testing.T) {
 		return ctx.Err()
 	}
 	h := hold.New(hold.Config{Node: "n1", BaseURL: "http://127.0.0.1:1"}, st, signer, slog.New(slog.NewTextHandler(io.Discard, nil)), mailer)
-	s := &Server{Gate: gatetest.New(t, detect.Knowledge{}, policy.Config{}), Holder: h, IdleTimeout: 5 * time.Second}
+	s := &Server{Sessions: GateSessions(gatetest.New(t, detect.Knowledge{}, policy.Config{})), Holder: h, IdleTimeout: 5 * time.Second}
 	addr := gatetest.Serve(t, s)
 
 	c := dial(t, addr)
