@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"github.com/stray-mail/stray/detect"
 	"github.com/stray-mail/stray/internal/audit"
 	"github.com/stray-mail/stray/internal/maillog"
+	"github.com/stray-mail/stray/internal/postfixtest"
 	"github.com/stray-mail/stray/internal/store"
 	"github.com/stray-mail/stray/internal/web"
 	"github.com/stray-mail/stray/internal/web/api"
@@ -145,5 +147,27 @@ func TestASavedAuditReadsBackWhole(t *testing.T) {
 	}
 	if rep.Leaks != 11 || rep.Delivered != 20 || len(rep.Domains) == 0 || rep.Attempts[maillog.Sent] == 0 || rep.ByVerdict[detect.Block] == 0 {
 		t.Fatalf("read back: leaks %d of %d, %d domains, attempts %v, verdicts %v", rep.Leaks, rep.Delivered, len(rep.Domains), rep.Attempts, rep.ByVerdict)
+	}
+}
+
+// Issue 12: a store that cannot be reached is a runtime failure (exit 3),
+// not a usage error (2), for the daemons and for the commands that only
+// open the store.
+func TestAnUnreachableStoreExitsThree(t *testing.T) {
+	t.Parallel()
+	port := postfixtest.FreePort(t) // nothing listens there
+	cfg := filepath.Join(t.TempDir(), "stray.yaml")
+	body := fmt.Sprintf("store: postgres://stray@127.0.0.1:%d/test?connect_timeout=2\nlisten:\n  milter: \"\"\n  http: \"\"\n  policy: 127.0.0.1:%d\n", port, postfixtest.FreePort(t))
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"serve", "--config", cfg, "--postconf", "off"},
+		{"user", "list", "--config", cfg},
+		{"token", "list", "--config", cfg},
+	} {
+		if code, _, errOut := run(t, "", args...); code != ExitRuntime {
+			t.Errorf("%v: exit %d (%s), want %d", args, code, strings.TrimSpace(errOut), ExitRuntime)
+		}
 	}
 }

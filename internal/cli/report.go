@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/stray-mail/stray/internal/daemon"
@@ -17,9 +18,25 @@ func openConfiguredStore(ctx context.Context, cfgPath string) (store.Store, erro
 	}
 	st, err := store.Open(ctx, cfg.StoreDSN())
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, runtimeErr{fmt.Errorf("store: %w", err)}
 	}
 	return st, nil
+}
+
+// runtimeErr marks a failure of something the command needs at run time
+// (the store, DNS), as opposed to a usage mistake.
+type runtimeErr struct{ error }
+
+func (e runtimeErr) Unwrap() error { return e.error }
+
+// exitFor is the exit code for a command's error: ExitRuntime for a
+// runtime failure, ExitUsage for the rest.
+func exitFor(err error) int {
+	var re runtimeErr
+	if errors.As(err, &re) || errors.Is(err, daemon.ErrUnavailable) {
+		return ExitRuntime
+	}
+	return ExitUsage
 }
 
 // saveReport stores an audit or scan result in the store the config

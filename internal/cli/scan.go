@@ -45,7 +45,8 @@ takes a random recipient (EHLO, MAIL FROM:<>, RCPT TO, QUIT; never DATA).
 object {"scanned_at","new":[...],"gone":[...],"changed":[...]}.
 
 Exit status: 0 nothing found (or, with --state, nothing new), 1 registered
-lookalikes found (or something new), 2 usage error or no DNS answers at all.
+lookalikes found (or something new), 2 usage error, 3 no DNS answers at all
+(DNS down).
 
 Examples:
   stray scan army.mil mail.mil
@@ -159,7 +160,9 @@ func runScan(ctx context.Context, args []string, std Stdio) int {
 		}
 	}
 	if len(results) > 0 && unknown == len(results) {
-		return usageErr("no answer from %s for any of %d lookalikes (first: %s)", server, len(results), strings.Join(results[0].Errors, "; "))
+		// DNS down: a runtime failure, not a usage error.
+		fmt.Fprintf(std.Err, "stray scan: no answer from %s for any of %d lookalikes (first: %s)\n", server, len(results), strings.Join(results[0].Errors, "; "))
+		return ExitRuntime
 	}
 	if unknown > 0 {
 		fmt.Fprintf(std.Err, "stray scan: %d of %d lookalikes unknown (SERVFAIL or timeout); run again or use --all to see them\n", unknown, len(results))
