@@ -134,13 +134,15 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.knowledge = k
-	d.gate = gate.New(eng, d.log, d.reg)
+	var deps []gate.Option
 	if d.recorder != nil {
-		d.gate.SetRecorder(d.recorder)
+		deps = append(deps, gate.WithRecorder(d.recorder))
 	}
 	if d.holder != nil {
-		d.gate.SetReleases(d.holder)
-		d.gate.SetWarner(d.holder)
+		deps = append(deps, gate.WithReleases(d.holder), gate.WithWarner(d.holder))
+	}
+	d.gate = gate.New(eng, d.log, d.reg, deps...)
+	if d.holder != nil {
 		d.log.Info("hold and confirm on", "store", store.RedactDSN(cfg.StoreDSN()), "node", d.node)
 	}
 	return d, nil

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stray-mail/stray/detect"
+	"github.com/stray-mail/stray/internal/gate"
 	"github.com/stray-mail/stray/internal/gate/gatetest"
 	"github.com/stray-mail/stray/internal/policy"
 )
@@ -39,9 +40,8 @@ func TestEndAsksTheStoreWithTheFrontEndsContext(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			g := gatetest.New(t, detect.Knowledge{Protected: []string{"mil"}}, policy.Config{})
 			rel := &releases{}
-			g.SetReleases(rel)
+			g := gatetest.New(t, detect.Knowledge{Protected: []string{"mil"}}, policy.Config{}, gate.WithReleases(rel))
 			s := g.NewSession("test", nil)
 			s.Mail("a@army.mil")
 			if r := s.Rcpt("j@gmial.com"); r.Decision.Action != policy.Hold {

@@ -56,9 +56,6 @@ type Warner interface {
 	Warned(queueID, sender string, r RcptResult)
 }
 
-// SetWarner installs the warner (the hold workflow's notifications).
-func (g *Gate) SetWarner(w Warner) { g.warner = w }
-
 // Releases recognises a message re-injected after its sender confirmed it:
 // it verifies the value of its release header and returns the recipients it
 // releases (ok false for a forged, expired or replayed header).
@@ -111,11 +108,17 @@ type Delivery struct {
 	Passed    Passed
 }
 
-// SetReleases installs the release recogniser (hold and confirm).
-func (g *Gate) SetReleases(r Releases) { g.releases = r }
+// Option gives a Gate one of its optional dependencies.
+type Option func(*Gate)
 
-// SetRecorder installs the recorder.
-func (g *Gate) SetRecorder(r Recorder) { g.recorder = r }
+// WithRecorder records what the gate saw (learning, events, counts).
+func WithRecorder(r Recorder) Option { return func(g *Gate) { g.recorder = r } }
+
+// WithReleases recognises released messages (hold and confirm).
+func WithReleases(r Releases) Option { return func(g *Gate) { g.releases = r } }
+
+// WithWarner tells senders about warned recipients (hold's notifications).
+func WithWarner(w Warner) Option { return func(g *Gate) { g.warner = w } }
 
 // ReleaseHeader is the header field released messages carry.
 const ReleaseHeader = "X-Stray-Release"
@@ -126,9 +129,13 @@ type metrics struct {
 	messages  *prometheus.CounterVec
 }
 
-// New makes a Gate. reg may be nil (no metrics registered).
-func New(e *Engine, log *slog.Logger, reg prometheus.Registerer) *Gate {
+// New makes a Gate with its dependencies. reg may be nil (no metrics
+// registered).
+func New(e *Engine, log *slog.Logger, reg prometheus.Registerer, opts ...Option) *Gate {
 	g := &Gate{log: log}
+	for _, o := range opts {
+		o(g)
+	}
 	g.engine.Store(e)
 	g.metrics = &metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{

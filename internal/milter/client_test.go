@@ -20,8 +20,8 @@ type testClient struct {
 	r  *bufio.Reader
 }
 
-func newGate(t testing.TB, k detect.Knowledge, pc policy.Config) *gate.Gate {
-	return gatetest.New(t, k, pc)
+func newGate(t testing.TB, k detect.Knowledge, pc policy.Config, opts ...gate.Option) *gate.Gate {
+	return gatetest.New(t, k, pc, opts...)
 }
 
 // startServer serves the milter on a loopback port.

@@ -277,9 +277,8 @@ func (w *warnings) Warned(queueID, sender string, r gate.RcptResult) {
 // streamed.
 func TestWarnByDefaultTellsTheSenderAndAddsNoHeader(t *testing.T) {
 	t.Parallel()
-	g := newGate(t, detect.Knowledge{Known: map[string]int{"westlandhigh.school.nz": 1000}}, policy.Config{})
 	w := &warnings{}
-	g.SetWarner(w)
+	g := newGate(t, detect.Knowledge{Known: map[string]int{"westlandhigh.school.nz": 1000}}, policy.Config{}, gate.WithWarner(w))
 	_, addr := startServer(t, g)
 	c := dial(t, addr)
 	c.negotiate()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stray-mail/stray/detect"
 	"github.com/stray-mail/stray/internal/gate"
+	"github.com/stray-mail/stray/internal/gate/gatetest"
 	"github.com/stray-mail/stray/internal/policy"
 )
 
@@ -87,9 +88,8 @@ func TestPolicyServerEndsEachMessageOnceSoItsCleanRecipientsTeach(t *testing.T) 
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			g := newGate(t, detect.Knowledge{Protected: []string{"mil"}}, policy.Config{})
 			rec := &deliveries{}
-			g.SetRecorder(rec)
+			g := gatetest.New(t, detect.Knowledge{Protected: []string{"mil"}}, policy.Config{}, gate.WithRecorder(rec))
 			_, addr := start(t, g)
 			nc, err := net.Dial("tcp", addr)
 			if err != nil {
