@@ -82,6 +82,9 @@ func TestPolicyServerEndsEachMessageOnceSoItsCleanRecipientsTeach(t *testing.T) 
 			[]string{"alice@army.mil: b@gmail.com", "bob@army.mil: e@outlook.com"}},
 		{"closing ends it", []string{messageRcpt("a1", "alice@army.mil", "b@gmail.com")}, true,
 			[]string{"alice@army.mil: b@gmail.com"}},
+		{"without an instance each request is a message", []string{messageRcpt("", "alice@army.mil", "b@gmail.com"),
+			messageRcpt("", "alice@army.mil", "d@yahoo.com")}, true,
+			[]string{"alice@army.mil: b@gmail.com", "alice@army.mil: d@yahoo.com"}},
 		{"a message of refused recipients teaches nothing", []string{messageRcpt("a1", "alice@army.mil", "b@army.ml"), endRequest("a1", "alice@army.mil")}, true,
 			nil},
 	}

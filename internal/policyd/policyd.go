@@ -228,6 +228,7 @@ func (s *Server) answer(sess *gate.Session, req Request, m *message) string {
 		return "DUNNO"
 	}
 	if inst == "" || inst != m.instance {
+		m.end(sess) // without an instance, each request is a message of its own
 		m.instance = inst
 		// Postfix sends sasl_username (empty when the client did not
 		// authenticate) when it supports SASL: the scopes then match the
