@@ -2,6 +2,8 @@ package gate_test
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/stray-mail/stray/detect"
@@ -58,3 +60,29 @@ func TestEndAsksTheStoreWithTheFrontEndsContext(t *testing.T) {
 		})
 	}
 }
+
+// The HTTP check API's recipients are not mail and are never logged, not
+// even one stray cannot read; nothing is recorded either.
+func TestCheckLogsAndRecordsNothing(t *testing.T) {
+	t.Parallel()
+	var logs strings.Builder
+	rec := &countingRecorder{}
+	g := gate.New(gatetest.New(t, detect.Knowledge{Protected: []string{"mil"}}, policy.Config{}).Engine(),
+		slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), nil, gate.WithRecorder(rec))
+	res := g.Check(context.Background(), "a@army.mil", []string{"b@army.ml", "not an address", "c@army.mil"})
+	if len(res) != 3 || res[0].Decision.Action != policy.Reject || res[1].Decision.Rule != policy.RuleUnreadable {
+		t.Fatalf("results %+v", res)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("Check logged:\n%s", logs.String())
+	}
+	if rec.n != 0 {
+		t.Errorf("Check recorded %d calls", rec.n)
+	}
+}
+
+type countingRecorder struct{ n int }
+
+func (r *countingRecorder) Delivered(string, []gate.Delivery)       { r.n++ }
+func (r *countingRecorder) Flagged(string, string, gate.RcptResult) { r.n++ }
+func (r *countingRecorder) Decided(detect.Verdict, policy.Action)   { r.n++ }
