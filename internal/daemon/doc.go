@@ -9,8 +9,8 @@
 // speaks no protocol (the front ends do); it never prints for people and
 // never picks an exit code (that is cli).
 //
-// A new front end goes here as one small start function beside
-// startPolicy: parse its address, open the listener with listen, make its
+// A new front end goes here as one small StartX(addr) method beside
+// StartPolicy: parse its address, open the listener with listen, make its
 // server with the daemon's gate, and hand Serve and Shutdown to run; then
 // add its listen.* key to the table in Start. The front end itself lives
 // in its own package and only translates its protocol into gate calls.
