@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -61,4 +62,59 @@ func TestPostfixPolicyServiceRejectsHoldsAndPrepends(t *testing.T) {
 	if len(rcpt) != 1 || rcpt[0].Code != 250 || data.Code != 250 {
 		t.Fatalf("after restart: %v %v", rcpt, data)
 	}
+}
+
+// Issue 12: mail through check_policy_service never taught stray its
+// correspondents and was never counted, and without hold and confirm
+// there was no store to learn into. With hold off and the policy server
+// asked at RCPT and at end of data, three senders' mail to a new domain
+// makes it a correspondent, and a slip of it is then held.
+func TestPolicyServiceTeachesCorrespondentsAndCountsWithHoldOff(t *testing.T) {
+	dir := t.TempDir()
+	s := startStray(t, "store: sqlite:"+dir+"/stray.db\nhold:\n  enabled: false\ndetect:\n  learn:\n    min_days: 1\n")
+	pf := postfixtest.Start(t, postfixtest.Options{Policy: s.Policy,
+		Extra: map[string]string{"smtpd_end_of_data_restrictions": "check_policy_service inet:" + s.Policy}})
+
+	if got := policyAnswer(t, &holdSetup{s: s}, "alice@example.org", "a@ewstlandhigh.school.nz"); !strings.HasPrefix(got, "action=DUNNO") {
+		t.Fatalf("before learning: %q, want DUNNO", got)
+	}
+	for i, to := range []string{"b@westlandhigh.school.nz", "c@westlandhigh.school.nz", "d@westlandhigh.school.nz"} {
+		from := []string{"alice@example.org", "bob@example.org", "carol@example.org"}[i]
+		if _, data, err := postfixtest.Send(pf.SMTP, from, []string{to}, msg); err != nil || data.Code != 250 {
+			t.Fatalf("send to %s: %v %v", to, data, err)
+		}
+	}
+	if got := pf.Sink.WaitRecipients(3, 20*time.Second); len(got) != 3 {
+		t.Fatalf("delivered %v", got)
+	}
+	// The probe above is a message of its own, ended when its connection
+	// closed: 1 + 3.
+	const counted = `stray_gate_messages_total{frontend="policy",outcome="delivered"} 4`
+	var metrics string
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(metrics, counted) && time.Now().Before(deadline); {
+		_, metrics = fetch(t, "http://"+s.HTTP+"/metrics")
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(metrics, counted) {
+		t.Errorf("policy messages not counted; want %q in:\n%s", counted, grepLines(metrics, "stray_gate_messages_total"))
+	}
+	time.Sleep(500 * time.Millisecond) // the recorder writes in the background
+	s.signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(s.log.String(), "reloaded configuration and knowledge") && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := policyAnswer(t, &holdSetup{s: s}, "alice@example.org", "a@ewstlandhigh.school.nz"); !strings.HasPrefix(got, "action=HOLD") || !strings.Contains(got, "westlandhigh.school.nz") {
+		t.Fatalf("after learning: %q, want HOLD naming westlandhigh.school.nz", got)
+	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -1,21 +1,19 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/stray-mail/stray/detect"
 	"github.com/stray-mail/stray/internal/audit"
-	"github.com/stray-mail/stray/internal/config"
 	"github.com/stray-mail/stray/internal/maillog"
+	"github.com/stray-mail/stray/internal/postfixtest"
 	"github.com/stray-mail/stray/internal/store"
 	"github.com/stray-mail/stray/internal/web"
 	"github.com/stray-mail/stray/internal/web/api"
@@ -152,22 +150,24 @@ func TestASavedAuditReadsBackWhole(t *testing.T) {
 	}
 }
 
-func TestWithRulesAddsRuntimeRulesAndSkipsBadOnes(t *testing.T) {
-	cfg := config.Default()
-	cfg.Policy.Allow = []string{"friend.ml"}
-	rules := []store.Rule{{ID: 1, Kind: "allow", Pattern: "partner.ml"}, {ID: 2, Kind: "allow", Pattern: "x..ml"}, {ID: 3, Kind: "deny", Pattern: ".ml"}}
-	var log bytes.Buffer
-	got := withRules(cfg, rules, slog.New(slog.NewTextHandler(&log, nil)))
-	if !slices.Equal(got.Policy.Allow, []string{"friend.ml", "partner.ml"}) || !slices.Equal(got.Policy.Deny, []string{".ml"}) {
-		t.Fatalf("allow %v deny %v", got.Policy.Allow, got.Policy.Deny)
+// Issue 12: a store that cannot be reached is a runtime failure (exit 3),
+// not a usage error (2), for the daemons and for the commands that only
+// open the store.
+func TestAnUnreachableStoreExitsThree(t *testing.T) {
+	t.Parallel()
+	port := postfixtest.FreePort(t) // nothing listens there
+	cfg := filepath.Join(t.TempDir(), "stray.yaml")
+	body := fmt.Sprintf("store: postgres://stray@127.0.0.1:%d/test?connect_timeout=2\nlisten:\n  milter: \"\"\n  http: \"\"\n  policy: 127.0.0.1:%d\n", port, postfixtest.FreePort(t))
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if !slices.Equal(cfg.Policy.Allow, []string{"friend.ml"}) || len(cfg.Policy.Deny) != 0 {
-		t.Fatal("withRules changed the running config")
-	}
-	if !strings.Contains(log.String(), "skipping a run-time policy rule") || !strings.Contains(log.String(), "x..ml") {
-		t.Fatalf("no warning for the bad rule: %s", log.String())
-	}
-	if _, err := engineFrom(got, detect.Knowledge{}); err != nil {
-		t.Fatalf("the engine does not build with the rules: %v", err)
+	for _, args := range [][]string{
+		{"serve", "--config", cfg, "--postconf", "off"},
+		{"user", "list", "--config", cfg},
+		{"token", "list", "--config", cfg},
+	} {
+		if code, _, errOut := run(t, "", args...); code != ExitRuntime {
+			t.Errorf("%v: exit %d (%s), want %d", args, code, strings.TrimSpace(errOut), ExitRuntime)
+		}
 	}
 }

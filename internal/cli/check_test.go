@@ -221,3 +221,16 @@ func TestCheckWithoutProtectedDomainsSaysSoOnce(t *testing.T) {
 		t.Fatalf("with --protect: stderr %q, want nothing", errOut)
 	}
 }
+
+// Issue 17: with army.ml in a known file, stray check said ok.
+func TestCheckWithAKnownLookalikeOfAProtectedDomainStillBlocks(t *testing.T) {
+	t.Parallel()
+	known := filepath.Join(t.TempDir(), "k.txt")
+	if err := os.WriteFile(known, []byte("army.ml 1\npartner.example 40\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := run(t, "", "check", "--protect", "mil", "--known", known, "j@army.ml", "x@partner.example")
+	if code != 1 || !strings.HasPrefix(out, "block  j@army.ml") || !strings.Contains(out, "ok     x@partner.example") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}

@@ -14,11 +14,12 @@ import (
 	"github.com/stray-mail/stray/detect"
 )
 
-// Exit codes, like grep's.
+// Exit codes, like grep's, and one for what failed at run time.
 const (
 	ExitOK      = 0 // nothing flagged
 	ExitFlagged = 1 // something flagged
 	ExitUsage   = 2 // usage or input error
+	ExitRuntime = 3 // runtime failure: store unreachable, listener failed
 )
 
 // Stdio is a command's standard streams.

@@ -39,8 +39,11 @@ func TestConfigCheckReportsTheEffectiveSwitches(t *testing.T) {
 			[]string{"detect.builtin: off", "hold.enabled: on", "web.dashboard: on", "web.api: on",
 				"detect.protect: mil, army.mil", "policy.mode: audit"}},
 		{"no store: hold and web are off whatever their keys say", "store: \"\"\nlisten:\n  milter: \"\"\n",
-			[]string{"detect.builtin: on", "hold.enabled: off (needs a store)", "web.dashboard: off (needs the store: store and hold.enabled)",
-				"web.api: off (needs the store: store and hold.enabled)", "detect.protect: none", "listen.milter: off"}},
+			[]string{"detect.builtin: on", "hold.enabled: off (needs a store)", "web.dashboard: off (needs the store: store)",
+				"web.api: off (needs the store: store)", "detect.protect: none", "listen.milter: off"}},
+		// Issue 12: the dashboard and the API need the store, not hold.
+		{"hold off leaves the dashboard and the API on", "hold:\n  enabled: false\n",
+			[]string{"hold.enabled: off", "web.dashboard: on", "web.api: on"}},
 		{"no http listener", "listen:\n  http: \"\"\n",
 			[]string{"hold.enabled: on", "web.dashboard: off (needs listen.http)", "web.api: off (needs listen.http)"}},
 	} {

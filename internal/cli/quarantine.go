@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/stray-mail/stray/internal/daemon"
 	"github.com/stray-mail/stray/internal/hold"
 	"github.com/stray-mail/stray/internal/store"
 )
@@ -59,7 +60,7 @@ func runQuarantine(ctx context.Context, args []string, std Stdio) int {
 	if *actor == "" {
 		*actor = "admin:" + loginName()
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, err := daemon.LoadConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(std.Err, "stray quarantine: %v\n", err)
 		return ExitUsage
@@ -71,14 +72,12 @@ func runQuarantine(ctx context.Context, args []string, std Stdio) int {
 		fmt.Fprintf(std.Err, "stray quarantine: %v\n", err)
 		return ExitUsage
 	}
-	st.Close()
-	d := &daemon{cfg: cfg, log: newLogger(cfg.Log, std.Err)}
-	if err := d.openHoldOnly(cfg); err != nil {
+	defer st.Close()
+	h, _, err := daemon.NewHolder(cfg, st, daemon.NewLogger(cfg.Log, std.Err))
+	if err != nil {
 		fmt.Fprintf(std.Err, "stray quarantine: %v\n", err)
 		return ExitUsage
 	}
-	defer d.st.Close()
-	h := d.holder
 	switch verb, ids := pos[0], pos[1:]; verb {
 	case "list":
 		f := store.Filter{Search: *search, Limit: *limit}

@@ -2,14 +2,7 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"os"
-	"sync"
-	"time"
-
-	"github.com/stray-mail/stray/internal/config"
-	"github.com/stray-mail/stray/internal/relay"
 )
 
 const relayHelp = `usage: stray relay --listen HOST:PORT --next-hop HOST:PORT [--allow CIDR]... [--tls-cert FILE --tls-key FILE] [--require-tls] [--next-hop-tls none|opportunistic|required] [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE]
@@ -51,12 +44,13 @@ func runRelay(ctx context.Context, args []string, std Stdio) int {
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return flagExit(err)
 	}
-	d, cfg, err := newDaemon(df, std)
+	d, err := newDaemon(ctx, df, std, nil)
 	if err != nil {
 		fmt.Fprintf(std.Err, "stray relay: %v\n", err)
-		return ExitUsage
+		return runtimeExit(err)
 	}
-	r := &cfg.Relay
+	c := *d.Config()
+	r := &c.Relay
 	if *next != "" {
 		r.NextHop = *next
 	}
@@ -72,79 +66,24 @@ func runRelay(ctx context.Context, args []string, std Stdio) int {
 	if *nextTLS != "" {
 		r.NextHopTLS = *nextTLS
 	}
-	listen := *addr
-	if listen == "" {
-		listen = cfg.Listen.Relay
+	if *addr != "" {
+		c.Listen.Relay = *addr
 	}
-	c := *cfg
-	c.Listen.Relay = listen
-	if err := c.Validate(); err != nil || listen == "" {
-		if listen == "" {
+	if err := c.Validate(); err != nil || c.Listen.Relay == "" {
+		if c.Listen.Relay == "" {
 			err = fmt.Errorf("--listen is required (or listen.relay)")
 		}
 		fmt.Fprintf(std.Err, "stray relay: %v\n", err)
+		d.Close()
 		return ExitUsage
 	}
-	if err := d.startRelay(listen); err != nil {
+	if err := d.StartRelayWith(c.Listen.Relay, c.Relay); err != nil {
 		fmt.Fprintf(std.Err, "stray relay: %v\n", err)
-		return 1
+		d.Close()
+		return runtimeExit(err)
 	}
-	defer startProfile(d.log)()
-	return d.wait(ctx, time.Duration(cfg.ShutdownTimeout))
-}
-
-// newRelay builds the relay front end from the config's relay section.
-func (d *daemon) newRelay(rc config.Relay) (*relay.Server, error) {
-	allow, err := rc.AllowPrefixes()
-	if err != nil {
-		return nil, fmt.Errorf("relay.allow: %w", err)
+	if err := d.Run(ctx); err != nil {
+		return ExitRuntime
 	}
-	if rc.NextHop == "" {
-		return nil, fmt.Errorf("relay.next_hop (--next-hop) is required")
-	}
-	s := &relay.Server{Gate: d.gate, Holder: d.holder, NextHop: rc.NextHop, Allow: allow,
-		RequireTLS: rc.RequireTLS, DSN: rc.DSN, NextHopTLS: rc.NextHopTLS, MaxMessageBytes: rc.MaxMessageSize, MaxHoldSize: d.cfg.Hold.MaxSize}
-	if rc.TLSCert != "" {
-		kp := &keyPair{cert: d.cfg.Path(rc.TLSCert), key: d.cfg.Path(rc.TLSKey)}
-		if _, err := kp.get(nil); err != nil {
-			return nil, err
-		}
-		s.TLS = &tls.Config{GetCertificate: kp.get, MinVersion: tls.VersionTLS12}
-	}
-	return s, nil
-}
-
-// keyPair serves a certificate from files, re-reading them when they
-// change (a renewed certificate needs no restart).
-type keyPair struct {
-	cert, key string
-	mu        sync.Mutex
-	loaded    *tls.Certificate
-	mtime     time.Time
-	checked   time.Time
-}
-
-func (k *keyPair) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.loaded != nil && time.Since(k.checked) < time.Second {
-		return k.loaded, nil
-	}
-	k.checked = time.Now()
-	fi, err := os.Stat(k.cert)
-	if err == nil && k.loaded != nil && fi.ModTime().Equal(k.mtime) {
-		return k.loaded, nil
-	}
-	c, err := tls.LoadX509KeyPair(k.cert, k.key)
-	if err != nil {
-		if k.loaded != nil {
-			return k.loaded, nil // keep serving the one that worked
-		}
-		return nil, fmt.Errorf("relay: TLS certificate: %w", err)
-	}
-	k.loaded = &c
-	if fi != nil {
-		k.mtime = fi.ModTime()
-	}
-	return k.loaded, nil
+	return ExitOK
 }

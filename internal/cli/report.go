@@ -2,23 +2,41 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/stray-mail/stray/internal/daemon"
 	"github.com/stray-mail/stray/internal/store"
 )
 
 // openConfiguredStore opens the store the config file names (the embedded
 // default without one).
 func openConfiguredStore(ctx context.Context, cfgPath string) (store.Store, error) {
-	cfg, err := loadConfig(cfgPath)
+	cfg, err := daemon.LoadConfig(cfgPath)
 	if err != nil {
 		return nil, err
 	}
 	st, err := store.Open(ctx, cfg.StoreDSN())
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, runtimeErr{fmt.Errorf("store: %w", err)}
 	}
 	return st, nil
+}
+
+// runtimeErr marks a failure of something the command needs at run time
+// (the store, DNS), as opposed to a usage mistake.
+type runtimeErr struct{ error }
+
+func (e runtimeErr) Unwrap() error { return e.error }
+
+// exitFor is the exit code for a command's error: ExitRuntime for a
+// runtime failure, ExitUsage for the rest.
+func exitFor(err error) int {
+	var re runtimeErr
+	if errors.As(err, &re) || errors.Is(err, daemon.ErrUnavailable) {
+		return ExitRuntime
+	}
+	return ExitUsage
 }
 
 // saveReport stores an audit or scan result in the store the config

@@ -50,8 +50,8 @@ Each DOMAIN must itself resolve first: a resolver that says NXDOMAIN for it
 lookalike look unregistered, so the scan refuses it.
 
 Exit status: 0 nothing found (or, with --state, nothing new), 1 registered
-lookalikes found (or something new), 2 usage error, a DOMAIN that does not
-resolve, or no DNS answers at all.
+lookalikes found (or something new), 2 usage error or a DOMAIN that does not
+resolve, 3 no DNS answers at all (DNS down).
 
 Examples:
   stray scan army.mil mail.mil
@@ -156,7 +156,9 @@ func runScan(ctx context.Context, args []string, std Stdio) int {
 			if errors.Is(err, scan.ErrNoSuchDomain) {
 				return usageErr("%s does not resolve: %s says NXDOMAIN, so its answers about lookalikes cannot be trusted; check the domain, or use another resolver (--resolver HOST:PORT)", t.Domain, server)
 			}
-			return usageErr("%s does not resolve at %s: %v; use another resolver (--resolver HOST:PORT)", t.Domain, server, err)
+			// No answer at all: DNS is down, a runtime failure.
+			fmt.Fprintf(std.Err, "stray scan: %s does not resolve at %s: %v; use another resolver (--resolver HOST:PORT)\n", t.Domain, server, err)
+			return ExitRuntime
 		}
 	}
 	if progress := terminalProgress(std.Err); progress != nil {
@@ -175,7 +177,9 @@ func runScan(ctx context.Context, args []string, std Stdio) int {
 		}
 	}
 	if len(results) > 0 && unknown == len(results) {
-		return usageErr("no answer from %s for any of %d lookalikes (first: %s)", server, len(results), strings.Join(results[0].Errors, "; "))
+		// DNS down: a runtime failure, not a usage error.
+		fmt.Fprintf(std.Err, "stray scan: no answer from %s for any of %d lookalikes (first: %s)\n", server, len(results), strings.Join(results[0].Errors, "; "))
+		return ExitRuntime
 	}
 	if unknown > 0 {
 		fmt.Fprintf(std.Err, "stray scan: %d of %d lookalikes unknown (SERVFAIL or timeout); run again or use --all to see them\n", unknown, len(results))

@@ -273,12 +273,15 @@ func TestScanUsageErrorsExitTwo(t *testing.T) {
 		{"scan", "--resolver", addr, "--kinds", "typo", "army.mil"},
 		{"scan", "--resolver", addr, "--concurrency", "0", "army.mil"},
 		{"scan", "--resolver", "nonsense", "army.mil"},
-		{"scan", "--resolver", silent, "--timeout", "50ms", "--kinds", "tld-swap", "army.mil"},
 		{"scan", "--nope"},
 	} {
 		if code, _, _ := run(t, "", tc...); code != ExitUsage {
 			t.Errorf("%v: exit %d, want %d", tc, code, ExitUsage)
 		}
+	}
+	// Issue 12: DNS down is a runtime failure, not a usage error.
+	if code, _, _ := run(t, "", "scan", "--resolver", silent, "--timeout", "50ms", "--kinds", "tld-swap", "army.mil"); code != ExitRuntime {
+		t.Errorf("no DNS answers at all: exit %d, want %d", code, ExitRuntime)
 	}
 }
 

@@ -3,12 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os"
-	"time"
-
-	"github.com/stray-mail/stray/detect"
-	"github.com/stray-mail/stray/internal/relay"
-	"github.com/stray-mail/stray/internal/store"
+	"path/filepath"
 )
 
 const sinkHelp = `usage: stray sink --listen HOST:PORT --domains FILE [--config FILE]
@@ -40,61 +35,32 @@ func runSink(ctx context.Context, args []string, std Stdio) int {
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return flagExit(err)
 	}
-	df := &detectFlags{config: cfgPath}
-	d, cfg, err := newDaemon(df, std)
+	d, err := newDaemon(ctx, &detectFlags{config: cfgPath}, std, nil)
 	if err != nil {
 		fmt.Fprintf(std.Err, "stray sink: %v\n", err)
-		return ExitUsage
+		return runtimeExit(err)
 	}
-	if *domains != "" {
-		cfg.Sink.Domains = *domains
+	cfg := d.Config()
+	if *domains == "" {
+		*domains = cfg.Sink.Domains
+	} else if abs, err := filepath.Abs(*domains); err == nil {
+		*domains = abs // a flag's path is the working directory's, not the config's
 	}
 	if *addr == "" {
 		*addr = cfg.Listen.Sink
 	}
-	if *addr == "" || cfg.Sink.Domains == "" {
+	if *addr == "" || *domains == "" {
 		fmt.Fprintln(std.Err, "stray sink: --listen and --domains are required (or listen.sink and sink.domains)")
+		d.Close()
 		return ExitUsage
 	}
-	if err := d.startSink(*addr); err != nil {
+	if err := d.StartSinkWith(*addr, *domains); err != nil {
 		fmt.Fprintf(std.Err, "stray sink: %v\n", err)
-		return 1
+		d.Close()
+		return runtimeExit(err)
 	}
-	return d.wait(ctx, time.Duration(cfg.ShutdownTimeout))
-}
-
-// startSink starts the defensive-registration sink; its events go to the
-// store when the config has one.
-func (d *daemon) startSink(addr string) error {
-	path := d.cfg.Sink.Domains
-	if path == "" {
-		return fmt.Errorf("sink: sink.domains is required")
+	if err := d.Run(ctx); err != nil {
+		return ExitRuntime
 	}
-	f, err := os.Open(d.cfg.Path(path))
-	if err != nil {
-		return fmt.Errorf("sink: %w", err)
-	}
-	domains, err := detect.ReadDeny(f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("sink: %s: %w", path, err)
-	}
-	st := d.st
-	if st == nil && d.cfg.Store != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		st, err = store.Open(ctx, d.cfg.StoreDSN())
-		cancel()
-		if err != nil {
-			return fmt.Errorf("sink: store: %w", err)
-		}
-		d.st = st
-	}
-	l, err := listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("sink: %w", err)
-	}
-	s := relay.NewSink(domains, st, d.log, d.reg)
-	d.log.Info("sink domains", "count", len(domains))
-	d.run("sink", addr, func() error { return s.Serve(l) }, s.Shutdown)
-	return nil
+	return ExitOK
 }

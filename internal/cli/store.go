@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/stray-mail/stray/internal/daemon"
 	"github.com/stray-mail/stray/internal/store"
 )
 
@@ -56,7 +57,7 @@ func runStore(ctx context.Context, args []string, std Stdio) int {
 
 func storeBackup(ctx context.Context, cfgPath, dest string, std Stdio) int {
 	usageErr := usageError(std, "store backup")
-	cfg, err := loadConfig(cfgPath)
+	cfg, err := daemon.LoadConfig(cfgPath)
 	if err != nil {
 		return usageErr("%v", err)
 	}

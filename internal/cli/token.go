@@ -23,7 +23,8 @@ anything else.
   list         the tokens: id, name, who made it, when
   revoke ID    delete a token (running daemons stop accepting it within 30s)
 
-Exit status: 0 done, 2 usage or store error.
+Exit status: 0 done, 2 usage error or a change the store refused (no such
+token), 3 the store cannot be opened (runtime failure).
 
 Examples:
   stray token add "outlook add-in" --config /etc/stray/stray.yaml
@@ -57,7 +58,8 @@ func runToken(ctx context.Context, args []string, std Stdio) int {
 	}
 	st, err := openConfiguredStore(ctx, *cfgPath)
 	if err != nil {
-		return fail("%v", err)
+		fmt.Fprintf(std.Err, "stray token: %v\n", err)
+		return exitFor(err)
 	}
 	defer st.Close()
 	actor := "admin:" + loginName()

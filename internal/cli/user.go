@@ -30,7 +30,8 @@ Manages the dashboard's local users, in the store the config names.
 
 Passwords are stored as argon2id hashes; at least 10 characters.
 
-Exit status: 0 done, 2 usage or store error.
+Exit status: 0 done, 2 usage error or a change the store refused (the user
+exists, no such user), 3 the store cannot be opened (runtime failure).
 
 Examples:
   stray user add alice --config /etc/stray/stray.yaml
@@ -69,7 +70,8 @@ func runUser(ctx context.Context, args []string, std Stdio) int {
 	}
 	st, err := openConfiguredStore(ctx, *cfgPath)
 	if err != nil {
-		return fail("%v", err)
+		fmt.Fprintf(std.Err, "stray user: %v\n", err)
+		return exitFor(err)
 	}
 	defer st.Close()
 

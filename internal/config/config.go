@@ -183,7 +183,7 @@ type Hold struct {
 	// Expire is how long a held message waits for its sender.
 	Expire Duration `yaml:"expire"`
 	// OnExpiry: discard (default; the sender is told) or release.
-	OnExpiry string `yaml:"on_expiry"`
+	OnExpiry OnExpiry `yaml:"on_expiry"`
 	// NotifySMTP is the submission server for notifications; NotifyFrom
 	// their sender.
 	NotifySMTP string `yaml:"notify_smtp"`
@@ -191,7 +191,7 @@ type Hold struct {
 	// ReinjectSMTP is where released messages go: the MTA.
 	ReinjectSMTP string `yaml:"reinject_smtp"`
 	// OnStoreError: tempfail (default; the MTA retries) or quarantine.
-	OnStoreError string `yaml:"on_store_error"`
+	OnStoreError OnStoreError `yaml:"on_store_error"`
 	// MaxSize bounds a message held in the store (bytes); larger ones are
 	// quarantined in the MTA.
 	MaxSize int `yaml:"max_size"`
@@ -275,6 +275,65 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return err
 }
 
+// OnExpiry is what happens to a held message whose sender never
+// answered (hold.on_expiry).
+type OnExpiry string
+
+const (
+	// ExpiryDiscard discards it; the sender was told it would be.
+	ExpiryDiscard OnExpiry = "discard"
+	// ExpiryRelease delivers it as typed.
+	ExpiryRelease OnExpiry = "release"
+)
+
+func (o OnExpiry) check() error {
+	switch o {
+	case "", ExpiryDiscard, ExpiryRelease:
+		return nil
+	}
+	return fmt.Errorf("%q: want discard or release", string(o))
+}
+
+// UnmarshalText accepts discard or release.
+func (o *OnExpiry) UnmarshalText(b []byte) error {
+	v := OnExpiry(b)
+	if err := v.check(); err != nil {
+		return fmt.Errorf("on_expiry: %w", err)
+	}
+	*o = v
+	return nil
+}
+
+// OnStoreError is what the milter answers when a message it must hold
+// cannot be stored (hold.on_store_error).
+type OnStoreError string
+
+const (
+	// StoreErrorTempfail: a temporary failure; the MTA keeps the message
+	// and its client retries. Nothing is lost.
+	StoreErrorTempfail OnStoreError = "tempfail"
+	// StoreErrorQuarantine: the MTA's hold queue.
+	StoreErrorQuarantine OnStoreError = "quarantine"
+)
+
+func (o OnStoreError) check() error {
+	switch o {
+	case "", StoreErrorTempfail, StoreErrorQuarantine:
+		return nil
+	}
+	return fmt.Errorf("%q: want tempfail or quarantine", string(o))
+}
+
+// UnmarshalText accepts tempfail or quarantine.
+func (o *OnStoreError) UnmarshalText(b []byte) error {
+	v := OnStoreError(b)
+	if err := v.check(); err != nil {
+		return fmt.Errorf("on_store_error: %w", err)
+	}
+	*o = v
+	return nil
+}
+
 // Loopback defaults: a newcomer's `stray serve` listens only on this machine.
 const (
 	DefaultMilter = "inet:127.0.0.1:8895"
@@ -297,8 +356,8 @@ func Default() *Config {
 		Listen: Listen{Milter: DefaultMilter, Policy: DefaultPolicy, HTTP: DefaultHTTP},
 		Store:  "sqlite:stray.db",
 		Hold: Hold{Enabled: on(), SecretFile: "stray.key", BaseURL: "http://" + DefaultHTTP, Expire: Duration(72 * time.Hour),
-			OnExpiry: "discard", NotifySMTP: "127.0.0.1:25", NotifyFrom: "stray@localhost", ReinjectSMTP: "127.0.0.1:25",
-			OnStoreError: "tempfail", MaxSize: 64 << 20, Sweep: Duration(time.Minute)},
+			OnExpiry: ExpiryDiscard, NotifySMTP: "127.0.0.1:25", NotifyFrom: "stray@localhost", ReinjectSMTP: "127.0.0.1:25",
+			OnStoreError: StoreErrorTempfail, MaxSize: 64 << 20, Sweep: Duration(time.Minute)},
 		Web:             Web{Dashboard: on(), SessionTTL: Duration(12 * time.Hour), API: on(), APIRate: 20},
 		Log:             Log{Level: "info", Format: "text"},
 		ShutdownTimeout: Duration(30 * time.Second),
@@ -419,15 +478,11 @@ func (c *Config) Validate() error {
 	default:
 		p = append(p, fmt.Sprintf("store: %q: want sqlite:PATH or postgres://...", c.Store))
 	}
-	switch c.Hold.OnExpiry {
-	case "", "discard", "release":
-	default:
-		p = append(p, fmt.Sprintf("hold.on_expiry: %q: want discard or release", c.Hold.OnExpiry))
+	if err := c.Hold.OnExpiry.check(); err != nil {
+		p = append(p, "hold.on_expiry: "+err.Error())
 	}
-	switch c.Hold.OnStoreError {
-	case "", "tempfail", "quarantine":
-	default:
-		p = append(p, fmt.Sprintf("hold.on_store_error: %q: want tempfail or quarantine", c.Hold.OnStoreError))
+	if err := c.Hold.OnStoreError.check(); err != nil {
+		p = append(p, "hold.on_store_error: "+err.Error())
 	}
 	for name, a := range map[string]string{"hold.notify_smtp": c.Hold.NotifySMTP, "hold.reinject_smtp": c.Hold.ReinjectSMTP} {
 		if a == "" {

@@ -58,9 +58,10 @@ func (c *Config) Effective() Effective {
 		"relay": c.Listen.Relay, "sink": c.Listen.Sink}
 	e.Off = map[string]string{}
 	isOn := func(b *bool) bool { return b == nil || *b }
-	// As stray serve runs it: the store is opened only for hold and
-	// confirm, and the dashboard and the API need the store (users,
-	// tokens) and the http listener.
+	// As stray serve runs it: the store is opened whenever one is named,
+	// hold and confirm or not; hold and confirm, the dashboard and the
+	// API need the store (messages, users, tokens), and the dashboard and
+	// the API the http listener.
 	hold := isOn(c.Hold.Enabled)
 	if hold && c.Store == "" {
 		hold = false
@@ -71,8 +72,8 @@ func (c *Config) Effective() Effective {
 		switch {
 		case !isOn(b):
 			return false
-		case !hold:
-			e.Off[key] = "needs the store: store and hold.enabled"
+		case c.Store == "":
+			e.Off[key] = "needs the store: store"
 			return false
 		case c.Listen.HTTP == "":
 			e.Off[key] = "needs listen.http"

@@ -56,9 +56,6 @@ type Warner interface {
 	Warned(queueID, sender string, r RcptResult)
 }
 
-// SetWarner installs the warner (the hold workflow's notifications).
-func (g *Gate) SetWarner(w Warner) { g.warner = w }
-
 // Releases recognises a message re-injected after its sender confirmed it:
 // it verifies the value of its release header and returns the recipients it
 // releases (ok false for a forged, expired or replayed header).
@@ -111,11 +108,17 @@ type Delivery struct {
 	Passed    Passed
 }
 
-// SetReleases installs the release recogniser (hold and confirm).
-func (g *Gate) SetReleases(r Releases) { g.releases = r }
+// Option gives a Gate one of its optional dependencies.
+type Option func(*Gate)
 
-// SetRecorder installs the recorder.
-func (g *Gate) SetRecorder(r Recorder) { g.recorder = r }
+// WithRecorder records what the gate saw (learning, events, counts).
+func WithRecorder(r Recorder) Option { return func(g *Gate) { g.recorder = r } }
+
+// WithReleases recognises released messages (hold and confirm).
+func WithReleases(r Releases) Option { return func(g *Gate) { g.releases = r } }
+
+// WithWarner tells senders about warned recipients (hold's notifications).
+func WithWarner(w Warner) Option { return func(g *Gate) { g.warner = w } }
 
 // ReleaseHeader is the header field released messages carry.
 const ReleaseHeader = "X-Stray-Release"
@@ -126,9 +129,13 @@ type metrics struct {
 	messages  *prometheus.CounterVec
 }
 
-// New makes a Gate. reg may be nil (no metrics registered).
-func New(e *Engine, log *slog.Logger, reg prometheus.Registerer) *Gate {
+// New makes a Gate with its dependencies. reg may be nil (no metrics
+// registered).
+func New(e *Engine, log *slog.Logger, reg prometheus.Registerer, opts ...Option) *Gate {
 	g := &Gate{log: log}
+	for _, o := range opts {
+		o(g)
+	}
 	g.engine.Store(e)
 	g.metrics = &metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -174,6 +181,9 @@ type Session struct {
 	inMsg    bool
 	rcpts    []RcptResult
 	release  []string // values of release headers seen
+	// dry: a check of a message not being sent (Gate.Check): nothing is
+	// recorded, counted or logged.
+	dry bool
 }
 
 // NewSession starts a session for a front end ("milter", "policy", …),
@@ -183,6 +193,26 @@ func (g *Gate) NewSession(frontend string, log *slog.Logger) *Session {
 		log = g.log
 	}
 	return &Session{g: g, frontend: frontend, log: log}
+}
+
+// Check decides the recipients of a message that is not being sent (the
+// HTTP check API, at compose time) exactly as a session's Rcpt would, with
+// one engine for all of them, but records nothing: no learning, no events,
+// no counts, no metrics and no decision log lines (compose-time checks are
+// not mail, and their recipients are not logged). rcpts are addresses as an MTA would give them
+// (address.Address.String()).
+func (g *Gate) Check(ctx context.Context, sender string, rcpts []string) []RcptResult {
+	// Discarded: decide logs the recipients it cannot read.
+	s := &Session{g: g, frontend: "check", log: slog.New(slog.DiscardHandler), dry: true}
+	s.MailAuth(sender, Auth{})
+	out := make([]RcptResult, 0, len(rcpts))
+	for _, r := range rcpts {
+		if ctx.Err() != nil {
+			break
+		}
+		out = append(out, s.Rcpt(r))
+	}
+	return out
 }
 
 // Auth is what the MTA says about how the sender authenticated.
@@ -255,6 +285,9 @@ func (s *Session) RcptResolved(rcpt, resolved string) RcptResult {
 	var via string
 	r.Decision, r.Reply, via = s.decide(rcpt, strings.TrimSpace(resolved))
 	s.rcpts = append(s.rcpts, r)
+	if s.dry {
+		return r
+	}
 	if s.g.recorder != nil {
 		s.g.recorder.Decided(r.Decision.Finding.Verdict, r.Decision.Action)
 		if r.Decision.Finding.Verdict != detect.OK || r.Decision.Rule != "" {
@@ -416,13 +449,14 @@ type End struct {
 	Released []string
 }
 
-// End finishes the current message and says what to do with it.
-func (s *Session) End() End {
+// End finishes the current message and says what to do with it. ctx
+// bounds the store calls it makes (recognising a release header).
+func (s *Session) End(ctx context.Context) End {
 	var e End
 	released := map[string]bool{}
 	if s.g.releases != nil {
 		for _, v := range s.release {
-			if rc, ok := s.g.releases.Released(context.Background(), v); ok {
+			if rc, ok := s.g.releases.Released(ctx, v); ok {
 				for _, r := range rc {
 					released[strings.ToLower(r)] = true
 				}

@@ -59,13 +59,13 @@ func TestDeliveredRecipientsSayWhyTheyPassed(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			g := gatetest.New(t, detect.Knowledge{Protected: []string{"mil"}},
-				policy.Config{Allow: []string{"j@army.ml", "partner.ml"}, Actions: map[string]string{"block": "hold", "hold": "warn"}})
 			rec := &fakeRecorder{}
-			g.SetRecorder(rec)
+			opts := []gate.Option{gate.WithRecorder(rec)}
 			if tt.release != nil {
-				g.SetReleases(releaseAll(tt.release))
+				opts = append(opts, gate.WithReleases(releaseAll(tt.release)))
 			}
+			g := gatetest.New(t, detect.Knowledge{Protected: []string{"mil"}},
+				policy.Config{Allow: []string{"j@army.ml", "partner.ml"}, Actions: map[string]string{"block": "hold", "hold": "warn"}}, opts...)
 			s := g.NewSession("test", nil)
 			s.Mail("<alice@army.mil>")
 			for _, r := range tt.rcpts {
@@ -74,7 +74,7 @@ func TestDeliveredRecipientsSayWhyTheyPassed(t *testing.T) {
 			if tt.release != nil {
 				s.Header(gate.ReleaseHeader, "signed")
 			}
-			s.End()
+			s.End(context.Background())
 			var got []gate.Delivery
 			for _, d := range rec.delivered {
 				if d.sender != "alice@army.mil" {

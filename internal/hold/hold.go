@@ -25,15 +25,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stray-mail/stray/internal/config"
 	"github.com/stray-mail/stray/internal/store"
 )
 
 // Config is the hold section of the configuration, resolved.
 type Config struct {
-	Node     string        // this node's name, for the event log
-	BaseURL  string        // where the link pages are served, e.g. https://stray.example.com
-	Expire   time.Duration // how long a message waits for its sender
-	OnExpiry string        // "discard" (default) or "release"
+	Node     string          // this node's name, for the event log
+	BaseURL  string          // where the link pages are served, e.g. https://stray.example.com
+	Expire   time.Duration   // how long a message waits for its sender
+	OnExpiry config.OnExpiry // discard (default) or release
 	// NotifySMTP is the submission server notifications go through
 	// (host:port), NotifyFrom their sender address.
 	NotifySMTP string
@@ -449,7 +450,7 @@ func (h *Holder) Sweep(ctx context.Context) {
 		return
 	}
 	for _, id := range expired {
-		if h.cfg.OnExpiry == "release" {
+		if h.cfg.OnExpiry == config.ExpiryRelease {
 			if err := h.Release(ctx, id, "system:expiry", false); err != nil && !errors.Is(err, ErrNotHeld) {
 				h.log.Error("release on expiry", "id", id, "err", err)
 			}

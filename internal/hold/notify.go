@@ -14,6 +14,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/stray-mail/stray/internal/config"
 	"github.com/stray-mail/stray/internal/store"
 )
 
@@ -30,6 +31,9 @@ func SendMail(ctx context.Context, server, from string, to []string, msg []byte)
 	} else {
 		nc.SetDeadline(time.Now().Add(5 * time.Minute))
 	}
+	// A context that ends early (shutdown) ends the conversation too.
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
+	defer stop()
 	c := smtp.NewClient(nc)
 	defer c.Close()
 	if err := c.Hello("stray.localdomain"); err != nil {
@@ -146,7 +150,7 @@ func (h *Holder) notification(m *store.Message) []byte {
 		b.WriteString("Or reply to this message with SEND, FIX (send to the suggested address)\r\nor CANCEL as its first word.\r\n\r\n")
 	}
 	b.WriteString("Any other recipients of the message have received it already.\r\n")
-	fmt.Fprintf(&b, "If you do nothing, it will be %s on %s.\r\n", map[bool]string{true: "sent anyway", false: "discarded"}[h.cfg.OnExpiry == "release"], exp.UTC().Format("Mon 2 Jan 2006 15:04 MST"))
+	fmt.Fprintf(&b, "If you do nothing, it will be %s on %s.\r\n", map[bool]string{true: "sent anyway", false: "discarded"}[h.cfg.OnExpiry == config.ExpiryRelease], exp.UTC().Format("Mon 2 Jan 2006 15:04 MST"))
 	b.WriteString("\r\n-- \r\nstray, which checks outgoing mail for mistyped addresses\r\n")
 	return []byte(b.String())
 }

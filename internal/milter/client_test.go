@@ -20,14 +20,14 @@ type testClient struct {
 	r  *bufio.Reader
 }
 
-func newGate(t testing.TB, k detect.Knowledge, pc policy.Config) *gate.Gate {
-	return gatetest.New(t, k, pc)
+func newGate(t testing.TB, k detect.Knowledge, pc policy.Config, opts ...gate.Option) *gate.Gate {
+	return gatetest.New(t, k, pc, opts...)
 }
 
 // startServer serves the milter on a loopback port.
 func startServer(t testing.TB, g *gate.Gate) (*Server, string) {
 	t.Helper()
-	s := &Server{Gate: g, IdleTimeout: 5 * time.Second}
+	s := &Server{Sessions: GateSessions(g), IdleTimeout: 5 * time.Second}
 	return s, gatetest.Serve(t, s)
 }
 

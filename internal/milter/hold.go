@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stray-mail/stray/internal/config"
 	"github.com/stray-mail/stray/internal/gate"
 	"github.com/stray-mail/stray/internal/hold"
-	"github.com/stray-mail/stray/internal/store"
 )
 
 func (s *Server) maxHoldSize() int {
@@ -132,23 +132,15 @@ func (c *conn) endOfMessage(end gate.End, content *contentBuf, queueID, sender s
 		c.log.Warn("message too large to hold in the store; quarantined in the MTA instead", "queue_id", queueID)
 		return quarantine, respContinue, after
 	}
-	req := hold.Request{QueueID: queueID, Sender: sender, Raw: content.buf.Bytes()}
-	for _, r := range end.HeldRecipients {
-		f := r.Decision.Finding
-		rec := store.Recipient{Address: r.Recipient, Verdict: f.Verdict.String(), Intended: f.Intended, Suggestion: f.Suggestion, Score: f.Score}
-		for _, x := range f.Reasons {
-			rec.Reasons = append(rec.Reasons, x.Kind+": "+x.Message)
-		}
-		req.Held = append(req.Held, rec)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	req := hold.NewRequest(queueID, sender, content.buf.Bytes(), end.HeldRecipients)
+	ctx, cancel := context.WithTimeout(c.srv.ctx, 20*time.Second)
 	defer cancel()
 	crashPoint("before-hold")
 	held, err := h.HoldMessage(ctx, req)
 	crashPoint("after-hold")
 	if err != nil {
 		c.log.Error("cannot store the held message", "queue_id", queueID, "err", err)
-		if c.srv.OnStoreError == "quarantine" {
+		if c.srv.OnStoreError == config.StoreErrorQuarantine {
 			return quarantine, respContinue, after
 		}
 		// Never accept what cannot be stored: the MTA keeps the message
@@ -158,17 +150,23 @@ func (c *conn) endOfMessage(end gate.End, content *contentBuf, queueID, sender s
 	id := held.ID
 	c.log.Info("held", "queue_id", queueID, "id", id, "held", len(req.Held), "all_held", end.AllHeld, "retry", held.Retry, "waiting", held.Waiting)
 	if held.Waiting {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		c.srv.background(func(ctx context.Context) {
+			ctx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
 			// The MTA has its answer by now (or is about to): a crash here
 			// leaves a held, unnotified message, which the sweep notifies.
-			time.Sleep(10 * time.Millisecond)
+			t := time.NewTimer(10 * time.Millisecond)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return // stopping: the sweep notifies it
+			}
 			crashPoint("before-notify")
 			if err := h.Notify(ctx, id); err != nil {
 				c.log.Error("notification failed; it will be retried", "id", id, "err", err)
 			}
-		}()
+		})
 	}
 	if end.AllHeld {
 		// Every recipient is held: the MTA delivers nothing now.

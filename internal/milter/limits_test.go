@@ -84,7 +84,7 @@ func closedWithin(nc net.Conn, d time.Duration) bool {
 func TestStalledOrSilentPeersAreClosedAfterThePacketTimeout(t *testing.T) {
 	t.Parallel()
 	g := newGate(t, detect.Knowledge{}, policy.Config{})
-	s := &Server{Gate: g, IdleTimeout: time.Minute, PacketTimeout: 300 * time.Millisecond}
+	s := &Server{Sessions: GateSessions(g), IdleTimeout: time.Minute, PacketTimeout: 300 * time.Millisecond}
 	addr := gatetest.Serve(t, s)
 	tests := []struct {
 		name string
@@ -126,7 +126,7 @@ func TestStalledOrSilentPeersAreClosedAfterThePacketTimeout(t *testing.T) {
 func TestAtTheConnectionCapASilentPeerMakesRoomForTheMTA(t *testing.T) {
 	t.Parallel()
 	g := newGate(t, detect.Knowledge{}, policy.Config{})
-	s := &Server{Gate: g, MaxConns: 2}
+	s := &Server{Sessions: GateSessions(g), MaxConns: 2}
 	addr := gatetest.Serve(t, s)
 	silent := []*testClient{dial(t, addr), dial(t, addr)}
 	time.Sleep(connserver.DefaultStall + 200*time.Millisecond)

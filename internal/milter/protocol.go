@@ -1,7 +1,9 @@
 // Package milter is stray's milter front end for Postfix and Sendmail: a
 // small, fuzzed implementation of the milter protocol (version 6) that
-// translates MAIL, RCPT, DATA and end-of-message into a gate.Session and the
-// gate's answers into milter replies.
+// translates MAIL, RCPT, DATA and end-of-message into calls of a Session
+// (a gate.Session, through GateSessions) and its answers into milter
+// replies; with hold and confirm, it hands a held message's content to a
+// Holder (hold.Holder), which builds what the store keeps.
 //
 // It decides nothing itself. It asks the MTA only for the stages stray needs
 // (no connect, helo, headers or body), accepts a clean message at DATA so

@@ -69,7 +69,7 @@ func TestAReinjectedCopyLosesItsHeaderIsRecordedAndASecondCopyIsDropped(t *testi
 	}
 	h := hold.New(hold.Config{Node: "n1"}, st, signer, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	id, header := releasing(t, h, st)
-	s := &Server{Gate: gatetest.New(t, detect.Knowledge{}, policy.Config{}), Holder: h, IdleTimeout: 5 * time.Second}
+	s := &Server{Sessions: GateSessions(gatetest.New(t, detect.Knowledge{}, policy.Config{})), Holder: h, IdleTimeout: 5 * time.Second}
 	addr := gatetest.Serve(t, s)
 
 	c := dial(t, addr)

@@ -15,26 +15,65 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stray-mail/stray/internal/config"
 	"github.com/stray-mail/stray/internal/connserver"
 	"github.com/stray-mail/stray/internal/gate"
 	"github.com/stray-mail/stray/internal/hold"
 )
 
+// Session is what the milter asks about one connection's messages, in
+// protocol order; *gate.Session is one. The milter decides nothing: it
+// translates packets into these calls and their answers into packets.
+type Session interface {
+	MailAuth(sender string, auth gate.Auth)
+	SetQueueID(id string)
+	QueueID() string
+	Sender() string
+	RcptResolved(rcpt, resolved string) gate.RcptResult
+	// NeedsEnd: whether the content matters (false: accept at DATA).
+	NeedsEnd() bool
+	Header(name, value string)
+	End(ctx context.Context) gate.End
+	Reset()
+}
+
+// Sessions starts one Session per connection.
+type Sessions interface {
+	NewSession(log *slog.Logger) Session
+	Logger() *slog.Logger
+}
+
+// GateSessions is g's sessions for the milter front end.
+func GateSessions(g *gate.Gate) Sessions { return gateSessions{g} }
+
+type gateSessions struct{ g *gate.Gate }
+
+func (s gateSessions) NewSession(log *slog.Logger) Session { return s.g.NewSession("milter", log) }
+func (s gateSessions) Logger() *slog.Logger                { return s.g.Logger() }
+
+// Holder keeps held messages (hold and confirm); *hold.Holder is one.
+type Holder interface {
+	HoldMessage(ctx context.Context, r hold.Request) (hold.Held, error)
+	Notify(ctx context.Context, id string) error
+	CheckReinjection(ctx context.Context, header string) (string, hold.Reinjection)
+	Reinjected(ctx context.Context, id string)
+}
+
 // Server serves the milter protocol on listeners.
 type Server struct {
-	Gate *gate.Gate
+	Sessions Sessions
 	// Holder, when set, holds messages in the store (hold and confirm):
 	// the content of a message with held recipients is collected, stored,
 	// and those recipients removed from this delivery. Without it a hold
 	// quarantines the whole message in the MTA's hold queue.
-	Holder *hold.Holder
+	Holder Holder
 	// MaxHoldSize bounds a message collected for holding (default 64 MiB);
 	// a larger one is quarantined in the MTA instead.
 	MaxHoldSize int
 	// OnStoreError is what to answer when a message cannot be stored:
 	// "tempfail" (default: the MTA retries, nothing is lost) or
 	// "quarantine" (the MTA's hold queue).
-	OnStoreError string
+	OnStoreError config.OnStoreError
 	// IdleTimeout bounds the wait for the MTA's next command (default 10m:
 	// an MTA keeps its milter connection for a whole SMTP session).
 	IdleTimeout time.Duration
@@ -49,13 +88,31 @@ type Server struct {
 
 	once sync.Once
 	cs   connserver.Server
+	// ctx is the connections' context: the store calls of a message in
+	// progress end with it, when Shutdown has closed what was left.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// bg tracks work a message leaves behind (the sender's
+	// notification), so that Shutdown waits for it.
+	bg sync.WaitGroup
+}
+
+// background runs f beside the connections; Shutdown waits for it, and
+// its context ends when Shutdown's does.
+func (s *Server) background(f func(context.Context)) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		f(s.ctx)
+	}()
 }
 
 func (s *Server) server() *connserver.Server {
 	s.once.Do(func() {
+		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.cs.Handle = func(c *connserver.Conn) { (&conn{srv: s, c: c}).serve() }
 		s.cs.MaxConns = s.MaxConns
-		s.cs.Log = s.Gate.Logger().With("frontend", "milter")
+		s.cs.Log = s.Sessions.Logger().With("frontend", "milter")
 	})
 	return &s.cs
 }
@@ -65,10 +122,25 @@ func (s *Server) server() *connserver.Server {
 func (s *Server) Serve(l net.Listener) error { return s.server().Serve(l) }
 
 // Shutdown stops accepting, lets connections finish the message in
-// progress (closing them between messages), and when ctx ends closes what
-// is left: the MTA then applies its default action (tempfail) to those
-// messages.
-func (s *Server) Shutdown(ctx context.Context) error { return s.server().Shutdown(ctx) }
+// progress (closing them between messages) and the senders' notifications
+// in progress finish, and when ctx ends closes what is left: the MTA then
+// applies its default action (tempfail) to those messages, and the hold
+// sweep sends the notifications.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.server().Shutdown(ctx)
+	done := make(chan struct{})
+	go func() { s.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	s.cancel() // what is left gives up; the hold sweep finishes it
+	<-done
+	return err
+}
 
 type conn struct {
 	srv     *Server
@@ -85,7 +157,7 @@ var (
 )
 
 func (c *conn) serve() {
-	c.log = c.srv.Gate.Logger().With("frontend", "milter", "conn", c.c.ID, "client", c.c.RemoteAddr().String())
+	c.log = c.srv.Sessions.Logger().With("frontend", "milter", "conn", c.c.ID, "client", c.c.RemoteAddr().String())
 	defer func() {
 		if p := recover(); p != nil {
 			// A bug must not lose mail: answer tempfail, so the MTA
@@ -124,7 +196,7 @@ func (c *conn) loop() error {
 	w := writers.Get().(*bufio.Writer)
 	w.Reset(c.c)
 	defer func() { w.Reset(nil); writers.Put(w) }()
-	sess := c.srv.Gate.NewSession("milter", c.log)
+	sess := c.srv.Sessions.NewSession(c.log)
 	queueID := ""
 	// What the MTA says about the sender's login and where it resolved the
 	// recipient; authKnown once it agreed to send the login macro.
@@ -258,7 +330,7 @@ func (c *conn) loop() error {
 			// All recipients are known. A clean message is accepted
 			// here: the MTA sends no headers, body or end of message.
 			if !sess.NeedsEnd() && !reinjection {
-				sess.End()
+				sess.End(c.srv.ctx)
 				c.endMessage(&queueID)
 				if err := reply(respAccept, nil); err != nil {
 					return err
@@ -303,7 +375,7 @@ func (c *conn) loop() error {
 		case cmdEOM:
 			qid := sess.QueueID()
 			sender := sess.Sender()
-			end := sess.End()
+			end := sess.End(c.srv.ctx)
 			c.endMessage(&queueID)
 			packets, code, after := c.endOfMessage(end, content, qid, sender)
 			content = nil

@@ -249,7 +249,7 @@ func FuzzSession(f *testing.F) {
 	f.Add(seed.Bytes())
 	g := newGate(f, detect.Knowledge{Protected: []string{"mil"}}, policy.Config{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s := &Server{Gate: g, IdleTimeout: time.Second}
+		s := &Server{Sessions: GateSessions(g), IdleTimeout: time.Second}
 		client, server := net.Pipe()
 		s.server().Track(server)
 		go io.Copy(io.Discard, client)
@@ -277,9 +277,8 @@ func (w *warnings) Warned(queueID, sender string, r gate.RcptResult) {
 // streamed.
 func TestWarnByDefaultTellsTheSenderAndAddsNoHeader(t *testing.T) {
 	t.Parallel()
-	g := newGate(t, detect.Knowledge{Known: map[string]int{"westlandhigh.school.nz": 1000}}, policy.Config{})
 	w := &warnings{}
-	g.SetWarner(w)
+	g := newGate(t, detect.Knowledge{Known: map[string]int{"westlandhigh.school.nz": 1000}}, policy.Config{}, gate.WithWarner(w))
 	_, addr := startServer(t, g)
 	c := dial(t, addr)
 	c.negotiate()

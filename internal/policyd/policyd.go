@@ -102,10 +102,15 @@ type Server struct {
 
 	once sync.Once
 	cs   connserver.Server
+	// ctx is the connections' context; it ends when Shutdown has closed
+	// what was left.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 func (s *Server) server() *connserver.Server {
 	s.once.Do(func() {
+		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.cs.Handle = s.serveConn
 		s.cs.MaxConns = s.MaxConns
 		s.cs.Log = s.Gate.Logger().With("frontend", "policy")
@@ -119,7 +124,11 @@ func (s *Server) Serve(l net.Listener) error { return s.server().Serve(l) }
 // Shutdown stops accepting, closes idle connections, lets requests in
 // progress finish, and closes the rest when ctx ends (Postfix then answers
 // its smtpd_policy_service_default_action, a tempfail by default).
-func (s *Server) Shutdown(ctx context.Context) error { return s.server().Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.server().Shutdown(ctx)
+	s.cancel()
+	return err
+}
 
 func (s *Server) serveConn(c *connserver.Conn) {
 	log := s.Gate.Logger().With("frontend", "policy", "conn", c.ID, "client", c.RemoteAddr().String())
@@ -141,7 +150,8 @@ func (s *Server) serveConn(c *connserver.Conn) {
 	r := bufio.NewReaderSize(c, MaxLine)
 	w := bufio.NewWriter(c)
 	sess := s.Gate.NewSession("policy", log)
-	instance := ""
+	m := &message{ctx: s.ctx}
+	defer m.end(sess) // Postfix closed the connection: the last message is over
 	for first := true; ; first = false {
 		if first {
 			c.SetReadDeadline(c.IdleDeadline(rt))
@@ -164,7 +174,7 @@ func (s *Server) serveConn(c *connserver.Conn) {
 			return
 		}
 		c.SetBusy(true)
-		action := s.answer(sess, req, &instance)
+		action := s.answer(sess, req, m)
 		c.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		fmt.Fprintf(w, "action=%s\n\n", action)
 		err = w.Flush()
@@ -176,18 +186,50 @@ func (s *Server) serveConn(c *connserver.Conn) {
 	}
 }
 
+// message is the message a connection's requests are about.
+type message struct {
+	ctx      context.Context
+	instance string // Postfix's instance attribute: one per message
+	open     bool   // the session holds recipients not yet ended
+}
+
+// end ends the open message, so that the gate counts it and records its
+// delivered recipients (learning). The answer is Postfix's already: HOLD
+// and PREPEND were given at RCPT.
+func (m *message) end(sess *gate.Session) {
+	if m.open {
+		sess.End(m.ctx)
+		m.open = false
+	}
+}
+
 // answer decides one request. Only RCPT-stage requests are judged; the
 // rest get DUNNO. Consecutive requests of one message share its instance,
-// so the session keeps per-message state across recipients.
-func (s *Server) answer(sess *gate.Session, req Request, instance *string) string {
+// so the session keeps per-message state across recipients. A message
+// ends at its END-OF-MESSAGE request (check_policy_service in
+// smtpd_end_of_data_restrictions), at the first request of the next
+// message, or when the connection closes.
+func (s *Server) answer(sess *gate.Session, req Request, m *message) string {
 	if req["request"] != "smtpd_access_policy" {
+		return "DUNNO"
+	}
+	inst := req["instance"]
+	if inst != m.instance {
+		m.end(sess)
+	}
+	if req["protocol_state"] == "END-OF-MESSAGE" {
+		if inst == m.instance {
+			sess.SetQueueID(req["queue_id"])
+			m.end(sess)
+		}
 		return "DUNNO"
 	}
 	if req["protocol_state"] != "RCPT" || req["recipient"] == "" {
 		return "DUNNO"
 	}
-	if inst := req["instance"]; inst == "" || inst != *instance {
-		*instance = inst
+	if inst == "" || inst != m.instance {
+		m.end(sess) // without an instance, each request is a message of its own
+		m.instance = inst
 		// Postfix sends sasl_username (empty when the client did not
 		// authenticate) when it supports SASL: the scopes then match the
 		// login, not the envelope sender.
@@ -198,6 +240,7 @@ func (s *Server) answer(sess *gate.Session, req Request, instance *string) strin
 	// Postfix sends addresses in its internal form: unquoted, the domain
 	// after the last '@'.
 	res := sess.Rcpt(address.Internal(req["recipient"]))
+	m.open = true
 	if res.Reply != nil {
 		return res.Reply.String()
 	}

@@ -93,6 +93,9 @@ type Server struct {
 	// connect, a greeting, EHLO and QUIT.
 	idle    chan idleNext
 	closing atomic.Bool
+	// ctx is the sessions' context for the store; Shutdown ends it.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 type idleNext struct {
@@ -135,6 +138,7 @@ func (s *Server) keepNext(c *smtp.Client) {
 
 func (s *Server) init() {
 	s.once.Do(func() {
+		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.log = s.Gate.Logger().With("frontend", "relay")
 		if s.Domain == "" {
 			s.Domain = hostname()
@@ -199,8 +203,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
 	err := s.srv.Shutdown(ctx)
 	if ctx.Err() != nil {
+		s.cancel() // what is left stops waiting for the store
 		s.srv.Close()
 	}
+	s.cancel()
 	for c := s.takeNext(); c != nil; c = s.takeNext() {
 		c.Quit()
 		c.Close()

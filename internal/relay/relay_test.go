@@ -159,9 +159,7 @@ type opts struct {
 func newEnv(t *testing.T, o opts) *env {
 	t.Helper()
 	e := &env{hop: startNextHop(t)}
-	g := gatetest.New(t, detect.Knowledge{Protected: []string{"mil"}, Known: map[string]int{"gmail.com": 1000}}, o.pc)
-	e.gate = g
-	s := &Server{Gate: g, NextHop: e.hop.Addr, Domain: "relay.test", DialTimeout: 2 * time.Second, CommandTimeout: 5 * time.Second}
+	var gopts []gate.Option
 	if o.hold {
 		st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "stray.db"))
 		if err != nil {
@@ -180,8 +178,13 @@ func newEnv(t *testing.T, o opts) *env {
 				e.mu.Unlock()
 				return nil
 			})
+		gopts = append(gopts, gate.WithReleases(e.holder))
+	}
+	g := gatetest.New(t, detect.Knowledge{Protected: []string{"mil"}, Known: map[string]int{"gmail.com": 1000}}, o.pc, gopts...)
+	e.gate = g
+	s := &Server{Gate: g, NextHop: e.hop.Addr, Domain: "relay.test", DialTimeout: 2 * time.Second, CommandTimeout: 5 * time.Second}
+	if e.holder != nil {
 		s.Holder = e.holder
-		g.SetReleases(e.holder)
 	}
 	if o.modify != nil {
 		o.modify(s)

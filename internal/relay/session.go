@@ -20,7 +20,6 @@ import (
 	"github.com/stray-mail/stray/internal/gate"
 	"github.com/stray-mail/stray/internal/hold"
 	"github.com/stray-mail/stray/internal/policy"
-	"github.com/stray-mail/stray/internal/store"
 )
 
 // session is one client session and its session to the next hop.
@@ -208,7 +207,7 @@ func (x *session) Data(r io.Reader) error {
 	for _, v := range head.Fields[strings.ToLower(gate.ReleaseHeader)] {
 		x.gs.Header(gate.ReleaseHeader, v)
 	}
-	end := x.gs.End()
+	end := x.gs.End(x.s.ctx)
 	// Recipients held at RCPT but released by a valid release header go to
 	// the next hop after all.
 	for _, rc := range end.Released {
@@ -322,19 +321,12 @@ func (x *session) abort(what string, err error) error {
 
 // hold stores a message with held recipients.
 func (x *session) hold(end gate.End, raw []byte) (string, error) {
-	req := hold.Request{QueueID: fmt.Sprintf("relay-%d-%d", x.id, time.Now().UnixNano()), Sender: x.gs.Sender(), Raw: raw}
-	if req.Sender == "" {
-		req.Sender = strings.Trim(x.from, "<>")
+	sender := x.gs.Sender()
+	if sender == "" {
+		sender = strings.Trim(x.from, "<>")
 	}
-	for _, r := range end.HeldRecipients {
-		f := r.Decision.Finding
-		rec := store.Recipient{Address: r.Recipient, Verdict: f.Verdict.String(), Intended: f.Intended, Suggestion: f.Suggestion, Score: f.Score}
-		for _, k := range f.Reasons {
-			rec.Reasons = append(rec.Reasons, k.Kind+": "+k.Message)
-		}
-		req.Held = append(req.Held, rec)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	req := hold.NewRequest(fmt.Sprintf("relay-%d-%d", x.id, time.Now().UnixNano()), sender, raw, end.HeldRecipients)
+	ctx, cancel := context.WithTimeout(x.s.ctx, 20*time.Second)
 	defer cancel()
 	id, err := x.s.Holder.Hold(ctx, req)
 	if err != nil {

@@ -16,10 +16,11 @@ import (
 	"github.com/stray-mail/stray/internal/policy"
 )
 
-// New builds a gate on knowledge and policy, with a fresh metrics registry.
+// New builds a gate on knowledge and policy, with a fresh metrics registry
+// and the given options.
 // It logs nowhere unless STRAY_TEST_LOG is set (then to standard error, at
 // debug level).
-func New(t testing.TB, k detect.Knowledge, pc policy.Config) *gate.Gate {
+func New(t testing.TB, k detect.Knowledge, pc policy.Config, opts ...gate.Option) *gate.Gate {
 	t.Helper()
 	c, err := detect.New(k)
 	if err != nil {
@@ -34,7 +35,7 @@ func New(t testing.TB, k detect.Knowledge, pc policy.Config) *gate.Gate {
 		w = os.Stderr
 	}
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return gate.New(&gate.Engine{Checker: c, Policy: p}, log, prometheus.NewRegistry())
+	return gate.New(&gate.Engine{Checker: c, Policy: p}, log, prometheus.NewRegistry(), opts...)
 }
 
 // Server is a front end's server.

@@ -48,12 +48,13 @@ const (
 	limiterSize          = 10000            // rate-limit buckets kept at most, per limiter
 )
 
-// Config configures a Server. Engine and Tokens are required; the zero value
+// Config configures a Server. Gate and Tokens are required; the zero value
 // of everything else is a sensible default.
 type Config struct {
-	// Engine returns the engine to decide with, called once per request
-	// (gate.Gate.Engine, so that a reload takes effect at once).
-	Engine func() *gate.Engine
+	// Gate decides, as for the MTA front ends (its current engine, so
+	// that a reload takes effect at once); nothing the API checks is
+	// recorded.
+	Gate *gate.Gate
 	// Tokens finds API tokens by ID (the store).
 	Tokens TokenStore
 	// Log receives one debug line per check and an info line per failed
@@ -114,8 +115,8 @@ type Server struct {
 // New checks c and makes a Server.
 func New(c Config) (*Server, error) {
 	var probs []string
-	if c.Engine == nil {
-		probs = append(probs, "Engine is required")
+	if c.Gate == nil {
+		probs = append(probs, "Gate is required")
 	}
 	if c.Tokens == nil {
 		probs = append(probs, "Tokens is required")
@@ -316,15 +317,14 @@ type ErrorResponse struct {
 	Error string `json:"error"`
 }
 
-// checkResult decides one recipient with the engine.
-func checkResult(e *gate.Engine, sender, rcpt string) Result {
-	in := strings.TrimSpace(rcpt)
-	f, err := e.Checker.Check(rcpt)
-	if err != nil {
-		return Result{Address: in, Verdict: detect.Invalid, Reasons: []detect.Reason{}, Action: policy.Pass, Error: err.Error(),
-			Message: fmt.Sprintf("%q is not an e-mail address; check it", in)}
-	}
-	d := e.Policy.Decide(sender, f)
+// invalidResult is the answer for an address that cannot be parsed.
+func invalidResult(in string, err error) Result {
+	return Result{Address: in, Verdict: detect.Invalid, Reasons: []detect.Reason{}, Action: policy.Pass, Error: err.Error(),
+		Message: fmt.Sprintf("%q is not an e-mail address; check it", in)}
+}
+
+// result is the answer for one recipient the gate decided.
+func result(in string, d policy.Decision) Result {
 	g := d.Finding
 	r := Result{Address: in, Verdict: g.Verdict.String(), Score: g.Score, Reasons: g.Reasons, Action: d.Action}
 	if g.Intended != "" {
@@ -340,6 +340,34 @@ func checkResult(e *gate.Engine, sender, rcpt string) Result {
 		r.Message = gate.Describe(g)
 	}
 	return r
+}
+
+// checkResults decides the recipients through the gate, as the MTA front
+// ends do (routes, address literals, scopes: no second decision path). A
+// recipient is read as people write it (a display name and angle brackets
+// allowed) or as the MTA would take it (a source route); one that neither
+// reads is invalid, and the MTA decides what to do with it.
+func (s *Server) checkResults(ctx context.Context, sender string, rcpts []string) []Result {
+	addrs := make([]string, len(rcpts))
+	errs := make([]error, len(rcpts))
+	for i, rc := range rcpts {
+		addrs[i] = strings.TrimSpace(rc)
+		if a, err := address.Parse(rc); err == nil {
+			addrs[i] = a.String()
+		} else {
+			errs[i] = err
+		}
+	}
+	out := make([]Result, len(rcpts))
+	for i, res := range s.cfg.Gate.Check(ctx, sender, addrs) {
+		in := strings.TrimSpace(rcpts[i])
+		if errs[i] != nil && res.Decision.Rule == policy.RuleUnreadable {
+			out[i] = invalidResult(in, errs[i])
+			continue
+		}
+		out[i] = result(in, res.Decision)
+	}
+	return out
 }
 
 // check serves POST /api/v1/check.
@@ -391,16 +419,14 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, err.Error())
 		return
 	}
-	e := s.cfg.Engine()
-	if e == nil || e.Checker == nil || e.Policy == nil {
+	if e := s.cfg.Gate.Engine(); e == nil || e.Checker == nil || e.Policy == nil {
 		s.log.Warn("api: no engine to check with")
 		fail(http.StatusServiceUnavailable, "not ready: retry later")
 		return
 	}
-	resp := CheckResponse{Results: make([]Result, len(req.Recipients))}
-	for i, rc := range req.Recipients {
-		resp.Results[i] = checkResult(e, req.Sender, rc)
-		if resp.Results[i].Verdict != detect.OK.String() {
+	resp := CheckResponse{Results: s.checkResults(r.Context(), req.Sender, req.Recipients)}
+	for _, res := range resp.Results {
+		if res.Verdict != detect.OK.String() {
 			resp.Flagged++
 		}
 	}

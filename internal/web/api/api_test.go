@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -87,6 +88,9 @@ func (c *clock) advance(d time.Duration) {
 }
 
 // engine is the engine of the tests: --protect mil, default policy.
+// gateOf is a gate on e that logs nowhere and registers no metrics.
+func gateOf(e *gate.Engine) *gate.Gate { return gate.New(e, slog.New(slog.DiscardHandler), nil) }
+
 func engine(t testing.TB, pc policy.Config) *gate.Engine {
 	t.Helper()
 	c, err := detect.New(detect.Knowledge{Protected: []string{"mil"}})
@@ -122,7 +126,7 @@ func newFixture(t testing.TB, mod func(*Config)) *fixture {
 		fx.tokens.m[tok.ID] = tok
 		fx.token = plain
 	}
-	c := Config{Engine: func() *gate.Engine { return e }, Tokens: fx.tokens, Now: fx.clock.now}
+	c := Config{Gate: gateOf(e), Tokens: fx.tokens, Now: fx.clock.now}
 	if mod != nil {
 		mod(&c)
 	}
@@ -314,7 +318,7 @@ func TestStatusesServedAreTheDeclaredOnes(t *testing.T) {
 	fx2 := newFixture(t, nil)
 	fx2.tokens.err = errors.New("database is down")
 	note("POST", fx2.check(ok).Code)
-	fx3 := newFixture(t, func(c *Config) { c.Engine = func() *gate.Engine { return nil } })
+	fx3 := newFixture(t, func(c *Config) { c.Gate = gateOf(nil) })
 	note("POST", fx3.check(ok).Code)
 	pre := func(origin string) int {
 		return fx.do(req{method: "OPTIONS", header: map[string]string{"Origin": origin, "Access-Control-Request-Method": "POST"}}).Code
@@ -387,7 +391,7 @@ func TestBatchResultsAreStrayCheckFindingsWithActionAndMessage(t *testing.T) {
 	if len(a.Results) != len(addrs) {
 		t.Fatalf("%d results for %d recipients", len(a.Results), len(addrs))
 	}
-	c := fx.srv.cfg.Engine().Checker
+	c := fx.srv.cfg.Gate.Engine().Checker
 	want := []struct {
 		verdict, suggestion, action string
 		err                         bool
@@ -452,7 +456,7 @@ func TestCheckAppliesThePolicyAtSendTime(t *testing.T) {
 	pc := policy.Config{Allow: []string{"partner.ml"}, Deny: []string{".cm"}, Actions: map[string]string{"hold": "warn"},
 		Scopes: []policy.Scope{{Senders: []string{".navy.mil"}, Actions: map[string]string{"block": "tempfail"}}}}
 	e := engine(t, pc)
-	fx := newFixture(t, func(c *Config) { c.Engine = func() *gate.Engine { return e } })
+	fx := newFixture(t, func(c *Config) { c.Gate = gateOf(e) })
 	a := decodeAnswer(t, fx.check(`{"recipients":["x@partner.ml","y@shop.cm","j@gmial.com","b@army.ml"]}`))
 	got := []string{}
 	for _, r := range a.Results {
@@ -466,7 +470,7 @@ func TestCheckAppliesThePolicyAtSendTime(t *testing.T) {
 		t.Errorf("scoped sender: action %v, want tempfail", a.Results[0]["action"])
 	}
 	audit := engine(t, policy.Config{Mode: "audit"})
-	fx = newFixture(t, func(c *Config) { c.Engine = func() *gate.Engine { return audit } })
+	fx = newFixture(t, func(c *Config) { c.Gate = gateOf(audit) })
 	if a := decodeAnswer(t, fx.check(`{"recipients":["b@army.ml"]}`)); a.Results[0]["action"] != "log" || a.Results[0]["verdict"] != "block" {
 		t.Errorf("audit mode: %v", a.Results[0])
 	}
@@ -474,17 +478,12 @@ func TestCheckAppliesThePolicyAtSendTime(t *testing.T) {
 
 func TestCheckUsesTheEngineOfTheMoment(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	cur := engine(t, policy.Config{})
-	fx := newFixture(t, func(c *Config) {
-		c.Engine = func() *gate.Engine { mu.Lock(); defer mu.Unlock(); return cur }
-	})
+	g := gateOf(engine(t, policy.Config{}))
+	fx := newFixture(t, func(c *Config) { c.Gate = g })
 	if a := decodeAnswer(t, fx.check(`{"recipients":["b@army.ml"]}`)); a.Results[0]["verdict"] != "block" {
 		t.Fatalf("before reload: %v", a.Results[0])
 	}
-	mu.Lock()
-	cur = engine(t, policy.Config{Allow: []string{"army.ml"}})
-	mu.Unlock()
+	g.Swap(engine(t, policy.Config{Allow: []string{"army.ml"}}))
 	if a := decodeAnswer(t, fx.check(`{"recipients":["b@army.ml"]}`)); a.Results[0]["verdict"] != "ok" {
 		t.Fatalf("after reload: %v", a.Results[0])
 	}
@@ -804,12 +803,12 @@ func TestCORS(t *testing.T) {
 func TestNewRefusesBadConfig(t *testing.T) {
 	t.Parallel()
 	e := engine(t, policy.Config{})
-	ok := Config{Engine: func() *gate.Engine { return e }, Tokens: &fakeTokens{}}
+	ok := Config{Gate: gateOf(e), Tokens: &fakeTokens{}}
 	if _, err := New(ok); err != nil {
 		t.Fatal(err)
 	}
 	for _, mod := range []func(*Config){
-		func(c *Config) { c.Engine = nil },
+		func(c *Config) { c.Gate = nil },
 		func(c *Config) { c.Tokens = nil },
 		func(c *Config) { c.AllowedOrigins = []string{"*"} },
 		func(c *Config) { c.AllowedOrigins = []string{"mail.example.org"} },
@@ -984,5 +983,29 @@ func TestBodyWithoutLengthIsCutAt64KiB(t *testing.T) {
 	ok := `{"recipients":["a@b.c"]}` + strings.Repeat(" ", pad)
 	if w := fx.check(ok); w.Code != 200 {
 		t.Errorf("body of exactly %d bytes: %d", len(ok), w.Code)
+	}
+}
+
+// Issue 12: the API decided beside the gate (Checker.Check and
+// Policy.Decide) and drifted from the MTA front ends: a recipient routed
+// through a lookalike (b%army.ml@army.mil) was ok for the API and refused
+// at RCPT. Every recipient the MTA would see gets the MTA's decision.
+func TestCheckDecidesEveryRecipientLikeTheMTAFrontEnds(t *testing.T) {
+	t.Parallel()
+	e := engine(t, policy.Config{Allow: []string{"partner.ml"}})
+	g := gateOf(e)
+	fx := newFixture(t, func(c *Config) { c.Gate = g })
+	for _, rcpt := range []string{"b@army.ml", "b%army.ml@army.mil", "army.ml!b@army.mil", "@army.mil:b@army.ml", "j@[192.0.2.1]",
+		"x@partner.ml", "j@gmial.com", "ok@gmail.com"} {
+		t.Run(rcpt, func(t *testing.T) {
+			body, _ := json.Marshal(CheckRequest{Sender: "a@army.mil", Recipients: []string{rcpt}})
+			a := decodeAnswer(t, fx.check(string(body)))
+			s := g.NewSession("milter", nil)
+			s.Mail("a@army.mil")
+			want := s.Rcpt(rcpt).Decision
+			if a.Results[0]["verdict"] != want.Finding.Verdict.String() || a.Results[0]["action"] != want.Action.String() {
+				t.Errorf("API %v/%v, MTA front ends %v/%v", a.Results[0]["verdict"], a.Results[0]["action"], want.Finding.Verdict, want.Action)
+			}
+		})
 	}
 }

@@ -11,8 +11,8 @@
 // authentications, per client address, and answers browsers on configured
 // origins only (CORS).
 //
-// It translates; it never decides: the engine (detect and policy, through
-// gate.Engine) does. It never logs recipients, tokens or secrets, and it
+// It translates; it never decides: the gate does, through gate.Gate.Check,
+// the same decision as for the MTA front ends, with nothing recorded. It never logs recipients, tokens or secrets, and it
 // never enforces anything — a compose form may ignore its answer, the MTA
 // front ends will not. See docs/api.md.
 package api

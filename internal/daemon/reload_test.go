@@ -1,10 +1,12 @@
-package cli
+package daemon
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stray-mail/stray/internal/config"
 	"github.com/stray-mail/stray/internal/gate"
 	"github.com/stray-mail/stray/internal/policy"
 	"github.com/stray-mail/stray/internal/store"
@@ -61,7 +64,7 @@ func (s *lockedLog) String() string {
 }
 
 // decideRcpt asks the daemon's running gate about one recipient.
-func decideRcpt(d *daemon, rcpt string) policy.Decision {
+func decideRcpt(d *Daemon, rcpt string) policy.Decision {
 	s := d.gate.NewSession("test", d.log)
 	s.Mail("j@example.com")
 	return s.Rcpt(rcpt).Decision
@@ -84,14 +87,14 @@ func TestRuntimeRulesSurviveAReloadWhileTheStoreIsDown(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg, err := loadConfig(cfgPath)
+	cfg, err := LoadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var logs lockedLog
 	st := &flakyStore{Store: real, failOn: map[int64]bool{2: true}}
-	d := &daemon{cfgPath: cfgPath, cfg: cfg, st: st, log: slog.New(slog.NewTextHandler(&logs, nil))}
-	eng, err := d.buildEngine(cfg)
+	d := testDaemon(cfgPath, cfg, st, slog.New(slog.NewTextHandler(&logs, nil)))
+	eng, _, err := d.build(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +124,7 @@ func TestRuntimeRulesSurviveAReloadWhileTheStoreIsDown(t *testing.T) {
 	}
 	expect("at start", checks)
 
-	d.reload() // the store fails this time
+	d.Reload(ctx) // the store fails this time
 	expect("after a reload with the store down", checks)
 	if log := logs.String(); !strings.Contains(log, "level=WARN") || !strings.Contains(log, "last good") {
 		t.Errorf("no warning that the last good rules are kept:\n%s", log)
@@ -131,6 +134,31 @@ func TestRuntimeRulesSurviveAReloadWhileTheStoreIsDown(t *testing.T) {
 	if err := real.AddRule(ctx, &store.Rule{Kind: "deny", Pattern: "second.example.net", CreatedBy: "admin"}); err != nil {
 		t.Fatal(err)
 	}
-	d.reload()
+	d.Reload(ctx)
 	expect("after the store came back", append(checks, want{"x@second.example.net", true, true}))
+}
+
+// testDaemon is a Daemon on st without listeners, as New makes it.
+func testDaemon(cfgPath string, cfg *config.Config, st store.Store, log *slog.Logger) *Daemon {
+	return &Daemon{opts: Options{ConfigPath: cfgPath}, cfg: cfg, st: st, log: log,
+		builder: &EngineBuilder{Store: st, Log: log}}
+}
+
+func storeConfig(t *testing.T) (cfg, dsn string) {
+	dir := t.TempDir()
+	dsn = "sqlite:" + filepath.Join(dir, "s.db")
+	cfg = filepath.Join(dir, "stray.yaml")
+	if err := os.WriteFile(cfg, []byte("store: "+dsn+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, dsn
+}
+
+func openTestStore(t *testing.T, dsn string) store.Store {
+	st, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

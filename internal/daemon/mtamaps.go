@@ -1,4 +1,4 @@
-package cli
+package daemon
 
 import (
 	"context"
@@ -22,7 +22,7 @@ const mtaMapsTimeout = time.Minute
 // flags: mail to such an address leaks without stray ever seeing it. It
 // runs beside the listeners and never stops the daemon; without postconf
 // (no Postfix here) it says nothing.
-func (d *daemon) warnMTALookalikes(ctx context.Context, pc postconf.Postconf) {
+func (d *Daemon) warnMTALookalikes(ctx context.Context, pc postconf.Postconf) {
 	ctx, cancel := context.WithTimeout(ctx, mtaMapsTimeout)
 	defer cancel()
 	r, err := pc.Targets(ctx)

@@ -1,4 +1,4 @@
-package hold
+package record
 
 import (
 	"context"
@@ -53,9 +53,9 @@ type countKey struct {
 // CountFlush is how often the decision counts are written.
 const CountFlush = 10 * time.Second
 
-// NewRecorder starts a recorder; Close stops it after writing what is
+// New starts a recorder; Close stops it after writing what is
 // queued.
-func NewRecorder(st store.Store, log *slog.Logger) *Recorder {
+func New(st store.Store, log *slog.Logger) *Recorder {
 	r := &Recorder{st: st, log: log, q: make(chan func(context.Context) error, 4096), done: make(chan struct{}),
 		pending: map[countKey]int64{}, stop: make(chan struct{}), flushed: make(chan struct{})}
 	go r.run()

@@ -1,4 +1,4 @@
-package hold
+package record
 
 import (
 	"context"
@@ -23,7 +23,7 @@ func TestRecorderCountsEveryDecisionAndLogsFlaggedOnesAsJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	r := NewRecorder(st, slog.New(slog.DiscardHandler))
+	r := New(st, slog.New(slog.DiscardHandler))
 	for i := 0; i < 3; i++ {
 		r.Decided(detect.OK, policy.Pass)
 	}
@@ -69,7 +69,7 @@ func TestRecorderLearnsOnlyCleanRecipientsAndRemembersReleasesPerSender(t *testi
 		t.Fatal(err)
 	}
 	defer st.Close()
-	r := NewRecorder(st, slog.New(slog.DiscardHandler))
+	r := New(st, slog.New(slog.DiscardHandler))
 	var changed atomic.Int32
 	r.OnSenderAllow(func() { changed.Add(1) })
 	r.Delivered("Alice@Army.mil", []gate.Delivery{

@@ -1,4 +1,4 @@
-package cli
+package daemon
 
 import (
 	"context"
@@ -15,21 +15,22 @@ import (
 )
 
 // mountWeb adds the check API (at /api/v1/) and the dashboard (at /) to
-// the HTTP listener's routes. Both need the store (tokens, users).
-func (d *daemon) mountWeb(mux *http.ServeMux) error {
-	cfg := d.config()
+// the HTTP listener's routes. Both need the store (tokens, users), not
+// hold and confirm.
+func (d *Daemon) mountWeb(mux *http.ServeMux) error {
+	cfg := d.Config()
 	proxies, err := cfg.Web.Proxies()
 	if err != nil {
 		return err
 	}
 	if *cfg.Web.API {
 		if d.st == nil {
-			d.log.Warn("check API off: its tokens live in the store (store and hold.enabled)")
+			d.log.Warn("check API off: its tokens live in the store (store)")
 		} else {
 			// Failed authentications are limited per client: behind a
 			// trusted proxy, the client it forwards for.
 			clientIP := func(r *http.Request) string { return realip.Key(realip.From(r, proxies)) }
-			srv, err := api.New(api.Config{Engine: d.gate.Engine, Tokens: d.st, Log: d.log, Rate: cfg.Web.APIRate,
+			srv, err := api.New(api.Config{Gate: d.gate, Tokens: d.st, Log: d.log, Rate: cfg.Web.APIRate,
 				Burst: int(2 * cfg.Web.APIRate), AllowedOrigins: cfg.Web.CORSOrigins, Registerer: d.reg, ClientIP: clientIP})
 			if err != nil {
 				return err
@@ -41,47 +42,38 @@ func (d *daemon) mountWeb(mux *http.ServeMux) error {
 		return nil
 	}
 	if d.st == nil {
-		d.log.Warn("dashboard off: it needs the store (store and hold.enabled)")
+		d.log.Warn("dashboard off: it needs the store (store)")
 		return nil
 	}
 	lookalike := func(domain string, suffix bool) (string, bool) {
 		return d.gate.Engine().Checker.CoversProtectedLookalike(domain, suffix)
 	}
-	srv, err := web.New(web.Options{Store: d.st, Holder: d.holder, Policy: d.policyView, RulesChanged: d.requestReload, Lookalike: lookalike,
+	srv, err := web.New(web.Options{Store: d.st, Holder: d.holder, Policy: d.PolicyView, RulesChanged: d.RequestReload, Lookalike: lookalike,
 		SessionTTL: cfg.Web.SessionTTL.D(), ProxyHeader: cfg.Web.ProxyHeader, TrustedProxies: proxies, Log: d.log})
 	if err != nil {
 		return err
 	}
 	mux.Handle("/", srv.Handler())
 	ctx, cancel := context.WithCancel(context.Background())
-	go srv.Run(ctx)
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); srv.Run(ctx) }()
 	d.shutdown = append(d.shutdown, func(context.Context) error { cancel(); return nil })
 	return nil
 }
 
-// requestReload asks the daemon's loop to rebuild the engine (a run-time
-// rule changed); it never blocks.
-func (d *daemon) requestReload() {
-	select {
-	case d.reloadReq <- struct{}{}:
-	default:
-	}
-}
-
-// policyView is what the dashboard's policy page shows.
-func (d *daemon) policyView(ctx context.Context) web.PolicyView {
-	cfg := d.config()
+// PolicyView is what the dashboard's policy page shows: the running
+// config and the configured knowledge the running engine was built from
+// (not re-read from disk).
+func (d *Daemon) PolicyView(context.Context) web.PolicyView {
+	d.mu.Lock()
+	cfg, k := d.cfg, d.knowledge
+	d.mu.Unlock()
 	shown := *cfg
 	shown.Store = store.RedactDSN(cfg.Store)
 	v := web.PolicyView{Mode: orDefault(cfg.Policy.Mode, "enforce"), Allow: cfg.Policy.Allow, DenyRules: cfg.Policy.Deny,
 		LearnMinSenders: cfg.Detect.Learn.MinSenders, LearnMinDays: cfg.Detect.Learn.MinDays}
 	if b, err := yaml.Marshal(&shown); err == nil {
 		v.Config = string(b)
-	}
-	k, err := cfg.Knowledge(d.protect, d.known, d.deny...)
-	if err != nil {
-		v.Err = err.Error()
-		return v
 	}
 	v.Protected = slices.Sorted(slices.Values(k.Protected))
 	v.Deny = k.Deny

@@ -1,0 +1,81 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stray-mail/stray/internal/postfixtest"
+)
+
+// Issue 12: the store, learning, the dashboard and the API existed only
+// with hold.enabled on. With hold off and a store, the daemon opens the
+// store, records (learning, counts), and serves the dashboard and the API;
+// without a store, neither is served.
+func TestHoldOffStillServesTheDashboardAndTheAPIWithAStore(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name          string
+		store         string
+		wantDashboard int // status of GET /login
+		wantAPI       int // status of an unauthenticated check
+		wantRecorder  bool
+	}{
+		{"hold off, a store", "sqlite:s.db", http.StatusOK, http.StatusUnauthorized, true},
+		{"hold off, no store", `""`, http.StatusNotFound, http.StatusNotFound, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			addr := fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
+			cfg := filepath.Join(dir, "stray.yaml")
+			body := fmt.Sprintf("store: %s\nhold:\n  enabled: false\nlisten:\n  milter: \"\"\n  policy: \"\"\n  http: %s\n", tt.store, addr)
+			if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			d, err := New(context.Background(), Options{ConfigPath: cfg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Start(); err != nil {
+				d.Close()
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- d.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			if d.Holder() != nil {
+				t.Error("hold and confirm is on with hold.enabled: false")
+			}
+			if got := d.recorder != nil; got != tt.wantRecorder {
+				t.Errorf("recorder %v, want %v", got, tt.wantRecorder)
+			}
+			client := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			get := func(method, path string) int {
+				req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(`{"recipients":["a@b.com"]}`))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			if got := get("GET", "/login"); got != tt.wantDashboard {
+				t.Errorf("GET /login: %d, want %d", got, tt.wantDashboard)
+			}
+			if got := get("POST", "/api/v1/check"); got != tt.wantAPI {
+				t.Errorf("POST /api/v1/check: %d, want %d", got, tt.wantAPI)
+			}
+		})
+	}
+}

@@ -1,0 +1,219 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/stray-mail/stray/internal/config"
+	"github.com/stray-mail/stray/internal/connserver"
+	"github.com/stray-mail/stray/internal/hold"
+	"github.com/stray-mail/stray/internal/milter"
+	"github.com/stray-mail/stray/internal/policyd"
+	"github.com/stray-mail/stray/internal/web"
+)
+
+// ErrNoListeners is Start's answer when the config names no listener.
+var ErrNoListeners = errors.New("no listeners configured (listen.milter, listen.policy, listen.http, listen.relay, listen.sink)")
+
+// Start starts every listener the config names. On error, the ones
+// already started keep running until Close.
+func (d *Daemon) Start() error {
+	l := d.Config().Listen
+	starts := []struct {
+		addr  string
+		start func(string) error
+	}{{l.Milter, d.StartMilter}, {l.Policy, d.StartPolicy}, {l.HTTP, d.StartHTTP}, {l.Metrics, d.StartMetrics}, {l.Reply, d.StartReply}, {l.Relay, d.StartRelay}, {l.Sink, d.StartSink}}
+	n := 0
+	for _, s := range starts {
+		if s.addr == "" {
+			continue
+		}
+		if err := s.start(s.addr); err != nil {
+			return err
+		}
+		n++
+	}
+	if n == 0 {
+		return ErrNoListeners
+	}
+	return nil
+}
+
+// listen opens a listener; a unix socket left by a previous run is removed.
+// A listener that cannot open is an ErrUnavailable error.
+func listen(name, network, addr string) (net.Listener, error) {
+	var l net.Listener
+	var err error
+	if network == "unix" {
+		if fi, serr := os.Stat(addr); serr == nil && fi.Mode()&os.ModeSocket != 0 {
+			os.Remove(addr)
+		}
+		if l, err = net.Listen(network, addr); err == nil {
+			os.Chmod(addr, 0o666) // the MTA runs as another user
+		}
+	} else {
+		// No TCP keepalive: MTA connections are local and short, and each
+		// accepted connection would cost four setsockopt calls.
+		lc := net.ListenConfig{KeepAlive: -1}
+		l, err = lc.Listen(context.Background(), network, addr)
+	}
+	if err != nil {
+		return nil, unavailable(fmt.Errorf("%s: %w", name, err))
+	}
+	return l, nil
+}
+
+// StartMilter starts the milter on addr (inet:HOST:PORT or unix:PATH).
+func (d *Daemon) StartMilter(addr string) error {
+	network, a, err := milter.ParseListen(addr)
+	if err != nil {
+		return err
+	}
+	l, err := listen("milter", network, a)
+	if err != nil {
+		return err
+	}
+	cfg := d.Config()
+	var holder milter.Holder // a nil *hold.Holder must stay a nil interface
+	if d.holder != nil {
+		holder = d.holder
+	}
+	s := &milter.Server{Sessions: milter.GateSessions(d.gate), Holder: holder, MaxHoldSize: cfg.Hold.MaxSize, OnStoreError: cfg.Hold.OnStoreError,
+		MaxConns: d.caps().Milter}
+	d.run("milter", addr, func() error { return s.Serve(l) }, s.Shutdown, "max_connections", s.MaxConns)
+	return nil
+}
+
+// StartPolicy starts the Postfix policy server on addr (HOST:PORT).
+func (d *Daemon) StartPolicy(addr string) error {
+	l, err := listen("policy", "tcp", addr)
+	if err != nil {
+		return err
+	}
+	s := &policyd.Server{Gate: d.gate, MaxConns: d.caps().Policy}
+	d.run("policy", addr, func() error { return s.Serve(l) }, s.Shutdown, "max_connections", s.MaxConns)
+	return nil
+}
+
+// StartHTTP starts the HTTP listener: the dashboard, the check API, the
+// senders' hold links, /healthz, and /metrics unless listen.metrics has
+// its own.
+func (d *Daemon) StartHTTP(addr string) error {
+	l, err := listen("http", "tcp", addr)
+	if err != nil {
+		return err
+	}
+	cfg := d.Config()
+	proxies, err := cfg.Web.Proxies()
+	if err != nil {
+		l.Close()
+		return err
+	}
+	mux := http.NewServeMux()
+	if cfg.Listen.Metrics == "" {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("GET /healthz", healthz)
+	if d.holder != nil {
+		mux.Handle("/h/", d.holder.HandlerBehind(proxies))
+	}
+	if err := d.mountWeb(mux); err != nil {
+		l.Close()
+		return err
+	}
+	maxConns := d.caps().HTTP
+	s := web.NewHTTPServer(mux, web.HTTPLimits{MaxConns: maxConns}, d.log.With("listener", "http"))
+	d.run("http", addr, func() error {
+		if err := s.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, s.Shutdown, "max_connections", maxConns)
+	return nil
+}
+
+// StartMetrics serves /metrics (and /healthz) on listen.metrics, apart
+// from the http listener that senders reach.
+func (d *Daemon) StartMetrics(addr string) error {
+	l, err := listen("metrics", "tcp", addr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", healthz)
+	s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	d.run("metrics", addr, func() error {
+		if err := s.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, s.Shutdown)
+	return nil
+}
+
+func healthz(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }
+
+// replyMaxConns caps the reply listener's connections.
+const replyMaxConns = 32
+
+// StartReply starts the listener for senders' e-mailed replies (hold and
+// confirm).
+func (d *Daemon) StartReply(addr string) error {
+	if d.holder == nil {
+		return fmt.Errorf("reply: needs hold and confirm with a store")
+	}
+	cfg := d.Config()
+	l, err := listen("reply", "tcp", addr)
+	if err != nil {
+		return err
+	}
+	clients, err := cfg.Hold.ReplyClientPrefixes()
+	if err != nil {
+		l.Close()
+		return fmt.Errorf("reply: %w", err)
+	}
+	rs := d.holder.NewReplyServer(hold.ReplyOptions{Clients: clients, RequireAuth: cfg.Hold.ReplyRequireAuth})
+	d.log.Info("replies accepted only from", "listener", "reply", "clients", fmt.Sprint(clients), "require_auth", cfg.Hold.ReplyRequireAuth)
+	// Only the organisation's MTA talks here: a small cap keeps a flood
+	// from taking the descriptors the milter and policy server need, and
+	// accept errors (EMFILE) are retried rather than ending the listener.
+	capped := connserver.NewListener(l, replyMaxConns, d.log.With("listener", "reply"))
+	capped.Refuse = func(c net.Conn) { io.WriteString(c, "421 4.7.0 too many connections, try again later\r\n") }
+	d.run("reply", addr, func() error { return rs.Serve(capped) }, rs.Shutdown)
+	return nil
+}
+
+// caps are the listeners' connection caps under this process's
+// file-descriptor limit.
+func (d *Daemon) caps() config.MaxConnections {
+	nofile := uint64(1 << 20)
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil {
+		nofile = rl.Cur
+	}
+	return d.Config().Listen.Caps(nofile)
+}
+
+// run serves a started listener in the background and registers its
+// Shutdown.
+func (d *Daemon) run(name, addr string, serve func() error, shutdown func(context.Context) error, attrs ...any) {
+	d.log.Info("listening", append([]any{"listener", name, "addr", addr}, attrs...)...)
+	d.shutdown = append(d.shutdown, shutdown)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := serve(); err != nil {
+			d.errs <- fmt.Errorf("%s: %w", name, err)
+		}
+	}()
+}

@@ -1,0 +1,120 @@
+package daemon
+
+import (
+	"crypto/tls"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/stray-mail/stray/detect"
+	"github.com/stray-mail/stray/internal/config"
+	"github.com/stray-mail/stray/internal/relay"
+)
+
+// StartRelay starts the SMTP relay front end on addr, as the config's
+// relay section says.
+func (d *Daemon) StartRelay(addr string) error { return d.StartRelayWith(addr, d.Config().Relay) }
+
+// StartRelayWith starts the relay with rc (stray relay's flags over the
+// config's relay section).
+func (d *Daemon) StartRelayWith(addr string, rc config.Relay) error {
+	s, err := d.newRelay(rc)
+	if err != nil {
+		return err
+	}
+	l, err := listen("relay", "tcp", addr)
+	if err != nil {
+		return err
+	}
+	d.run("relay", addr, func() error { return s.Serve(l) }, s.Shutdown, "next_hop", rc.NextHop)
+	return nil
+}
+
+// newRelay builds the relay front end from a relay section.
+func (d *Daemon) newRelay(rc config.Relay) (*relay.Server, error) {
+	allow, err := rc.AllowPrefixes()
+	if err != nil {
+		return nil, fmt.Errorf("relay.allow: %w", err)
+	}
+	if rc.NextHop == "" {
+		return nil, fmt.Errorf("relay.next_hop (--next-hop) is required")
+	}
+	cfg := d.Config()
+	s := &relay.Server{Gate: d.gate, Holder: d.holder, NextHop: rc.NextHop, Allow: allow,
+		RequireTLS: rc.RequireTLS, DSN: rc.DSN, NextHopTLS: rc.NextHopTLS, MaxMessageBytes: rc.MaxMessageSize, MaxHoldSize: cfg.Hold.MaxSize}
+	if rc.TLSCert != "" {
+		kp := &keyPair{cert: cfg.Path(rc.TLSCert), key: cfg.Path(rc.TLSKey)}
+		if _, err := kp.get(nil); err != nil {
+			return nil, err
+		}
+		s.TLS = &tls.Config{GetCertificate: kp.get, MinVersion: tls.VersionTLS12}
+	}
+	return s, nil
+}
+
+// StartSink starts the defensive-registration sink on addr with the
+// config's sink.domains.
+func (d *Daemon) StartSink(addr string) error { return d.StartSinkWith(addr, d.Config().Sink.Domains) }
+
+// StartSinkWith starts the sink for the "DOMAIN INTENDED" lines of the file
+// at path (relative to the config file); its events go to the store when
+// there is one.
+func (d *Daemon) StartSinkWith(addr, path string) error {
+	if path == "" {
+		return fmt.Errorf("sink: sink.domains is required")
+	}
+	cfg := d.Config()
+	f, err := os.Open(cfg.Path(path))
+	if err != nil {
+		return fmt.Errorf("sink: %w", err)
+	}
+	domains, err := detect.ReadDeny(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("sink: %s: %w", path, err)
+	}
+	l, err := listen("sink", "tcp", addr)
+	if err != nil {
+		return err
+	}
+	s := relay.NewSink(domains, d.st, d.log, d.reg)
+	d.log.Info("sink domains", "count", len(domains))
+	d.run("sink", addr, func() error { return s.Serve(l) }, s.Shutdown)
+	return nil
+}
+
+// keyPair serves a certificate from files, re-reading them when they
+// change (a renewed certificate needs no restart).
+type keyPair struct {
+	cert, key string
+	mu        sync.Mutex
+	loaded    *tls.Certificate
+	mtime     time.Time
+	checked   time.Time
+}
+
+func (k *keyPair) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.loaded != nil && time.Since(k.checked) < time.Second {
+		return k.loaded, nil
+	}
+	k.checked = time.Now()
+	fi, err := os.Stat(k.cert)
+	if err == nil && k.loaded != nil && fi.ModTime().Equal(k.mtime) {
+		return k.loaded, nil
+	}
+	c, err := tls.LoadX509KeyPair(k.cert, k.key)
+	if err != nil {
+		if k.loaded != nil {
+			return k.loaded, nil // keep serving the one that worked
+		}
+		return nil, fmt.Errorf("relay: TLS certificate: %w", err)
+	}
+	k.loaded = &c
+	if fi != nil {
+		k.mtime = fi.ModTime()
+	}
+	return k.loaded, nil
+}
