@@ -242,6 +242,10 @@ func (s *Session) MailAuth(sender string, auth Auth) {
 // Login returns the current message's authenticated login, if any.
 func (s *Session) Login() string { return s.auth.Login }
 
+// WarnHeader reports whether a warned recipient of the current message
+// gets the X-Stray-Warning header (hold.warn_header: internal recipients).
+func (s *Session) WarnHeader() bool { return s.engine != nil && s.engine.WarnHeader }
+
 // SetQueueID records the MTA's queue id for the logs, when it is known.
 func (s *Session) SetQueueID(id string) {
 	if id != "" {
@@ -415,7 +419,7 @@ func (s *Session) Recipients() []RcptResult { return s.rcpts }
 // it adds a header). When it is false, a front end can accept the message
 // at DATA and never see its content.
 func (s *Session) NeedsEnd() bool {
-	warnHeader := s.engine != nil && s.engine.WarnHeader
+	warnHeader := s.WarnHeader()
 	for _, r := range s.rcpts {
 		if r.Reply == nil && (r.Decision.Action == policy.Hold || r.Decision.Action == policy.Warn && warnHeader) {
 			return true

@@ -2,7 +2,7 @@
 // (check_policy_service): it reads attribute requests, asks a gate.Session
 // about each RCPT, and answers REJECT (as a 550 5.1.2 reply with the
 // suggestion; 501 5.1.3 for a recipient stray cannot read), HOLD, PREPEND
-// of a warning header, or DUNNO. It passes the SASL login (sasl_username)
+// of a warning header (only with hold.warn_header), or DUNNO. It passes the SASL login (sasl_username)
 // to the session, for the policy's scopes.
 //
 // It decides nothing itself and never holds more than one request in memory
@@ -248,7 +248,12 @@ func (s *Server) answer(sess *gate.Session, req Request, m *message) string {
 	case policy.Hold:
 		return "HOLD stray: " + gate.Describe(res.Decision.Finding)
 	case policy.Warn:
-		return "PREPEND X-Stray-Warning: " + gate.Describe(res.Decision.Finding)
+		// The stranger who may receive it must not read stray's analysis:
+		// the header only for internal recipients (hold.warn_header); the
+		// sender is told after the fact when the message ends.
+		if sess.WarnHeader() {
+			return "PREPEND X-Stray-Warning: " + gate.Describe(res.Decision.Finding)
+		}
 	}
 	return "DUNNO"
 }

@@ -109,6 +109,16 @@ func playTranscript(t *testing.T, addr, file string) {
 	}
 }
 
+func TestWarnPrependsTheHeaderOnlyWhenAskedTo(t *testing.T) {
+	t.Parallel()
+	g := newGate(t, detect.Knowledge{Protected: []string{"mil"}, Known: map[string]int{"westlandhigh.school.nz": 1000}}, policy.Config{})
+	e := *g.Engine()
+	e.WarnHeader = true
+	g.Swap(&e)
+	_, addr := start(t, g)
+	playTranscript(t, addr, "testdata/warn/header.txt")
+}
+
 func TestRecipientsAreCheckedWherePostfixRoutesThemAndUnreadableOnesRefused(t *testing.T) {
 	t.Parallel()
 	g := newGate(t, detect.Knowledge{Protected: []string{"mil", "example.com"}}, policy.Config{})
