@@ -79,3 +79,28 @@ func TestHoldOffStillServesTheDashboardAndTheAPIWithAStore(t *testing.T) {
 		})
 	}
 }
+
+// The dashboard's effective configuration shows the actions in force, not
+// the `actions: {}` of a file that sets none (issue 14).
+func TestPolicyViewShowsTheActionsInForce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "stray.yaml")
+	if err := os.WriteFile(cfg, []byte("store: sqlite:"+filepath.Join(dir, "s.db")+"\nhold:\n  secret_file: "+filepath.Join(dir, "k")+"\npolicy:\n  actions: {warn: log}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(context.Background(), Options{ConfigPath: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	v := d.PolicyView(context.Background())
+	for _, want := range []string{"mode: enforce", "block: reject", "hold: hold", "warn: log", "address_literals: reject"} {
+		if !strings.Contains(v.Config, want) {
+			t.Errorf("effective configuration lacks %q:\n%s", want, v.Config)
+		}
+	}
+	if strings.Contains(v.Config, "actions: {}") {
+		t.Errorf("effective configuration shows no actions:\n%s", v.Config)
+	}
+}

@@ -70,6 +70,7 @@ func (d *Daemon) PolicyView(context.Context) web.PolicyView {
 	d.mu.Unlock()
 	shown := *cfg
 	shown.Store = store.RedactDSN(cfg.Store)
+	shown.Policy = cfg.Policy.Effective()
 	v := web.PolicyView{Mode: orDefault(cfg.Policy.Mode, "enforce"), Allow: cfg.Policy.Allow, DenyRules: cfg.Policy.Deny,
 		LearnMinSenders: cfg.Detect.Learn.MinSenders, LearnMinDays: cfg.Detect.Learn.MinDays}
 	if b, err := yaml.Marshal(&shown); err == nil {

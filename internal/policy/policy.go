@@ -209,6 +209,30 @@ type scope struct {
 	deny    matcher
 }
 
+// Effective is c with its defaults written out, as Compile applies them:
+// the mode, an action for every verdict (warn, hold, block) and the
+// address-literal action. What an administrator reads is what runs, never
+// an empty `actions: {}`. Scopes are left as written.
+func (c Config) Effective() Config {
+	e := c
+	if e.Mode == "" {
+		e.Mode = "enforce"
+	}
+	e.Actions = map[string]string{}
+	for v, a := range defaultActions {
+		if v != detect.OK {
+			e.Actions[v.String()] = a.String()
+		}
+	}
+	for v, a := range c.Actions {
+		e.Actions[v] = a
+	}
+	if e.AddressLiterals == "" {
+		e.AddressLiterals = Reject.String()
+	}
+	return e
+}
+
 // Compile checks a Config and compiles it. Problems are reported all at
 // once, each with its field path below prefix (e.g. "policy").
 func Compile(c Config, prefix string) (*Policy, error) {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"maps"
 	"strings"
 	"testing"
 
@@ -183,6 +184,26 @@ func TestUnreadableIsRejectedAndLiteralsFollowTheirSwitch(t *testing.T) {
 		u := p.Unreadable(detect.Finding{Address: "j@army_ml"})
 		if want := map[bool]Action{false: Reject, true: Log}[c.cfg.Mode == "audit"]; u.Action != want || u.Enforced != Reject || u.Rule != RuleUnreadable {
 			t.Errorf("%+v: unreadable got %+v", c.cfg, u)
+		}
+	}
+}
+
+func TestEffectiveWritesOutTheDefaultsCompileApplies(t *testing.T) {
+	t.Parallel()
+	e := Config{Actions: map[string]string{"warn": "log"}}.Effective()
+	want := map[string]string{"warn": "log", "hold": "hold", "block": "reject"}
+	if e.Mode != "enforce" || e.AddressLiterals != "reject" || !maps.Equal(e.Actions, want) {
+		t.Fatalf("effective %+v, want enforce, reject and %v", e, want)
+	}
+	// It is what Compile runs: every verdict's action matches.
+	p, err := Compile(e, "policy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, a := range want {
+		verdict, _ := detect.ParseVerdict(v)
+		if got := p.Decide("a@example.org", detect.Finding{Address: "x@y.example", Domain: "y.example", Verdict: verdict}).Action.String(); got != a {
+			t.Errorf("%s: compiled action %s, effective says %s", v, got, a)
 		}
 	}
 }
