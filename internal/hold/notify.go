@@ -89,6 +89,42 @@ func subject(raw []byte) string {
 	return s
 }
 
+// otherVisibleRecipients are the To and Cc addresses of the held message
+// that were not held. When every recipient was held there are none, and
+// the notification must not suggest that anyone received it (Bcc
+// recipients are not in the header and are not named; whether the others
+// were delivered is the MTA's business, so it is not claimed).
+func otherVisibleRecipients(m *store.Message) []string {
+	msg, err := mail.ReadMessage(bytes.NewReader(m.Raw))
+	if err != nil {
+		return nil
+	}
+	held := map[string]bool{}
+	for _, r := range m.Recipients {
+		held[strings.ToLower(r.Address)] = true
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, field := range []string{"To", "Cc"} {
+		list, err := msg.Header.AddressList(field)
+		if err != nil {
+			continue
+		}
+		for _, a := range list {
+			k := strings.ToLower(a.Address)
+			if held[k] || seen[k] {
+				continue
+			}
+			seen[k] = true
+			out = append(out, a.Address)
+		}
+	}
+	if len(out) > 5 {
+		out = append(out[:5], fmt.Sprintf("and %d more", len(out)-5))
+	}
+	return out
+}
+
 func header(name, value string) string {
 	return name + ": " + mime.QEncoding.Encode("utf-8", value) + "\r\n"
 }
@@ -149,7 +185,9 @@ func (h *Holder) notification(m *store.Message) []byte {
 	if h.cfg.ReplyDomain != "" {
 		b.WriteString("Or reply to this message with SEND, FIX (send to the suggested address)\r\nor CANCEL as its first word.\r\n\r\n")
 	}
-	b.WriteString("Any other recipients of the message have received it already.\r\n")
+	if others := otherVisibleRecipients(m); len(others) > 0 {
+		fmt.Fprintf(&b, "Its other recipients (%s) were not held by this check.\r\n", strings.Join(others, ", "))
+	}
 	fmt.Fprintf(&b, "If you do nothing, it will be %s on %s.\r\n", map[bool]string{true: "sent anyway", false: "discarded"}[h.cfg.OnExpiry == config.ExpiryRelease], exp.UTC().Format("Mon 2 Jan 2006 15:04 MST"))
 	b.WriteString("\r\n-- \r\nstray, which checks outgoing mail for mistyped addresses\r\n")
 	return []byte(b.String())
