@@ -178,7 +178,7 @@ type Hold struct {
 	// the same key.
 	SecretFile string `yaml:"secret_file"`
 	// BaseURL is where senders' links point: this node's http listener,
-	// as reachable by senders.
+	// as reachable by senders. Unset in a file, it follows listen.http.
 	BaseURL string `yaml:"base_url"`
 	// Expire is how long a held message waits for its sender.
 	Expire Duration `yaml:"expire"`
@@ -389,6 +389,7 @@ func Parse(r io.Reader) (*Config, error) {
 		return nil, err
 	}
 	c := Default()
+	c.Hold.BaseURL = "" // unset: derived from listen.http below
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
@@ -400,7 +401,30 @@ func Parse(r io.Reader) (*Config, error) {
 			*b = on()
 		}
 	}
+	if c.Hold.BaseURL == "" {
+		c.Hold.BaseURL = baseURLFor(c.Listen.HTTP)
+	}
 	return c, nil
+}
+
+// baseURLFor is the senders' link base when hold.base_url is not set: the
+// http listener's own address, so that moving listen.http moves the links
+// with it. A listener on every address (0.0.0.0:8098, :8098) is named by
+// this host's name.
+func baseURLFor(listen string) string {
+	if listen == "" {
+		listen = DefaultHTTP
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://" + listen
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			host = h
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // Problems is every validation error, each with its field path.

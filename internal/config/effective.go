@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"strings"
 )
 
@@ -24,7 +26,8 @@ type Effective struct {
 		Deny  int    `json:"deny"`
 	} `json:"policy"`
 	Hold struct {
-		Enabled bool `json:"enabled"`
+		Enabled bool   `json:"enabled"`
+		BaseURL string `json:"base_url"`
 	} `json:"hold"`
 	Web struct {
 		Dashboard bool `json:"dashboard"`
@@ -37,6 +40,8 @@ type Effective struct {
 	// Off says why a switch whose key is on is off, by key (hold.enabled,
 	// web.dashboard, web.api).
 	Off map[string]string `json:"off,omitempty"`
+	// Warnings are settings that are valid but probably wrong.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Effective reports what c turns on.
@@ -68,6 +73,10 @@ func (c *Config) Effective() Effective {
 		e.Off["hold.enabled"] = "needs a store"
 	}
 	e.Hold.Enabled = hold
+	e.Hold.BaseURL = c.Hold.BaseURL
+	if hold && c.Listen.HTTP != "" {
+		e.Warnings = append(e.Warnings, baseURLWarnings(c.Hold.BaseURL, c.Listen.HTTP)...)
+	}
 	web := func(key string, b *bool) bool {
 		switch {
 		case !isOn(b):
@@ -87,6 +96,37 @@ func (c *Config) Effective() Effective {
 		e.Off = nil
 	}
 	return e
+}
+
+// baseURLWarnings compare the senders' link base with the http listener:
+// loopback links from a listener others reach cannot be opened by senders
+// elsewhere, and links elsewhere to a loopback-only listener need a proxy.
+func baseURLWarnings(base, listen string) []string {
+	u, err := url.Parse(base)
+	if err != nil || u.Hostname() == "" {
+		return []string{fmt.Sprintf("hold.base_url %q names no host: senders' links will not open", base)}
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil
+	}
+	linkLocal := isLoopbackHost(u.Hostname())
+	listenLocal := host != "" && isLoopbackHost(host)
+	switch {
+	case linkLocal && !listenLocal:
+		return []string{fmt.Sprintf("hold.base_url %s is loopback but listen.http %s is reachable from elsewhere: senders on other machines cannot open their links; set hold.base_url to the name they reach", base, listen)}
+	case !linkLocal && listenLocal:
+		return []string{fmt.Sprintf("hold.base_url %s points elsewhere but listen.http %s listens on loopback only: the links work only through a reverse proxy that forwards /h/ to it", base, listen)}
+	}
+	return nil
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 func nonNil(s []string) []string {
@@ -136,6 +176,7 @@ func (e Effective) WriteText(w io.Writer, indent string) error {
 		{"policy.allow", fmt.Sprintf("%d entries", e.Policy.Allow)},
 		{"policy.deny", fmt.Sprintf("%d entries", e.Policy.Deny)},
 		{"hold.enabled", onOff("hold.enabled", e.Hold.Enabled)},
+		{"hold.base_url", orOff(e.Hold.BaseURL)},
 		{"web.dashboard", onOff("web.dashboard", e.Web.Dashboard)},
 		{"web.api", onOff("web.api", e.Web.API)},
 		{"store", orOff(e.Store)},
@@ -148,6 +189,11 @@ func (e Effective) WriteText(w io.Writer, indent string) error {
 	}
 	for _, l := range lines {
 		if _, err := fmt.Fprintf(w, "%s%s: %s\n", indent, l[0], l[1]); err != nil {
+			return err
+		}
+	}
+	for _, warn := range e.Warnings {
+		if _, err := fmt.Fprintf(w, "%swarning: %s\n", indent, warn); err != nil {
 			return err
 		}
 	}

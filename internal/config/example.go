@@ -130,7 +130,9 @@ hold:
   # every node of one store needs the same file.
   secret_file: stray.key
   # Where the links in notifications point: the http listener as senders
-  # reach it.
+  # reach it. Unset: http://LISTEN.HTTP (this host's name for 0.0.0.0);
+  # stray config check warns when it and listen.http disagree (loopback
+  # links from a listener others reach, or the other way round).
   base_url: http://127.0.0.1:8098
   # How long a held message waits, and what happens then (discard or
   # release); the sender is told either way.
