@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/stray-mail/stray/internal/postfixtest"
 )
 
 // runConfigCheck runs "stray config check" on a config file with body.
@@ -131,5 +135,34 @@ func TestConfigCheckRejectsAnUnknownFormat(t *testing.T) {
 	t.Parallel()
 	if _, errOut, code := runConfigCheck(t, "", "--format", "xml"); code != ExitUsage || !strings.Contains(errOut, "--format") {
 		t.Errorf("exit %d, %q", code, errOut)
+	}
+}
+
+// stray config check --connect tries what the config depends on and says
+// which works (issue 14): notify_smtp and reinject_smtp were never tried
+// until a message was held.
+func TestConfigCheckConnectSaysWhichEndpointsAnswer(t *testing.T) {
+	t.Parallel()
+	sink := postfixtest.StartSink(t)
+	dead := fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
+	dir := t.TempDir()
+	dsn := "sqlite:" + filepath.Join(dir, "s.db")
+	openTestStore(t, dsn) // the store exists, as the daemon made it
+	body := fmt.Sprintf("store: %s\nhold:\n  secret_file: %s\n  notify_smtp: %s\n  reinject_smtp: %s\n", dsn, filepath.Join(dir, "k"), sink.Addr, dead)
+	out, errOut, code := runConfigCheck(t, body, "--connect")
+	if code != ExitRuntime {
+		t.Fatalf("exit %d, want %d (something did not answer): %s %s", code, ExitRuntime, out, errOut)
+	}
+	for _, want := range []string{"connect store sqlite:", "connect hold.notify_smtp " + sink.Addr + ": ok", "connect hold.reinject_smtp " + dead + ": FAILED"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	if !regexp.MustCompile(`connect store \S+: ok`).MatchString(out) {
+		t.Errorf("the store did not answer:\n%s", out)
+	}
+	// Without --connect nothing is tried.
+	if out, _, code := runConfigCheck(t, body); code != ExitOK || strings.Contains(out, "connect ") {
+		t.Errorf("without --connect: exit %d:\n%s", code, out)
 	}
 }

@@ -174,7 +174,7 @@ func runPolicy(ctx context.Context, args []string, std Stdio) int {
 	return runSingle(ctx, "policy", policyHelp, args, std, (*daemon.Daemon).StartPolicy)
 }
 
-const configHelp = `usage: stray config check [--format text|json] FILE
+const configHelp = `usage: stray config check [--connect] [--format text|json] FILE
 
 Validates a configuration file without starting anything: strict YAML (an
 unknown key is an error), every field checked, every problem reported at
@@ -199,13 +199,24 @@ something off shows here.
 --format json prints one JSON object: {"config":FILE, "ok":true,
 "detect":{"builtin":true,"protect":[...],...}, "hold":{"enabled":true},
 "web":{"dashboard":false,"api":true}, "listen":{...}, ...}, or
-{"config":FILE, "ok":false, "problems":[...]}.
+{"config":FILE, "ok":false, "problems":[...]}. A "warning:" line (JSON:
+"warnings") is a setting that is valid but probably wrong, such as
+hold.base_url on loopback while listen.http is reachable from elsewhere.
 
-Exit status: 0 valid, 2 problems (one per line on standard error, or in
-the JSON object).
+--connect also tries what the file depends on and a daemon would first
+try only when a message is held: the store (opened, written), the SMTP
+servers of hold.notify_smtp and hold.reinject_smtp (greeting and EHLO),
+and the name in hold.base_url; one "connect NAME ADDR: ok" or "FAILED"
+line each (JSON: "endpoints"). stray serve makes the same SMTP and name
+checks at start and logs a warning for each that fails.
+
+Exit status: 0 valid (and, with --connect, everything answered), 2
+problems (one per line on standard error, or in the JSON object), 3 with
+--connect, something did not answer.
 
 Examples:
   stray config check /etc/stray/stray.yaml
+  stray config check --connect /etc/stray/stray.yaml
   stray config check --format json /etc/stray/stray.yaml
 `
 
@@ -215,11 +226,13 @@ type configReport struct {
 	OK       bool     `json:"ok"`
 	Problems []string `json:"problems,omitempty"`
 	*config.Effective
+	Endpoints []daemon.Endpoint `json:"endpoints,omitempty"`
 }
 
-func runConfig(_ context.Context, args []string, std Stdio) int {
+func runConfig(ctx context.Context, args []string, std Stdio) int {
 	fs := newFlagSet("config", configHelp, std)
 	format := fs.String("format", "text", "output format: text or json")
+	connect := fs.Bool("connect", false, "also try the store, the SMTP servers and the base_url name the config depends on")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return flagExit(err)
@@ -260,11 +273,28 @@ func runConfig(_ context.Context, args []string, std Stdio) int {
 	}
 	eff := cfg.Effective()
 	eff.Store = store.RedactDSN(eff.Store)
+	code := ExitOK
+	var endpoints []daemon.Endpoint
+	if *connect {
+		endpoints = daemon.CheckEndpoints(ctx, cfg, true)
+		for _, e := range endpoints {
+			if !e.OK() {
+				code = ExitRuntime
+			}
+		}
+	}
 	if *format == "json" {
-		json.NewEncoder(std.Out).Encode(configReport{Config: pos[1], OK: true, Effective: &eff})
-		return ExitOK
+		json.NewEncoder(std.Out).Encode(configReport{Config: pos[1], OK: true, Effective: &eff, Endpoints: endpoints})
+		return code
 	}
 	fmt.Fprintf(std.Out, "%s: ok\n", pos[1])
 	eff.WriteText(std.Out, "  ")
-	return ExitOK
+	for _, e := range endpoints {
+		if e.OK() {
+			fmt.Fprintf(std.Out, "  connect %s %s: ok\n", e.Name, e.Addr)
+		} else {
+			fmt.Fprintf(std.Out, "  connect %s %s: FAILED: %s\n", e.Name, e.Addr, e.Err)
+		}
+	}
+	return code
 }

@@ -301,6 +301,10 @@ func (d *Daemon) wait(ctx context.Context, timeout time.Duration) error {
 		d.wg.Add(1)
 		go func() { defer d.wg.Done(); d.warnMTALookalikes(bg, *d.opts.MTAMaps) }()
 	}
+	if d.holder != nil {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); d.warnEndpoints(bg) }()
+	}
 	if d.st != nil {
 		t := time.NewTicker(learnedRefresh)
 		defer t.Stop()

@@ -104,3 +104,44 @@ func TestPolicyViewShowsTheActionsInForce(t *testing.T) {
 		t.Errorf("effective configuration shows no actions:\n%s", v.Config)
 	}
 }
+
+// stray serve tries the SMTP servers hold depends on at start and warns
+// about one that does not answer, instead of failing on the first held
+// message (issue 14). It still starts.
+func TestServeWarnsAtStartAboutAnSMTPEndpointThatDoesNotAnswer(t *testing.T) {
+	t.Parallel()
+	sink := postfixtest.StartSink(t)
+	dead := fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "stray.yaml")
+	body := fmt.Sprintf("store: sqlite:%s\nhold:\n  secret_file: %s\n  notify_smtp: %s\n  reinject_smtp: %s\nlisten:\n  milter: \"\"\n  policy: 127.0.0.1:%d\n  http: \"\"\n",
+		filepath.Join(dir, "s.db"), filepath.Join(dir, "k"), sink.Addr, dead, postfixtest.FreePort(t))
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedLog
+	d, err := New(context.Background(), Options{ConfigPath: cfg, LogOutput: &logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		d.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "endpoint=hold.reinject_smtp") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	got := logs.String()
+	if !strings.Contains(got, "endpoint does not answer") || !strings.Contains(got, "endpoint=hold.reinject_smtp addr="+dead) {
+		t.Fatalf("no warning about %s:\n%s", dead, got)
+	}
+	if strings.Contains(got, "endpoint=hold.notify_smtp addr="+sink.Addr+" err") {
+		t.Errorf("a warning about the answering notify server:\n%s", got)
+	}
+}
