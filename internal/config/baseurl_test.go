@@ -53,3 +53,19 @@ func TestConfigCheckWarnsWhenLinksAndListenerDisagree(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTPTLSNeedsBothFilesAndTheListener(t *testing.T) {
+	t.Parallel()
+	for yaml, want := range map[string]string{
+		"listen:\n  http_tls: {cert: c.pem}\n":                           "name both cert and key",
+		"listen:\n  http: \"\"\n  http_tls: {cert: c.pem, key: k.pem}\n": "listen.http is off",
+	} {
+		c, err := Parse(strings.NewReader(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", yaml, err, want)
+		}
+	}
+}

@@ -87,6 +87,11 @@ type Listen struct {
 	// HTTP: HOST:PORT for the dashboard, the check API, the senders' hold
 	// links, /healthz, and /metrics unless Metrics is set.
 	HTTP string `yaml:"http"`
+	// HTTPTLS, when set, serves listen.http over TLS with this certificate
+	// and key (PEM files, re-read when they change), with HSTS: senders
+	// open their links from anywhere in the organisation, and the
+	// dashboard's cookie is Secure.
+	HTTPTLS TLSFiles `yaml:"http_tls"`
 	// Metrics: HOST:PORT serving /metrics (and /healthz) only. When set,
 	// /metrics is no longer served on HTTP, which senders reach.
 	Metrics string `yaml:"metrics"`
@@ -102,6 +107,15 @@ type Listen struct {
 	// MaxConnections caps each listener's open connections.
 	MaxConnections MaxConnections `yaml:"max_connections"`
 }
+
+// TLSFiles names a PEM certificate (chain) and its private key.
+type TLSFiles struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// On reports whether both files are named.
+func (t TLSFiles) On() bool { return t.Cert != "" && t.Key != "" }
 
 // MaxConnections caps the open connections of each listener kind; 0 (the
 // default) sizes the cap from the process's file-descriptor limit. At the
@@ -402,7 +416,7 @@ func Parse(r io.Reader) (*Config, error) {
 		}
 	}
 	if c.Hold.BaseURL == "" {
-		c.Hold.BaseURL = baseURLFor(c.Listen.HTTP)
+		c.Hold.BaseURL = baseURLFor(c.Listen.HTTP, c.Listen.HTTPTLS.On())
 	}
 	return c, nil
 }
@@ -411,20 +425,24 @@ func Parse(r io.Reader) (*Config, error) {
 // http listener's own address, so that moving listen.http moves the links
 // with it. A listener on every address (0.0.0.0:8098, :8098) is named by
 // this host's name.
-func baseURLFor(listen string) string {
+func baseURLFor(listen string, tls bool) string {
+	scheme := "http://"
+	if tls {
+		scheme = "https://"
+	}
 	if listen == "" {
 		listen = DefaultHTTP
 	}
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
-		return "http://" + listen
+		return scheme + listen
 	}
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		if h, err := os.Hostname(); err == nil && h != "" {
 			host = h
 		}
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return scheme + net.JoinHostPort(host, port)
 }
 
 // Problems is every validation error, each with its field path.
@@ -474,6 +492,11 @@ func (c *Config) Validate() error {
 	}
 	if (c.Listen.Reply == "") != (c.Hold.ReplyDomain == "") {
 		p = append(p, "hold.reply_domain and listen.reply: set both (answering by reply) or neither")
+	}
+	if (c.Listen.HTTPTLS.Cert == "") != (c.Listen.HTTPTLS.Key == "") {
+		p = append(p, "listen.http_tls: name both cert and key (PEM files), or neither")
+	} else if c.Listen.HTTPTLS.On() && c.Listen.HTTP == "" {
+		p = append(p, "listen.http_tls: set, but listen.http is off")
 	}
 	if c.Listen.Metrics != "" && c.Listen.Metrics == c.Listen.HTTP {
 		p = append(p, fmt.Sprintf("listen.metrics: %q is listen.http's address; leave it empty to serve /metrics on listen.http", c.Listen.Metrics))

@@ -61,6 +61,9 @@ func (c *Config) Effective() Effective {
 	}
 	e.Listen = map[string]string{"milter": c.Listen.Milter, "policy": c.Listen.Policy, "http": c.Listen.HTTP, "reply": c.Listen.Reply,
 		"relay": c.Listen.Relay, "sink": c.Listen.Sink}
+	if c.Listen.HTTPTLS.On() && c.Listen.HTTP != "" {
+		e.Listen["http_tls"] = c.Path(c.Listen.HTTPTLS.Cert)
+	}
 	e.Off = map[string]string{}
 	isOn := func(b *bool) bool { return b == nil || *b }
 	// As stray serve runs it: the store is opened whenever one is named,
@@ -183,6 +186,7 @@ func (e Effective) WriteText(w io.Writer, indent string) error {
 		{"listen.milter", orOff(e.Listen["milter"])},
 		{"listen.policy", orOff(e.Listen["policy"])},
 		{"listen.http", orOff(e.Listen["http"])},
+		{"listen.http_tls", orOff(e.Listen["http_tls"])},
 		{"listen.reply", orOff(e.Listen["reply"])},
 		{"listen.relay", orOff(e.Listen["relay"])},
 		{"listen.sink", orOff(e.Listen["sink"])},

@@ -69,6 +69,11 @@ listen:
   # links (/h/), /healthz, and /metrics (Prometheus) unless listen.metrics
   # is set. Empty: off.
   http: 127.0.0.1:8098
+  # Serve listen.http over TLS (PEM certificate chain and key, re-read when
+  # they change; HSTS on). Without it, put a TLS reverse proxy in front.
+  http_tls:
+    cert: ""
+    key: ""
   # Prometheus /metrics (and /healthz) on an address of its own, e.g.
   # 127.0.0.1:9098: then listen.http, which senders reach for their hold
   # links, no longer shows /metrics. Empty: /metrics is on listen.http;

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -131,13 +132,30 @@ func (d *Daemon) StartHTTP(addr string) error {
 		return err
 	}
 	maxConns := d.caps().HTTP
-	s := web.NewHTTPServer(mux, web.HTTPLimits{MaxConns: maxConns}, d.log.With("listener", "http"))
+	var h http.Handler = mux
+	var tlsCfg *tls.Config
+	if t := cfg.Listen.HTTPTLS; t.On() {
+		kp := &keyPair{cert: cfg.Path(t.Cert), key: cfg.Path(t.Key)}
+		if _, err := kp.get(nil); err != nil {
+			l.Close()
+			return fmt.Errorf("http: %w", err)
+		}
+		tlsCfg = &tls.Config{GetCertificate: kp.get, MinVersion: tls.VersionTLS12}
+		h = web.HSTS(mux)
+	}
+	s := web.NewHTTPServer(h, web.HTTPLimits{MaxConns: maxConns}, d.log.With("listener", "http"))
 	d.run("http", addr, func() error {
-		if err := s.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if tlsCfg != nil {
+			err = s.ServeTLS(l, tlsCfg)
+		} else {
+			err = s.Serve(l)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
-	}, s.Shutdown, "max_connections", maxConns)
+	}, s.Shutdown, "max_connections", maxConns, "tls", tlsCfg != nil)
 	return nil
 }
 

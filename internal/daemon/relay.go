@@ -110,7 +110,7 @@ func (k *keyPair) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 		if k.loaded != nil {
 			return k.loaded, nil // keep serving the one that worked
 		}
-		return nil, fmt.Errorf("relay: TLS certificate: %w", err)
+		return nil, fmt.Errorf("TLS certificate: %w", err)
 	}
 	k.loaded = &c
 	if fi != nil {

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -55,6 +56,9 @@ func NewHTTPServer(h http.Handler, lim HTTPLimits, log *slog.Logger) *HTTPServer
 			IdleTimeout:       or(lim.IdleTimeout, 30*time.Second),
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+				if tc, ok := c.(*tls.Conn); ok {
+					c = tc.NetConn()
+				}
 				if cc, ok := c.(*connserver.Conn); ok {
 					return context.WithValue(ctx, connKey{}, cc)
 				}
@@ -72,6 +76,23 @@ func (s *HTTPServer) Serve(l net.Listener) error {
 	cl := connserver.NewListener(l, s.maxConns, s.log)
 	cl.Refuse = refuse
 	return s.srv.Serve(cl)
+}
+
+// ServeTLS is Serve over TLS with cfg (its GetCertificate may re-read
+// certificate files); the connection cap counts the TCP connections.
+func (s *HTTPServer) ServeTLS(l net.Listener, cfg *tls.Config) error {
+	cl := connserver.NewListener(l, s.maxConns, s.log)
+	s.srv.TLSConfig = cfg
+	return s.srv.Serve(tls.NewListener(cl, cfg))
+}
+
+// HSTS tells browsers to use https for this host from now on (a year); it
+// wraps the handler of a listener that serves TLS.
+func HSTS(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Shutdown stops accepting and waits for requests in progress until ctx
