@@ -145,3 +145,34 @@ func TestServeWarnsAtStartAboutAnSMTPEndpointThatDoesNotAnswer(t *testing.T) {
 		t.Errorf("a warning about the answering notify server:\n%s", got)
 	}
 }
+
+// Without a protected domain, serve says so once when it starts (issue
+// 14); with one it does not.
+func TestServeSaysWhenNoDomainIsProtected(t *testing.T) {
+	t.Parallel()
+	for _, protect := range []string{"", "detect:\n  protect: [mil]\n"} {
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "stray.yaml")
+		body := fmt.Sprintf("%sstore: \"\"\nlisten:\n  milter: \"\"\n  policy: 127.0.0.1:%d\n  http: \"\"\n", protect, postfixtest.FreePort(t))
+		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var logs lockedLog
+		d, err := New(context.Background(), Options{ConfigPath: cfg, LogOutput: &logs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Start(); err != nil {
+			d.Close()
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- d.Run(ctx) }()
+		cancel()
+		<-done
+		if got := strings.Count(logs.String(), "no protected domains"); got != map[bool]int{true: 1, false: 0}[protect == ""] {
+			t.Errorf("protect %q: the hint appears %d times:\n%s", protect, got, logs.String())
+		}
+	}
+}

@@ -46,6 +46,9 @@ func (d *Daemon) Start() error {
 	if n == 0 {
 		return ErrNoListeners
 	}
+	if e := d.gate.Engine(); e != nil && len(e.Checker.Protected()) == 0 {
+		d.log.Warn("no protected domains (detect.protect or --protect): stray protects only popular providers until told the organisation's own domains; their lookalikes (army.ml for army.mil) pass")
+	}
 	return nil
 }
 
