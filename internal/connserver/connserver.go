@@ -246,6 +246,13 @@ func (s *Server) start() {
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	s.start()
+	if s.closing.Load() {
+		// Shut down before this Serve ran (a signal right after start):
+		// nobody would close l.
+		s.mu.Unlock()
+		l.Close()
+		return nil
+	}
 	s.listeners[l] = true
 	s.mu.Unlock()
 	var delay time.Duration

@@ -283,3 +283,29 @@ func TestListenerCapRefusesWithTheAnswerAndFreesPlacesOnClose(t *testing.T) {
 	}
 	third.Close()
 }
+
+// A SIGTERM in the first instant after start shuts a listener down before
+// its Serve goroutine runs: Serve must then return at once (it accepted
+// forever, and the daemon's shutdown waited for it).
+func TestServeAfterShutdownReturnsAtOnce(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Handle: func(*Conn) {}}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(l) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve after Shutdown: %v, want nil", err)
+		}
+	case <-time.After(2 * time.Second):
+		l.Close()
+		t.Fatal("Serve after Shutdown is still accepting")
+	}
+}
