@@ -113,30 +113,15 @@ func TestServeWarnsAtStartAboutAnSMTPEndpointThatDoesNotAnswer(t *testing.T) {
 	sink := postfixtest.StartSink(t)
 	dead := fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "stray.yaml")
 	body := fmt.Sprintf("store: sqlite:%s\nhold:\n  secret_file: %s\n  notify_smtp: %s\n  reinject_smtp: %s\nlisten:\n  milter: \"\"\n  policy: 127.0.0.1:%d\n  http: \"\"\n",
 		filepath.Join(dir, "s.db"), filepath.Join(dir, "k"), sink.Addr, dead, postfixtest.FreePort(t))
-	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	var logs lockedLog
-	d, err := New(context.Background(), Options{ConfigPath: cfg, LogOutput: &logs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(); err != nil {
-		d.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
+	_, stop := runDaemon(t, body, &logs)
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(logs.String(), "endpoint=hold.reinject_smtp") && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	cancel()
-	<-done
+	stop()
 	got := logs.String()
 	if !strings.Contains(got, "endpoint does not answer") || !strings.Contains(got, "endpoint=hold.reinject_smtp addr="+dead) {
 		t.Fatalf("no warning about %s:\n%s", dead, got)
@@ -151,28 +136,34 @@ func TestServeWarnsAtStartAboutAnSMTPEndpointThatDoesNotAnswer(t *testing.T) {
 func TestServeSaysWhenNoDomainIsProtected(t *testing.T) {
 	t.Parallel()
 	for _, protect := range []string{"", "detect:\n  protect: [mil]\n"} {
-		dir := t.TempDir()
-		cfg := filepath.Join(dir, "stray.yaml")
 		body := fmt.Sprintf("%sstore: \"\"\nlisten:\n  milter: \"\"\n  policy: 127.0.0.1:%d\n  http: \"\"\n", protect, postfixtest.FreePort(t))
-		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
 		var logs lockedLog
-		d, err := New(context.Background(), Options{ConfigPath: cfg, LogOutput: &logs})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Start(); err != nil {
-			d.Close()
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- d.Run(ctx) }()
-		cancel()
-		<-done
+		_, stop := runDaemon(t, body, &logs)
+		stop()
 		if got := strings.Count(logs.String(), "no protected domains"); got != map[bool]int{true: 1, false: 0}[protect == ""] {
 			t.Errorf("protect %q: the hint appears %d times:\n%s", protect, got, logs.String())
 		}
 	}
+}
+
+// runDaemon writes a config file with body, starts a daemon on it with its
+// log in logs, and runs it until stop (which waits for the shutdown).
+func runDaemon(t *testing.T, body string, logs *lockedLog) (d *Daemon, stop func()) {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "stray.yaml")
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(context.Background(), Options{ConfigPath: cfg, LogOutput: logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		d.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	return d, func() { cancel(); <-done }
 }
