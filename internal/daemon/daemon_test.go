@@ -33,25 +33,11 @@ func TestHoldOffStillServesTheDashboardAndTheAPIWithAStore(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			dir := t.TempDir()
 			addr := fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
-			cfg := filepath.Join(dir, "stray.yaml")
 			body := fmt.Sprintf("store: %s\nhold:\n  enabled: false\nlisten:\n  milter: \"\"\n  policy: \"\"\n  http: %s\n", tt.store, addr)
-			if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			d, err := New(context.Background(), Options{ConfigPath: cfg})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := d.Start(); err != nil {
-				d.Close()
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- d.Run(ctx) }()
-			defer func() { cancel(); <-done }()
+			var logs lockedLog
+			d, stop := runDaemon(t, body, &logs)
+			defer stop()
 			if d.Holder() != nil {
 				t.Error("hold and confirm is on with hold.enabled: false")
 			}
