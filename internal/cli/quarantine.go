@@ -97,14 +97,14 @@ func runQuarantine(ctx context.Context, args []string, std Stdio) int {
 			return ExitOK
 		}
 		tw := tabwriter.NewWriter(std.Out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSTATE\tHELD AT\tSENDER\tHELD RECIPIENTS\tDID YOU MEAN")
+		fmt.Fprintln(tw, "ID\tSTATE\tHELD AT\tSENDER\tSUBJECT\tHELD RECIPIENTS\tDID YOU MEAN")
 		for _, m := range msgs {
 			var rc, sug []string
 			for _, r := range m.Recipients {
 				rc = append(rc, r.Address)
 				sug = append(sug, r.Suggestion)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.State, m.CreatedAt.UTC().Format("2006-01-02 15:04"), m.Sender, strings.Join(rc, ","), strings.Join(sug, ","))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.State, m.CreatedAt.UTC().Format("2006-01-02 15:04"), m.Sender, listSubject(m.Subject), strings.Join(rc, ","), strings.Join(sug, ","))
 		}
 		tw.Flush()
 		return ExitOK
@@ -130,8 +130,8 @@ func runQuarantine(ctx context.Context, args []string, std Stdio) int {
 				json.NewEncoder(std.Out).Encode(o)
 				continue
 			}
-			fmt.Fprintf(std.Out, "id:       %s\nstate:    %s\nsender:   %s\nqueue id: %s\nheld at:  %s by %s\nexpires:  %s\nnotified: %s\nsize:     %d bytes\n",
-				m.ID, m.State, m.Sender, m.QueueID, m.CreatedAt.UTC().Format(time.RFC3339), m.Node, m.ExpiresAt.UTC().Format(time.RFC3339), fmtTime(m.NotifiedAt), m.Size)
+			fmt.Fprintf(std.Out, "id:       %s\nstate:    %s\nsender:   %s\nsubject:  %s\nqueue id: %s\nheld at:  %s by %s\nexpires:  %s\nnotified: %s\nsize:     %d bytes\n",
+				m.ID, m.State, m.Sender, listSubject(m.Subject), m.QueueID, m.CreatedAt.UTC().Format(time.RFC3339), m.Node, m.ExpiresAt.UTC().Format(time.RFC3339), fmtTime(m.NotifiedAt), m.Size)
 			for _, r := range m.Recipients {
 				fmt.Fprintf(std.Out, "held:     %s (%s, score %.2f) did you mean %s?\n", r.Address, r.Verdict, r.Score, r.Suggestion)
 				for _, why := range r.Reasons {
@@ -184,6 +184,18 @@ func runQuarantine(ctx context.Context, args []string, std Stdio) int {
 	return ExitUsage
 }
 
+// listSubject is a Subject for one table cell: at most 40 runes, "-" when
+// there is none.
+func listSubject(s string) string {
+	if s == "" {
+		return "-"
+	}
+	if r := []rune(s); len(r) > 40 {
+		return string(r[:39]) + "…"
+	}
+	return s
+}
+
 func fmtTime(t time.Time) string {
 	if t.IsZero() {
 		return "not yet"
@@ -192,7 +204,7 @@ func fmtTime(t time.Time) string {
 }
 
 func messageJSON(m *store.Message, preview bool) map[string]any {
-	o := map[string]any{"id": m.ID, "state": m.State, "sender": m.Sender, "queue_id": m.QueueID, "recipients": m.Recipients,
+	o := map[string]any{"id": m.ID, "state": m.State, "sender": m.Sender, "subject": m.Subject, "queue_id": m.QueueID, "recipients": m.Recipients,
 		"size": m.Size, "node": m.Node, "created_at": m.CreatedAt, "expires_at": m.ExpiresAt}
 	if !m.NotifiedAt.IsZero() {
 		o["notified_at"] = m.NotifiedAt

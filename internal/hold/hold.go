@@ -232,7 +232,7 @@ func (h *Holder) HoldMessage(ctx context.Context, r Request) (Held, error) {
 		id = randomID()
 	}
 	m := &store.Message{
-		ID: id, QueueID: r.QueueID, Sender: r.Sender, Recipients: r.Held, Raw: r.Raw, Size: int64(len(r.Raw)),
+		ID: id, QueueID: r.QueueID, Sender: r.Sender, Subject: headerSubject(r.Raw), Recipients: r.Held, Raw: r.Raw, Size: int64(len(r.Raw)),
 		State: store.StateHeld, Node: h.cfg.Node, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(h.cfg.Expire),
 	}
 	rc := make([]string, len(r.Held))

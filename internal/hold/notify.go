@@ -75,6 +75,16 @@ func isASCII(s string) bool {
 
 // subject returns the held message's subject, decoded.
 func subject(raw []byte) string {
+	s := headerSubject(raw)
+	if r := []rune(s); len(r) > 120 {
+		s = string(r[:120]) + "..."
+	}
+	return s
+}
+
+// headerSubject is the message's Subject header, decoded ("" when the
+// header cannot be read).
+func headerSubject(raw []byte) string {
 	m, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
 		return ""
@@ -82,9 +92,6 @@ func subject(raw []byte) string {
 	s := m.Header.Get("Subject")
 	if d, err := new(mime.WordDecoder).DecodeHeader(s); err == nil {
 		s = d
-	}
-	if len(s) > 120 {
-		s = s[:120] + "..."
 	}
 	return s
 }

@@ -1,6 +1,7 @@
 package hold
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -31,5 +32,21 @@ func TestNotificationMentionsOtherRecipientsOnlyWhenThereAreSome(t *testing.T) {
 		if tt.want == "" && strings.Contains(got, "other recipients") || tt.want != "" && !strings.Contains(got, tt.want) {
 			t.Errorf("%s: want %q in:\n%s", tt.name, tt.want, got)
 		}
+	}
+}
+
+// A held message keeps its decoded Subject for the quarantine's lists.
+func TestHeldMessageKeepsItsDecodedSubject(t *testing.T) {
+	t.Parallel()
+	h := linkHolder(t)
+	raw := "From: alice@example.org\r\nTo: joe@gmial.com\r\nSubject: =?UTF-8?Q?Reisepl=C3=A4ne?= Q3\r\n\r\nbody\r\n"
+	id, err := h.Hold(context.Background(), Request{QueueID: "Q", Sender: "alice@example.org", Raw: []byte(raw),
+		Held: []store.Recipient{{Address: "joe@gmial.com", Verdict: "hold", Intended: "gmail.com", Suggestion: "joe@gmail.com"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := h.Store().List(context.Background(), store.Filter{})
+	if err != nil || len(ms) != 1 || ms[0].ID != id || ms[0].Subject != "Reisepläne Q3" {
+		t.Fatalf("listed %+v, %v; want the subject Reisepläne Q3", ms, err)
 	}
 }

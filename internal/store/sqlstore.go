@@ -147,10 +147,10 @@ func (s *sqlStore) Hold(ctx context.Context, m *Message, ev Event) error {
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO messages
-	(id, queue_id, sender, recipients, raw, size, state, node, created_at, updated_at, expires_at, notified_at)
-	VALUES (?, ?, ?, `+s.d.jsonArg+`, ?, ?, ?, ?, ?, ?, ?, ?)
+	(id, queue_id, sender, subject, recipients, raw, size, state, node, created_at, updated_at, expires_at, notified_at)
+	VALUES (?, ?, ?, ?, `+s.d.jsonArg+`, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (id) DO NOTHING`),
-			m.ID, m.QueueID, m.Sender, string(row.recipients), row.raw, m.Size, string(m.State), m.Node,
+			m.ID, m.QueueID, m.Sender, m.Subject, string(row.recipients), row.raw, m.Size, string(m.State), m.Node,
 			s.d.time(m.CreatedAt), s.d.time(m.UpdatedAt), s.d.time(m.ExpiresAt), notified)
 		if err := affected(res, err); errors.Is(err, ErrNotFound) {
 			return ErrExists
@@ -166,7 +166,7 @@ func (s *sqlStore) Hold(ctx context.Context, m *Message, ev Event) error {
 }
 
 func (s *sqlStore) messageCols() string {
-	return `id, queue_id, sender, ` + fmt.Sprintf(s.d.jsonText, "recipients") +
+	return `id, queue_id, sender, subject, ` + fmt.Sprintf(s.d.jsonText, "recipients") +
 		`, size, state, node, created_at, updated_at, expires_at, notified_at, release_action, ` + fmt.Sprintf(s.d.jsonText, "release_to")
 }
 
@@ -175,7 +175,7 @@ func scanMessage(sc interface{ Scan(...any) error }, raw *[]byte) (*Message, err
 		m                Message
 		rcpts, state     string
 		relAction, relTo string
-		dest             = []any{&m.ID, &m.QueueID, &m.Sender, &rcpts, &m.Size, &state, &m.Node,
+		dest             = []any{&m.ID, &m.QueueID, &m.Sender, &m.Subject, &rcpts, &m.Size, &state, &m.Node,
 			at(&m.CreatedAt), at(&m.UpdatedAt), at(&m.ExpiresAt), at(&m.NotifiedAt), &relAction, &relTo}
 	)
 	if raw != nil {

@@ -45,9 +45,12 @@ type Recipient struct {
 
 // Message is a held message.
 type Message struct {
-	ID         string // random, unguessable (32 hex digits); set by the caller
-	QueueID    string // the MTA's queue id, for the logs
-	Sender     string
+	ID      string // random, unguessable (32 hex digits); set by the caller
+	QueueID string // the MTA's queue id, for the logs
+	Sender  string
+	// Subject is the message's Subject header, decoded and clipped, for
+	// lists that do not load Raw.
+	Subject    string
 	Recipients []Recipient // the held recipients only
 	// Raw is the whole message as received (headers and body). The store
 	// compresses it; List does not load it.

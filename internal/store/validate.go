@@ -62,6 +62,26 @@ func checkID(id string) error {
 // invalid UTF-8) so that both backends accept exactly the same values and
 // nothing is stored altered: the envelope is used to re-inject the message,
 // so a "cleaned" address would be a wrong address.
+// maxSubject bounds a stored Subject, in runes.
+const maxSubject = 200
+
+// cleanSubject makes a Subject storable and showable: valid UTF-8, control
+// characters (NUL, line breaks) as spaces, at most maxSubject runes.
+func cleanSubject(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	s = strings.TrimSpace(s)
+	if r := []rune(s); len(r) > maxSubject {
+		s = string(r[:maxSubject]) + "…"
+	}
+	return s
+}
+
 func checkText(field, s string) error {
 	if !utf8.ValidString(s) {
 		return fmt.Errorf("%s is not valid UTF-8", field)
@@ -121,6 +141,9 @@ func prepareHold(m *Message, ev *Event) (heldRow, error) {
 			return heldRow{}, err
 		}
 	}
+	// The Subject is the message's own text: cleaned, never a reason to
+	// refuse holding it.
+	m.Subject = cleanSubject(m.Subject)
 	for _, f := range [...]struct{ name, v string }{{"sender", m.Sender}, {"queue id", m.QueueID}, {"node", m.Node}} {
 		if err := checkText(f.name, f.v); err != nil {
 			return heldRow{}, err

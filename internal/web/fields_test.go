@@ -41,3 +41,17 @@ func TestEventLogShowsDecisionDetailsAsFields(t *testing.T) {
 		t.Errorf("no fields in the event log:\n%s", body)
 	}
 }
+
+// The quarantine list shows each message's Subject (issue 14: it had
+// none), taken from the header when the message was held.
+func TestQuarantineListShowsTheSubject(t *testing.T) {
+	e, c := loggedIn(t, store.RoleAdmin)
+	e.hold("<p>hi</p>")
+	resp, body := c.get("/quarantine")
+	if resp.StatusCode != 200 {
+		t.Fatalf("quarantine: %d", resp.StatusCode)
+	}
+	if !strings.Contains(body, "<th>Subject</th>") || !strings.Contains(body, `<td class="subject">Travel plans</td>`) {
+		t.Errorf("no subject in the quarantine list:\n%s", body)
+	}
+}

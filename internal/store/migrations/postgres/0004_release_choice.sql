@@ -1,5 +1,5 @@
 -- The release a sender chose, PostgreSQL dialect. Keep in step with
--- ../sqlite/0003_release_choice.sql.
+-- ../sqlite/0004_release_choice.sql.
 --
 -- Stored with the move to releasing (ClaimRelease), so a retry after a
 -- crash repeats the choice: release_action is 'release' (as typed) or

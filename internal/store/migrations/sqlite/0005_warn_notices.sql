@@ -1,5 +1,5 @@
 -- Warn notices, SQLite dialect. Keep in step with
--- ../postgres/0004_warn_notices.sql.
+-- ../postgres/0005_warn_notices.sql.
 --
 -- A sender whose message went to a recipient stray warned about is told
 -- after the fact, at most once per recipient domain a day (UTC): day is the
