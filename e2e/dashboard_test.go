@@ -92,6 +92,9 @@ func dashboardEndToEnd(t *testing.T, storeDSN string) {
 	if txt := b.Text(t, "#messages"); !strings.Contains(txt, "x@gmial.com") || !strings.Contains(txt, "x@gmail.com") {
 		t.Fatalf("quarantine list: %q", txt)
 	}
+	if txt := b.Text(t, "#messages td.subject"); txt != "quarterly figures" {
+		t.Errorf("quarantine list subject: %q", txt)
+	}
 	b.Screenshot(t, "03-quarantine")
 	if code := b.ClickNavigate(t, fmt.Sprintf(`a[href="/quarantine/%s"]`, id)); code != 200 {
 		t.Fatalf("message page: %d", code)
@@ -134,10 +137,16 @@ func dashboardEndToEnd(t *testing.T, storeDSN string) {
 	}
 	b.Screenshot(t, "05-released")
 	b.Open(t, base+"/policy", "#rules")
+	if txt := b.Text(t, "main"); !strings.Contains(txt, "block: reject") || strings.Contains(txt, "actions: {}") {
+		t.Error("the effective configuration does not show the actions in force")
+	}
 	b.Screenshot(t, "06-policy")
 	b.Open(t, base+"/events", "#events")
 	if txt := b.Text(t, "#events"); !strings.Contains(txt, "login-failed") || !strings.Contains(txt, "csrf-refused") {
 		t.Errorf("event log lacks the failed login or the refused CSRF token")
+	}
+	if !b.Exists(t, "#events dl.fields dt") {
+		t.Error("the decision events' details are not shown as fields")
 	}
 	b.Screenshot(t, "07-events")
 	// A saved audit is browsable.
@@ -167,6 +176,10 @@ func dashboardEndToEnd(t *testing.T, storeDSN string) {
 	}
 	if !b.Exists(t, "figure.chart svg rect") {
 		t.Error("the overview draws no bars")
+	}
+	// The rankings are one table each, a bar per row, the count beside it.
+	if !b.Exists(t, "table.ranking td.bar svg rect") || !b.Exists(t, "table.ranking td.n") {
+		t.Error("the overview's rankings are not tables with bars")
 	}
 	b.Screenshot(t, "09-overview-counted")
 	b.NoProblems(t)
