@@ -2,9 +2,17 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -84,8 +92,24 @@ func TestDebianPackageInstallsRunsAndRemovesKeepingConfigAndStore(t *testing.T) 
 	if out, err := asStray("/usr/bin/stray", "config", "check", "/etc/stray/stray.yaml").CombinedOutput(); err != nil {
 		t.Fatalf("stray config check /etc/stray/stray.yaml: %v\n%s", err, out)
 	}
-	serveAsStrayUntilHealthy(t, "127.0.0.1:8098")
+	serveAsStrayUntilHealthy(t, "/etc/stray/stray.yaml", "http://127.0.0.1:8098", &http.Client{Timeout: time.Second})
 	checkMode(t, "/var/lib/stray/stray.db", "stray", 0) // made by serve, as stray
+
+	// docs/install.md's TLS step: a certificate the stray user can read,
+	// listen.http_tls, checked, then serving https with HSTS.
+	pool := installTestCertificate(t, "/etc/stray/tls")
+	packaged := readFile(t, "/etc/stray/stray.yaml")
+	if !strings.Contains(packaged, "\nlisten:\n") {
+		t.Fatalf("the packaged config has no listen section:\n%s", packaged)
+	}
+	tlsCfg := "/etc/stray/stray-tls.yaml"
+	writeFile(t, tlsCfg, strings.Replace(packaged, "\nlisten:\n", "\nlisten:\n  http_tls: {cert: /etc/stray/tls/cert.pem, key: /etc/stray/tls/key.pem}\n", 1))
+	os.Chmod(tlsCfg, 0o644)
+	if out, err := asStray("/usr/bin/stray", "config", "check", tlsCfg).CombinedOutput(); err != nil || !strings.Contains(string(out), "listen.http_tls: /etc/stray/tls/cert.pem") {
+		t.Fatalf("stray config check %s: %v\n%s", tlsCfg, err, out)
+	}
+	serveAsStrayUntilHealthy(t, tlsCfg, "https://127.0.0.1:8098", &http.Client{Timeout: 2 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}})
 
 	// docs/install.md's backup, as root: a checked copy, and the store's
 	// files still belong to stray.
@@ -205,15 +229,17 @@ func asStray(name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// serveAsStrayUntilHealthy runs the unit's ExecStart as stray until /healthz
-// on addr answers, then stops it with SIGTERM, as systemctl stop does.
-func serveAsStrayUntilHealthy(t *testing.T, addr string) {
+// serveAsStrayUntilHealthy runs the unit's ExecStart with cfg as stray
+// until base/healthz answers through client (over https, with HSTS), then
+// stops it with SIGTERM, as systemctl stop does.
+func serveAsStrayUntilHealthy(t *testing.T, cfg, base string, client *http.Client) {
 	t.Helper()
+	addr := strings.TrimPrefix(strings.TrimPrefix(base, "https://"), "http://")
 	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		c.Close()
 		t.Fatalf("%s is already taken on this machine: the packaged config listens there", addr)
 	}
-	cmd := asStray("/usr/bin/stray", "serve", "--config", "/etc/stray/stray.yaml")
+	cmd := asStray("/usr/bin/stray", "serve", "--config", cfg)
 	log := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -237,14 +263,17 @@ func serveAsStrayUntilHealthy(t *testing.T, addr string) {
 		}
 	}
 	defer stop()
-	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := client.Get("http://" + addr + "/healthz")
+		resp, err := client.Get(base + "/healthz")
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			hsts := resp.Header.Get("Strict-Transport-Security") != ""
 			if resp.StatusCode == http.StatusOK && strings.TrimSpace(string(body)) == "ok" {
+				if strings.HasPrefix(base, "https://") && !hsts {
+					t.Errorf("https without HSTS")
+				}
 				break
 			}
 			err = fmt.Errorf("%s: %q", resp.Status, body)
@@ -261,6 +290,43 @@ func serveAsStrayUntilHealthy(t *testing.T, addr string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	stop()
+}
+
+// installTestCertificate writes a self-signed certificate for 127.0.0.1
+// and its key into dir as cert.pem and key.pem (the key root:stray 0640),
+// as an administrator installs one, and returns a pool that trusts it.
+func installTestCertificate(t *testing.T, dir string) *x509.CertPool {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "stray package test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "cert.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	keyPath := filepath.Join(dir, "key.pem")
+	writeFile(t, keyPath, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})))
+	os.Chmod(filepath.Join(dir, "cert.pem"), 0o644)
+	if out, err := exec.Command("chown", "root:stray", keyPath).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v %s", err, out)
+	}
+	os.Chmod(keyPath, 0o640)
+	c, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(c)
+	return pool
 }
 
 func readFile(t *testing.T, path string) string {
