@@ -101,27 +101,7 @@ func Parse(s string) (Address, error) {
 	if err != nil {
 		return Address{}, err
 	}
-	if domain == "" {
-		return Address{}, errEmptyDomain
-	}
-	if strings.HasPrefix(domain, "[") {
-		lit, err := parseLiteral(domain)
-		if err != nil {
-			return Address{}, err
-		}
-		return Address{Local: local, Domain: lit, UnicodeDomain: lit, Literal: true}, nil
-	}
-	ascii, err := normalizeDomain(domain)
-	if err != nil {
-		return Address{}, err
-	}
-	uni := ascii
-	if strings.Contains(ascii, "xn--") {
-		if u, err := profile.ToUnicode(ascii); err == nil && u != "" {
-			uni = u
-		}
-	}
-	return Address{Local: local, Domain: ascii, UnicodeDomain: uni}, nil
+	return hopAddress(local, domain)
 }
 
 // String returns the address as Local@Domain with the ASCII domain, quoting

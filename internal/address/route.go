@@ -137,7 +137,7 @@ func localRoute(u string) (string, bool) {
 }
 
 // hopAddress builds the address of one hop from its unquoted local part
-// and raw domain.
+// and raw domain (Parse's last step too).
 func hopAddress(local, domain string) (Address, error) {
 	if domain == "" {
 		return Address{}, errEmptyDomain
