@@ -120,15 +120,20 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		errs: make(chan error, 8), reloadReq: make(chan struct{}, 1)}
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.builder = &EngineBuilder{Knowledge: o.Knowledge, Log: d.log}
-	if _, err := cfg.Knowledge(o.Knowledge.Protect, o.Knowledge.Known, o.Knowledge.Deny...); err != nil {
-		return nil, err // a config mistake, before the store is touched
+	// The knowledge files are read once, here: a mistake in them is a
+	// config mistake, found before the store is touched.
+	k, err := cfg.Knowledge(o.Knowledge.Protect, o.Knowledge.Known, o.Knowledge.Deny...)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Store != "" {
 		if err := d.openStore(ctx, cfg); err != nil {
 			return nil, err
 		}
 	}
-	eng, k, err := d.build(ctx, cfg)
+	bctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	eng, err := d.builder.BuildWith(bctx, cfg, k)
+	cancel()
 	if err != nil {
 		d.closeStore()
 		return nil, err
