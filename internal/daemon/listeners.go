@@ -93,7 +93,7 @@ func (d *Daemon) StartMilter(addr string) error {
 	}
 	s := &milter.Server{Sessions: milter.GateSessions(d.gate), Holder: holder, MaxHoldSize: cfg.Hold.MaxSize, OnStoreError: cfg.Hold.OnStoreError,
 		MaxConns: d.caps().Milter}
-	d.run("milter", addr, func() error { return s.Serve(l) }, s.Shutdown, "max_connections", s.MaxConns)
+	d.run("milter", addr, l, func() error { return s.Serve(l) }, s.Shutdown, "max_connections", s.MaxConns)
 	return nil
 }
 
@@ -104,7 +104,7 @@ func (d *Daemon) StartPolicy(addr string) error {
 		return err
 	}
 	s := &policyd.Server{Gate: d.gate, MaxConns: d.caps().Policy}
-	d.run("policy", addr, func() error { return s.Serve(l) }, s.Shutdown, "max_connections", s.MaxConns)
+	d.run("policy", addr, l, func() error { return s.Serve(l) }, s.Shutdown, "max_connections", s.MaxConns)
 	return nil
 }
 
@@ -147,7 +147,7 @@ func (d *Daemon) StartHTTP(addr string) error {
 		h = web.HSTS(mux)
 	}
 	s := web.NewHTTPServer(h, web.HTTPLimits{MaxConns: maxConns}, d.log.With("listener", "http"))
-	d.run("http", addr, func() error {
+	d.run("http", addr, l, func() error {
 		var err error
 		if tlsCfg != nil {
 			err = s.ServeTLS(l, tlsCfg)
@@ -173,7 +173,7 @@ func (d *Daemon) StartMetrics(addr string) error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", healthz)
 	s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	d.run("metrics", addr, func() error {
+	d.run("metrics", addr, l, func() error {
 		if err := s.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
@@ -210,7 +210,7 @@ func (d *Daemon) StartReply(addr string) error {
 	// accept errors (EMFILE) are retried rather than ending the listener.
 	capped := connserver.NewListener(l, replyMaxConns, d.log.With("listener", "reply"))
 	capped.Refuse = func(c net.Conn) { io.WriteString(c, "421 4.7.0 too many connections, try again later\r\n") }
-	d.run("reply", addr, func() error { return rs.Serve(capped) }, rs.Shutdown)
+	d.run("reply", addr, l, func() error { return rs.Serve(capped) }, rs.Shutdown)
 	return nil
 }
 
@@ -225,11 +225,18 @@ func (d *Daemon) caps() config.MaxConnections {
 	return d.Config().Listen.Caps(nofile)
 }
 
-// run serves a started listener in the background and registers its
-// Shutdown.
-func (d *Daemon) run(name, addr string, serve func() error, shutdown func(context.Context) error, attrs ...any) {
+// run serves l in the background and registers its shutdown: the
+// server's Shutdown, then the listener closed. A Serve that begins only
+// after Shutdown (a daemon closed at once after Start) would otherwise
+// register a listener nobody closes, in a server such as go-smtp's, and
+// accept forever while the shutdown waits for it.
+func (d *Daemon) run(name, addr string, l net.Listener, serve func() error, shutdown func(context.Context) error, attrs ...any) {
 	d.log.Info("listening", append([]any{"listener", name, "addr", addr}, attrs...)...)
-	d.shutdown = append(d.shutdown, shutdown)
+	d.shutdown = append(d.shutdown, func(ctx context.Context) error {
+		err := shutdown(ctx)
+		l.Close()
+		return err
+	})
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()

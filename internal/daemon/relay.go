@@ -27,7 +27,7 @@ func (d *Daemon) StartRelayWith(addr string, rc config.Relay) error {
 	if err != nil {
 		return err
 	}
-	d.run("relay", addr, func() error { return s.Serve(l) }, s.Shutdown, "next_hop", rc.NextHop)
+	d.run("relay", addr, l, func() error { return s.Serve(l) }, s.Shutdown, "next_hop", rc.NextHop)
 	return nil
 }
 
@@ -80,7 +80,7 @@ func (d *Daemon) StartSinkWith(addr, path string) error {
 	}
 	s := relay.NewSink(domains, d.st, d.log, d.reg)
 	d.log.Info("sink domains", "count", len(domains))
-	d.run("sink", addr, func() error { return s.Serve(l) }, s.Shutdown)
+	d.run("sink", addr, l, func() error { return s.Serve(l) }, s.Shutdown)
 	return nil
 }
 
