@@ -23,7 +23,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/stray-mail/stray/detect"
+	"github.com/stray-mail/stray/internal/listenaddr"
 	"github.com/stray-mail/stray/internal/policy"
+	"github.com/stray-mail/stray/internal/store/dsn"
 )
 
 // Config is the whole configuration file.
@@ -32,7 +34,9 @@ type Config struct {
 	Policy policy.Config `yaml:"policy"`
 	Listen Listen        `yaml:"listen"`
 	// Store is where held messages, events and learned correspondents
-	// live: sqlite:PATH (default sqlite:stray.db) or postgres://...
+	// live: sqlite:PATH (default sqlite:stray.db), a bare PATH.db (or
+	// .sqlite, .sqlite3) or postgres://... (package dsn's grammar, the
+	// one the store opens with).
 	Store string `yaml:"store"`
 	Hold  Hold   `yaml:"hold"`
 	Web   Web    `yaml:"web"`
@@ -80,7 +84,9 @@ func (l Learn) Trusted(senders, days int64) bool {
 
 // Listen names the listeners `stray serve` runs; an empty one is off.
 type Listen struct {
-	// Milter: inet:HOST:PORT or unix:PATH.
+	// Milter: inet:HOST:PORT, inet:PORT@HOST, inet:PORT, inet6:…,
+	// unix:PATH, local:PATH or HOST:PORT (package listenaddr's grammar,
+	// the one the daemon opens with). Every other listen key is HOST:PORT.
 	Milter string `yaml:"milter"`
 	// Policy: HOST:PORT for Postfix policy delegation.
 	Policy string `yaml:"policy"`
@@ -482,8 +488,10 @@ func (c *Config) Validate() error {
 			p = append(p, err.Error())
 		}
 	}
-	if c.Listen.Milter != "" && !validMilterListen(c.Listen.Milter) {
-		p = append(p, fmt.Sprintf("listen.milter: %q: want inet:HOST:PORT or unix:PATH", c.Listen.Milter))
+	if c.Listen.Milter != "" {
+		if _, err := listenaddr.Milter(c.Listen.Milter); err != nil {
+			p = append(p, "listen.milter: "+err.Error())
+		}
 	}
 	for name, n := range map[string]int{"milter": c.Listen.MaxConnections.Milter, "policy": c.Listen.MaxConnections.Policy, "http": c.Listen.MaxConnections.HTTP} {
 		if n < 0 {
@@ -501,12 +509,13 @@ func (c *Config) Validate() error {
 	if c.Listen.Metrics != "" && c.Listen.Metrics == c.Listen.HTTP {
 		p = append(p, fmt.Sprintf("listen.metrics: %q is listen.http's address; leave it empty to serve /metrics on listen.http", c.Listen.Metrics))
 	}
-	for name, a := range map[string]string{"listen.policy": c.Listen.Policy, "listen.http": c.Listen.HTTP, "listen.reply": c.Listen.Reply, "listen.metrics": c.Listen.Metrics} {
+	for name, a := range map[string]string{"listen.policy": c.Listen.Policy, "listen.http": c.Listen.HTTP, "listen.reply": c.Listen.Reply,
+		"listen.metrics": c.Listen.Metrics, "listen.relay": c.Listen.Relay, "listen.sink": c.Listen.Sink} {
 		if a == "" {
 			continue
 		}
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			p = append(p, fmt.Sprintf("%s: %q: %v (want HOST:PORT)", name, a, err))
+		if _, err := listenaddr.TCP(a); err != nil {
+			p = append(p, name+": "+err.Error())
 		}
 	}
 	p = append(p, c.relayProblems()...)
@@ -520,10 +529,10 @@ func (c *Config) Validate() error {
 	default:
 		p = append(p, fmt.Sprintf("log.format: %q: want text or json", c.Log.Format))
 	}
-	switch {
-	case c.Store == "", strings.HasPrefix(c.Store, "sqlite:"), strings.HasPrefix(c.Store, "postgres://"), strings.HasPrefix(c.Store, "postgresql://"):
-	default:
-		p = append(p, fmt.Sprintf("store: %q: want sqlite:PATH or postgres://...", c.Store))
+	if c.Store != "" {
+		if _, err := dsn.Parse(c.Store); err != nil {
+			p = append(p, "store: "+err.Error())
+		}
 	}
 	if err := c.Hold.OnExpiry.check(); err != nil {
 		p = append(p, "hold.on_expiry: "+err.Error())
@@ -634,24 +643,15 @@ func (h Hold) ReplyClientPrefixes() ([]netip.Prefix, error) {
 	return ps, nil
 }
 
-func validMilterListen(s string) bool {
-	switch {
-	case strings.HasPrefix(s, "unix:"), strings.HasPrefix(s, "local:"):
-		return len(s) > strings.IndexByte(s, ':')+1
-	case strings.HasPrefix(s, "inet:"), strings.HasPrefix(s, "inet6:"):
-		_, _, err := net.SplitHostPort(s[strings.IndexByte(s, ':')+1:])
-		return err == nil
-	}
-	return false
-}
-
-// StoreDSN is the store DSN with a relative SQLite path resolved against
-// the config file's directory.
+// StoreDSN is the store DSN with a relative SQLite path (sqlite:PATH,
+// sqlite://PATH or a bare PATH.db) resolved against the config file's
+// directory.
 func (c *Config) StoreDSN() string {
-	if p, ok := strings.CutPrefix(c.Store, "sqlite:"); ok {
-		return "sqlite:" + c.Path(p)
+	d, err := dsn.Parse(c.Store)
+	if err != nil || d.Kind != dsn.SQLite || filepath.IsAbs(d.Target) || c.dir == "" {
+		return c.Store
 	}
-	return c.Store
+	return "sqlite:" + c.Path(d.Target)
 }
 
 // Path resolves a path from the config file relative to its directory.

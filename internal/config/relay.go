@@ -59,12 +59,9 @@ type Sink struct {
 func (c *Config) relayProblems() []string {
 	var p []string
 	r := c.Relay
-	for name, a := range map[string]string{"listen.relay": c.Listen.Relay, "listen.sink": c.Listen.Sink, "relay.next_hop": r.NextHop} {
-		if a == "" {
-			continue
-		}
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			p = append(p, fmt.Sprintf("%s: %q: %v (want HOST:PORT)", name, a, err))
+	if r.NextHop != "" {
+		if _, _, err := net.SplitHostPort(r.NextHop); err != nil {
+			p = append(p, fmt.Sprintf("relay.next_hop: %q: %v (want HOST:PORT)", r.NextHop, err))
 		}
 	}
 	if c.Listen.Relay != "" && r.NextHop == "" {

@@ -17,6 +17,7 @@ import (
 	"github.com/stray-mail/stray/internal/config"
 	"github.com/stray-mail/stray/internal/connserver"
 	"github.com/stray-mail/stray/internal/hold"
+	"github.com/stray-mail/stray/internal/listenaddr"
 	"github.com/stray-mail/stray/internal/milter"
 	"github.com/stray-mail/stray/internal/policyd"
 	"github.com/stray-mail/stray/internal/web"
@@ -52,6 +53,31 @@ func (d *Daemon) Start() error {
 	return nil
 }
 
+// listenTCP opens the listener for a HOST:PORT listen key, read with the
+// grammar the config is validated with: a bad address is a config error, a
+// listener that cannot open an ErrUnavailable one.
+func listenTCP(name, addr string) (net.Listener, error) {
+	a, err := parseListen(name, addr)
+	if err != nil {
+		return nil, err
+	}
+	return listen(name, a.Network, a.Address)
+}
+
+// parseListen reads the address of the listener name (milter, policy,
+// http, …) as its Start function does.
+func parseListen(name, addr string) (listenaddr.Addr, error) {
+	if name == "milter" {
+		network, a, err := milter.ParseListen(addr)
+		return listenaddr.Addr{Network: network, Address: a}, err
+	}
+	a, err := listenaddr.TCP(addr)
+	if err != nil {
+		return a, fmt.Errorf("%s: listen address %w", name, err)
+	}
+	return a, nil
+}
+
 // listen opens a listener; a unix socket left by a previous run is removed.
 // A listener that cannot open is an ErrUnavailable error.
 func listen(name, network, addr string) (net.Listener, error) {
@@ -76,13 +102,14 @@ func listen(name, network, addr string) (net.Listener, error) {
 	return l, nil
 }
 
-// StartMilter starts the milter on addr (inet:HOST:PORT or unix:PATH).
+// StartMilter starts the milter on addr (milter.ParseListen: inet:HOST:PORT,
+// inet:PORT@HOST, unix:PATH, …).
 func (d *Daemon) StartMilter(addr string) error {
-	network, a, err := milter.ParseListen(addr)
+	a, err := parseListen("milter", addr)
 	if err != nil {
 		return err
 	}
-	l, err := listen("milter", network, a)
+	l, err := listen("milter", a.Network, a.Address)
 	if err != nil {
 		return err
 	}
@@ -99,7 +126,7 @@ func (d *Daemon) StartMilter(addr string) error {
 
 // StartPolicy starts the Postfix policy server on addr (HOST:PORT).
 func (d *Daemon) StartPolicy(addr string) error {
-	l, err := listen("policy", "tcp", addr)
+	l, err := listenTCP("policy", addr)
 	if err != nil {
 		return err
 	}
@@ -112,7 +139,7 @@ func (d *Daemon) StartPolicy(addr string) error {
 // senders' hold links, /healthz, and /metrics unless listen.metrics has
 // its own.
 func (d *Daemon) StartHTTP(addr string) error {
-	l, err := listen("http", "tcp", addr)
+	l, err := listenTCP("http", addr)
 	if err != nil {
 		return err
 	}
@@ -165,7 +192,7 @@ func (d *Daemon) StartHTTP(addr string) error {
 // StartMetrics serves /metrics (and /healthz) on listen.metrics, apart
 // from the http listener that senders reach.
 func (d *Daemon) StartMetrics(addr string) error {
-	l, err := listen("metrics", "tcp", addr)
+	l, err := listenTCP("metrics", addr)
 	if err != nil {
 		return err
 	}
@@ -194,7 +221,7 @@ func (d *Daemon) StartReply(addr string) error {
 		return fmt.Errorf("reply: needs hold and confirm with a store")
 	}
 	cfg := d.Config()
-	l, err := listen("reply", "tcp", addr)
+	l, err := listenTCP("reply", addr)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ func (d *Daemon) StartRelayWith(addr string, rc config.Relay) error {
 	if err != nil {
 		return err
 	}
-	l, err := listen("relay", "tcp", addr)
+	l, err := listenTCP("relay", addr)
 	if err != nil {
 		return err
 	}
@@ -74,7 +74,7 @@ func (d *Daemon) StartSinkWith(addr, path string) error {
 	if err != nil {
 		return fmt.Errorf("sink: %s: %w", path, err)
 	}
-	l, err := listen("sink", "tcp", addr)
+	l, err := listenTCP("sink", addr)
 	if err != nil {
 		return err
 	}
