@@ -38,3 +38,20 @@ func TestListenFlagsAndConfigCheckShareOneGrammar(t *testing.T) {
 		}
 	}
 }
+
+// Issue 12: an unknown word in a choice fails as the file is decoded, and
+// stray config check still prints it, with its field path and the words
+// it takes, beside the other problems.
+func TestConfigCheckPrintsUnknownEnumWordsWithTheirPaths(t *testing.T) {
+	t.Parallel()
+	_, errOut, code := runConfigCheck(t, "detect:\n  protect: ['bad domain']\npolicy:\n  actions: {block: explode}\nrelay:\n  next_hop_tls: maybe\n")
+	if code != ExitUsage {
+		t.Fatalf("exit %d, want %d: %s", code, ExitUsage, errOut)
+	}
+	for _, want := range []string{"3 problem(s)", "  detect.protect[0]: ", `  policy.actions.block: unknown action "explode" (want one of pass, log, warn, hold, tempfail, reject)`,
+		`  relay.next_hop_tls: "maybe": want none, opportunistic or required`} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("config check output lacks %q:\n%s", want, errOut)
+		}
+	}
+}

@@ -1,6 +1,9 @@
 // Package config loads stray's YAML configuration: strict decoding (unknown
 // keys are errors), defaults before decoding, and one Validate that reports
-// every problem at once with its field path and a hint.
+// every problem at once with its field path and a hint. Every choice (a
+// policy action, log.level, relay.next_hop_tls, …) is a typed value that
+// refuses an unknown word as it is decoded; Load reports those words with
+// their field paths beside Validate's problems.
 //
 // It never starts anything and never reads files other than the config and
 // the knowledge files it names.
@@ -249,8 +252,8 @@ type Hold struct {
 
 // Log configures the structured log on standard error.
 type Log struct {
-	Level  string `yaml:"level"`  // debug, info (default), warn, error
-	Format string `yaml:"format"` // text (default) or json
+	Level  LogLevel  `yaml:"level"`  // debug, info (default), warn, error
+	Format LogFormat `yaml:"format"` // text (default) or json
 }
 
 // Web configures the dashboard and the HTTP check API, both served on
@@ -318,7 +321,7 @@ func (o OnExpiry) check() error {
 func (o *OnExpiry) UnmarshalText(b []byte) error {
 	v := OnExpiry(b)
 	if err := v.check(); err != nil {
-		return fmt.Errorf("on_expiry: %w", err)
+		return err
 	}
 	*o = v
 	return nil
@@ -348,7 +351,7 @@ func (o OnStoreError) check() error {
 func (o *OnStoreError) UnmarshalText(b []byte) error {
 	v := OnStoreError(b)
 	if err := v.check(); err != nil {
-		return fmt.Errorf("on_store_error: %w", err)
+		return err
 	}
 	*o = v
 	return nil
@@ -384,30 +387,76 @@ func Default() *Config {
 	}
 }
 
-// Load reads and validates a configuration file.
+// Load reads and validates a configuration file. A value refused as it is
+// decoded (an unknown enum word, a bad duration) is reported with the
+// validation problems of the rest, each with its field path.
 func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
-	c, err := Parse(f)
+	c, probs, err := parse(f)
 	if err != nil {
 		return nil, fmt.Errorf("config: %s: %w", path, err)
 	}
 	c.dir = filepath.Dir(path)
 	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("config: %s: %w", path, err)
+		var vp Problems
+		if !errors.As(err, &vp) {
+			return nil, fmt.Errorf("config: %s: %w", path, err)
+		}
+		probs = append(probs, vp...)
+	}
+	if len(probs) > 0 {
+		sort.Strings(probs)
+		return nil, fmt.Errorf("config: %s: %w", path, probs)
 	}
 	return c, nil
 }
 
-// Parse decodes YAML strictly over the defaults. It does not validate.
+// Parse decodes YAML strictly over the defaults. It does not validate. A
+// value refused as it is decoded is a Problems error naming every such
+// value with its field path.
 func Parse(r io.Reader) (*Config, error) {
-	data, err := io.ReadAll(io.LimitReader(r, 16<<20))
+	c, probs, err := parse(r)
 	if err != nil {
 		return nil, err
 	}
+	if len(probs) > 0 {
+		sort.Strings(probs)
+		return nil, probs
+	}
+	return c, nil
+}
+
+// parse decodes YAML strictly over the defaults. The values refused as
+// they are decoded are probs, and the config is decoded without them
+// (they keep their defaults).
+func parse(r io.Reader) (c *Config, probs Problems, err error) {
+	data, err := io.ReadAll(io.LimitReader(r, 16<<20))
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err = decode(data)
+	if err == nil {
+		return c, nil, nil
+	}
+	probs, cleaned := decodeProblems(data)
+	if len(probs) == 0 {
+		return nil, nil, err
+	}
+	if cleaned == nil {
+		return nil, nil, probs
+	}
+	if c, err = decode(cleaned); err != nil {
+		return nil, nil, append(probs, err.Error())
+	}
+	return c, probs, nil
+}
+
+// decode decodes data strictly over the defaults.
+func decode(data []byte) (*Config, error) {
 	c := Default()
 	c.Hold.BaseURL = "" // unset: derived from listen.http below
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -519,15 +568,11 @@ func (c *Config) Validate() error {
 		}
 	}
 	p = append(p, c.relayProblems()...)
-	switch c.Log.Level {
-	case "", "debug", "info", "warn", "error":
-	default:
-		p = append(p, fmt.Sprintf("log.level: %q: want debug, info, warn or error", c.Log.Level))
+	if err := c.Log.Level.Check(); err != nil {
+		p = append(p, "log.level: "+err.Error())
 	}
-	switch c.Log.Format {
-	case "", "text", "json":
-	default:
-		p = append(p, fmt.Sprintf("log.format: %q: want text or json", c.Log.Format))
+	if err := c.Log.Format.Check(); err != nil {
+		p = append(p, "log.format: "+err.Error())
 	}
 	if c.Store != "" {
 		if _, err := dsn.Parse(c.Store); err != nil {

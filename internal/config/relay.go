@@ -22,7 +22,7 @@ type Relay struct {
 	RequireTLS bool   `yaml:"require_tls"`
 	// NextHopTLS is STARTTLS to the next hop: none, opportunistic
 	// (default) or required (certificate verified).
-	NextHopTLS string `yaml:"next_hop_tls"`
+	NextHopTLS NextHopTLS `yaml:"next_hop_tls"`
 	// MaxMessageSize is the SIZE limit in bytes (default 50 MiB).
 	MaxMessageSize int64 `yaml:"max_message_size"`
 	// DSN offers the DSN extension and passes RET, ENVID, NOTIFY and ORCPT
@@ -70,10 +70,8 @@ func (c *Config) relayProblems() []string {
 	if _, err := r.AllowPrefixes(); err != nil {
 		p = append(p, "relay.allow: "+err.Error())
 	}
-	switch r.NextHopTLS {
-	case "", "none", "opportunistic", "required":
-	default:
-		p = append(p, fmt.Sprintf("relay.next_hop_tls: %q: want none, opportunistic or required", r.NextHopTLS))
+	if err := r.NextHopTLS.Check(); err != nil {
+		p = append(p, "relay.next_hop_tls: "+err.Error())
 	}
 	if (r.TLSCert == "") != (r.TLSKey == "") {
 		p = append(p, "relay.tls_cert and relay.tls_key: set both or neither")

@@ -79,9 +79,9 @@ type Daemon struct {
 // NewLogger is the daemon's logger as the config's log section says.
 func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
-	_ = level.UnmarshalText([]byte(orDefault(c.Level, "info")))
+	_ = level.UnmarshalText([]byte(orDefault(string(c.Level), string(config.LogInfo))))
 	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
+	if c.Format == config.LogJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
