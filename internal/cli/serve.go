@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/stray-mail/stray/detect"
 	"github.com/stray-mail/stray/internal/config"
 	"github.com/stray-mail/stray/internal/daemon"
 	"github.com/stray-mail/stray/internal/listenaddr"
@@ -255,13 +254,7 @@ func runConfig(ctx context.Context, args []string, std Stdio) int {
 		fmt.Fprint(std.Err, configHelp)
 		return ExitUsage
 	}
-	cfg, err := config.Load(pos[1])
-	if err == nil {
-		var k detect.Knowledge
-		if k, err = cfg.Knowledge(nil, nil); err == nil {
-			_, err = daemon.EngineFrom(cfg, k)
-		}
-	}
+	cfg, err := daemon.CheckConfig(pos[1])
 	if err != nil {
 		var probs config.Problems
 		isProbs := errors.As(err, &probs)
