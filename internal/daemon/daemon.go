@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -70,6 +71,7 @@ type Daemon struct {
 	errs      chan error
 	reloadReq chan struct{} // a run-time rule changed: rebuild the engine
 	wg        sync.WaitGroup
+	stopped   atomic.Bool // stop ran: the listeners, recorder and store are closed
 
 	mu        sync.Mutex // guards cfg and knowledge after start (reload replaces them)
 	cfg       *config.Config
@@ -339,7 +341,12 @@ loop:
 // stop shuts the listeners down within timeout (two phases: each
 // listener's Shutdown drains, then closes what is left when its context
 // ends), stops the background work, and closes the recorder and the store.
+// Only its first call does anything.
 func (d *Daemon) stop(timeout time.Duration, stopBG func()) {
+	if !d.stopped.CompareAndSwap(false, true) {
+		stopBG()
+		return
+	}
 	d.log.Info("shutting down", "timeout", timeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -356,7 +363,8 @@ func (d *Daemon) stop(timeout time.Duration, stopBG func()) {
 }
 
 // Close stops what New and the Start functions started, when Run will not
-// be called (a listener failed to start).
+// be called (a listener failed to start). After Run, or a first Close, it
+// does nothing.
 func (d *Daemon) Close() { d.stop(time.Second, func() {}) }
 
 // startProfile writes a CPU profile to $STRAY_CPUPROFILE until the daemon

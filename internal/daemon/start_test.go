@@ -149,3 +149,17 @@ func TestCloseWithoutStartReturnsPromptly(t *testing.T) {
 		t.Fatal("Close without Start blocks")
 	}
 }
+
+// Close after Run, or twice, is a no-op: it closed the recorder's queue
+// again and panicked.
+func TestCloseAfterRunOrTwiceIsHarmless(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	body := fmt.Sprintf("store: sqlite:%s\nhold:\n  secret_file: %s\nlisten:\n  milter: \"\"\n  policy: 127.0.0.1:%d\n  http: \"\"\n",
+		filepath.Join(dir, "s.db"), filepath.Join(dir, "k"), postfixtest.FreePort(t))
+	var logs lockedLog
+	d, stop := runDaemon(t, body, &logs)
+	stop()
+	d.Close()
+	d.Close()
+}
