@@ -170,7 +170,7 @@ func checkHost(h string, v6 bool) error {
 func socketPath(p string) error {
 	switch {
 	case p == "":
-		return errors.New("no socket path after unix:")
+		return errors.New("no socket path")
 	case strings.IndexByte(p, 0) >= 0:
 		return errors.New("a NUL byte in the socket path")
 	case len(p) > maxSocketPath:
