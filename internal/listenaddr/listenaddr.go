@@ -64,8 +64,8 @@ func Milter(s string) (Addr, error) {
 		return a, nil
 	}
 	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return Addr{}, fmt.Errorf("%q: want %s", s, MilterForms)
+	if err != nil || isScheme(host) { // INET:8895 is not a host named INET
+		return Addr{}, fmt.Errorf("%q: want %s (in lower case)", s, MilterForms)
 	}
 	a, err := tcp(host, port, false)
 	if err != nil {
@@ -91,7 +91,14 @@ func TCP(s string) (Addr, error) {
 	return a, nil
 }
 
-func isScheme(h string) bool { return h == "inet" || h == "inet6" || h == "unix" || h == "local" }
+// isScheme reports whether h is a milter scheme, in any case.
+func isScheme(h string) bool {
+	switch strings.ToLower(h) {
+	case "inet", "inet6", "unix", "local":
+		return true
+	}
+	return false
+}
 
 // inet parses what follows "inet:" or "inet6:": HOST:PORT, PORT@HOST or
 // PORT.

@@ -46,6 +46,8 @@ func TestMilterReadsThePostfixAndSendmailForms(t *testing.T) {
 		{"127.0.0.1:", "", "", `port ""`},
 		{"127.0.0.1", "", "", "want inet:HOST:PORT"},
 		{"8895", "", "", "want inet:HOST:PORT"},
+		{"INET:8895", "", "", "in lower case"},
+		{"Unix:8895", "", "", "in lower case"},
 	}
 	for _, tt := range tests {
 		a, err := Milter(tt.in)
@@ -68,7 +70,7 @@ func TestTCPWantsHostAndANumericPort(t *testing.T) {
 		"[fe80::1%eth0]:25": true,
 		"127.0.0.1":         false, "127.0.0.1:": false, "127.0.0.1:0": false, "localhost:smtp": false, "inet:127.0.0.1:1": false,
 		"::1:25": false, "unix:/tmp/s": false, "a b:25": false, "127.0.0.1:+25": false, "127.0.0.1:99999": false,
-		"inet:10045": false, "unix:10045": false,
+		"inet:10045": false, "unix:10045": false, "INET:10045": false,
 	} {
 		a, err := TCP(in)
 		if (err == nil) != ok {
