@@ -151,6 +151,9 @@ func checkHost(h string, v6 bool) error {
 	if h == "" {
 		return nil
 	}
+	if isScheme(h) {
+		return fmt.Errorf("host %q: a milter scheme, not a host name", h)
+	}
 	if ip, err := netip.ParseAddr(h); err == nil {
 		if v6 && ip.Is4() {
 			return fmt.Errorf("host %s: inet6 wants an IPv6 address", h)

@@ -48,6 +48,8 @@ func TestMilterReadsThePostfixAndSendmailForms(t *testing.T) {
 		{"8895", "", "", "want inet:HOST:PORT"},
 		{"INET:8895", "", "", "in lower case"},
 		{"Unix:8895", "", "", "in lower case"},
+		{"inet:inet:1", "", "", "a milter scheme, not a host name"}, // found by FuzzMilter
+		{"inet:1@unix", "", "", "a milter scheme, not a host name"},
 	}
 	for _, tt := range tests {
 		a, err := Milter(tt.in)
