@@ -91,6 +91,11 @@ func FuzzDSNErrorHidesPassword(f *testing.F) {
 		if len(pass) < 6 || strings.Contains(scheme+user+rest, pass) || strings.Contains("store: DSN unrecognised want sqlite:PATH, PATH.db or postgres://… password=xxxxx not a PostgreSQL URL", pass) {
 			t.Skip()
 		}
+		// The error quotes the DSN: an escape in the other parts (a rune
+		// written \U000d0000 before "00") can spell the password by itself.
+		if strings.Contains(strconv.Quote(scheme+"://"+user+":xxxxx@"+rest), pass) {
+			t.Skip()
+		}
 		dsn := scheme + "://" + user + ":" + pass + "@" + rest
 		_, _, err := parseDSN(dsn)
 		if err != nil && strings.Contains(err.Error(), pass) {
