@@ -73,6 +73,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./detect
 	$(GO) test -run '^$$' -fuzz '^FuzzReadKnown$$' -fuzztime $(FUZZTIME) ./detect
 	$(GO) test -run '^$$' -fuzz '^FuzzConfig$$' -fuzztime $(FUZZTIME) ./internal/config
+	$(GO) test -run '^$$' -fuzz '^FuzzMilter$$' -fuzztime $(FUZZTIME) ./internal/listenaddr
+	$(GO) test -run '^$$' -fuzz '^FuzzTCP$$' -fuzztime $(FUZZTIME) ./internal/listenaddr
+	$(GO) test -run '^$$' -fuzz '^FuzzListenAddressesMeanTheSameToConfigAndDaemon$$' -fuzztime $(FUZZTIME) ./internal/daemon
 	$(GO) test -run '^$$' -fuzz '^FuzzReadPacket$$' -fuzztime $(FUZZTIME) ./internal/milter
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) ./internal/milter
 	$(GO) test -run '^$$' -fuzz '^FuzzReadLargePacket$$' -fuzztime $(FUZZTIME) ./internal/milter
@@ -94,6 +97,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./internal/audit
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyReleaseHeader$$' -fuzztime $(FUZZTIME) ./internal/hold
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDSN$$' -fuzztime $(FUZZTIME) ./internal/store
+	$(GO) test -run '^$$' -fuzz '^FuzzStoreSettingMeansTheSameToConfigAndOpener$$' -fuzztime $(FUZZTIME) ./internal/store
 	$(GO) test -run '^$$' -fuzz '^FuzzDecompress$$' -fuzztime $(FUZZTIME) ./internal/store
 	$(GO) test -run '^$$' -fuzz '^FuzzParseValues$$' -fuzztime $(FUZZTIME) ./internal/postconf
 	$(GO) test -run '^$$' -fuzz '^FuzzSources$$' -fuzztime $(FUZZTIME) ./internal/postconf

@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+
+	"github.com/stray-mail/stray/internal/config"
 )
 
 const relayHelp = `usage: stray relay --listen HOST:PORT --next-hop HOST:PORT [--allow CIDR]... [--tls-cert FILE --tls-key FILE] [--require-tls] [--next-hop-tls none|opportunistic|required] [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE]
@@ -64,7 +66,7 @@ func runRelay(ctx context.Context, args []string, std Stdio) int {
 		r.RequireTLS = true
 	}
 	if *nextTLS != "" {
-		r.NextHopTLS = *nextTLS
+		r.NextHopTLS = config.NextHopTLS(*nextTLS)
 	}
 	if *addr != "" {
 		c.Listen.Relay = *addr

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -56,9 +57,22 @@ func FuzzConfig(f *testing.F) {
 	f.Add("detect:\n  protect: [mil]\n  known: [k.txt]\n  builtin: false\n")
 	f.Add("detect: [")
 	f.Add("{}")
+	f.Add("policy:\n  actions: {block: x, ok: reject}\n  scopes: [{senders: [a.b], actions: {hold: y}}]\nlog: {level: z}\n")
+	f.Add("d: &d {level: loud}\nlog: *d\nhold: {expire: 3x, on_expiry: keep}\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		c, err := Parse(strings.NewReader(s))
+		var p Problems
+		if errors.As(err, &p) {
+			for _, x := range p {
+				if x == "" {
+					t.Fatalf("an empty problem for %q", s)
+				}
+			}
+		}
 		if err != nil {
+			if c != nil {
+				t.Fatal("a config with an error")
+			}
 			return
 		}
 		if c.Detect.Builtin == nil {

@@ -60,9 +60,13 @@ policy:
   address_literals: reject
 
 listen:
-  # Milter for Postfix (smtpd_milters) and Sendmail: inet:HOST:PORT or
-  # unix:PATH. Empty: off.
+  # Milter for Postfix (smtpd_milters) and Sendmail: inet:HOST:PORT as
+  # Postfix writes it, inet:PORT@HOST as Sendmail writes it (inet:PORT:
+  # every address), inet6: the same over IPv6 only, unix:PATH (or
+  # local:PATH), or a bare HOST:PORT. Empty: off.
   milter: inet:127.0.0.1:8895
+  # The other listeners are HOST:PORT: an empty HOST is every address, an
+  # IPv6 one is bracketed ([::1]:10045), a PORT is a number (1-65535).
   # Postfix policy delegation (check_policy_service): HOST:PORT. Empty: off.
   policy: 127.0.0.1:10045
   # HTTP: the dashboard (/), the check API (/api/v1/), the senders' hold
@@ -124,7 +128,8 @@ sink:
   domains: ""
 
 # Held messages, the event log and learned correspondents: sqlite:PATH
-# (embedded, one node) or postgres://user@host/db (several nodes share it).
+# (embedded, one node; a bare path ending in .db, .sqlite or .sqlite3 is
+# read the same way) or postgres://user@host/db (several nodes share it).
 store: sqlite:stray.db
 
 hold:

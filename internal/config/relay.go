@@ -22,7 +22,7 @@ type Relay struct {
 	RequireTLS bool   `yaml:"require_tls"`
 	// NextHopTLS is STARTTLS to the next hop: none, opportunistic
 	// (default) or required (certificate verified).
-	NextHopTLS string `yaml:"next_hop_tls"`
+	NextHopTLS NextHopTLS `yaml:"next_hop_tls"`
 	// MaxMessageSize is the SIZE limit in bytes (default 50 MiB).
 	MaxMessageSize int64 `yaml:"max_message_size"`
 	// DSN offers the DSN extension and passes RET, ENVID, NOTIFY and ORCPT
@@ -59,12 +59,9 @@ type Sink struct {
 func (c *Config) relayProblems() []string {
 	var p []string
 	r := c.Relay
-	for name, a := range map[string]string{"listen.relay": c.Listen.Relay, "listen.sink": c.Listen.Sink, "relay.next_hop": r.NextHop} {
-		if a == "" {
-			continue
-		}
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			p = append(p, fmt.Sprintf("%s: %q: %v (want HOST:PORT)", name, a, err))
+	if r.NextHop != "" {
+		if _, _, err := net.SplitHostPort(r.NextHop); err != nil {
+			p = append(p, fmt.Sprintf("relay.next_hop: %q: %v (want HOST:PORT)", r.NextHop, err))
 		}
 	}
 	if c.Listen.Relay != "" && r.NextHop == "" {
@@ -73,10 +70,8 @@ func (c *Config) relayProblems() []string {
 	if _, err := r.AllowPrefixes(); err != nil {
 		p = append(p, "relay.allow: "+err.Error())
 	}
-	switch r.NextHopTLS {
-	case "", "none", "opportunistic", "required":
-	default:
-		p = append(p, fmt.Sprintf("relay.next_hop_tls: %q: want none, opportunistic or required", r.NextHopTLS))
+	if err := r.NextHopTLS.Check(); err != nil {
+		p = append(p, "relay.next_hop_tls: "+err.Error())
 	}
 	if (r.TLSCert == "") != (r.TLSKey == "") {
 		p = append(p, "relay.tls_cert and relay.tls_key: set both or neither")

@@ -394,7 +394,7 @@ func TestClientVanishingMidDataLeavesNothingAtNextHop(t *testing.T) {
 
 func TestHeldRecipientIsStoredNotifiedAndNeverReachesNextHop(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, opts{hold: true, pc: policy.Config{Actions: map[string]string{"block": "hold"}}})
+	e := newEnv(t, opts{hold: true, pc: policy.Config{Actions: map[policy.VerdictName]policy.ActionName{"block": "hold"}}})
 	tests := []struct {
 		name   string
 		rcpts  []string
@@ -529,7 +529,7 @@ func TestSlowClientDoesNotHoldUpOthers(t *testing.T) {
 func TestWarnedRecipientIsDeliveredAndGetsTheHeaderOnlyWhenAskedTo(t *testing.T) {
 	t.Parallel()
 	for _, withHeader := range []bool{false, true} {
-		e := newEnv(t, opts{pc: policy.Config{Actions: map[string]string{"block": "warn"}}})
+		e := newEnv(t, opts{pc: policy.Config{Actions: map[policy.VerdictName]policy.ActionName{"block": "warn"}}})
 		if withHeader {
 			eng := *e.gate.Engine()
 			eng.WarnHeader = true
