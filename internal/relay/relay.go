@@ -77,6 +77,14 @@ type Server struct {
 	// system roots, server name from NextHop).
 	NextHopTLS       string
 	NextHopTLSConfig *tls.Config
+	// NextHopFingerprint, when set, pins the next hop's key: STARTTLS is
+	// required and the certificate is accepted only when the SHA-256 of
+	// its SubjectPublicKeyInfo is this one (no CA is consulted). A
+	// mismatch is 451 to the client and a log line with both values.
+	NextHopFingerprint *Fingerprint
+	// NextHopHelo is the name the relay gives in EHLO to the next hop
+	// (default Domain).
+	NextHopHelo string
 	// Timeouts: DialTimeout for the next hop (default 30s), CommandTimeout
 	// for each of its replies (default 5m), ReadTimeout and WriteTimeout
 	// towards the client (default 5m and 1m).
@@ -92,6 +100,7 @@ type Server struct {
 	// one message per session, and a fresh next-hop session costs a
 	// connect, a greeting, EHLO and QUIT.
 	idle    chan idleNext
+	dialer  nextDialer
 	closing atomic.Bool
 	// ctx is the sessions' context for the store; Shutdown ends it.
 	ctx    context.Context
@@ -99,7 +108,7 @@ type Server struct {
 }
 
 type idleNext struct {
-	c  *smtp.Client
+	c  *nextConn
 	at time.Time
 }
 
@@ -108,14 +117,14 @@ type idleNext struct {
 const maxIdleAge = 30 * time.Second
 
 // takeNext returns a kept next-hop session, or nil.
-func (s *Server) takeNext() *smtp.Client {
+func (s *Server) takeNext() *nextConn {
 	for {
 		select {
 		case n := <-s.idle:
 			if time.Since(n.at) < maxIdleAge {
 				return n.c
 			}
-			n.c.Close()
+			n.c.quit()
 		default:
 			return nil
 		}
@@ -124,7 +133,7 @@ func (s *Server) takeNext() *smtp.Client {
 
 // keepNext keeps a next-hop session between transactions for reuse, or
 // ends it when enough are kept.
-func (s *Server) keepNext(c *smtp.Client) {
+func (s *Server) keepNext(c *nextConn) {
 	if !s.closing.Load() {
 		select {
 		case s.idle <- idleNext{c, time.Now()}:
@@ -132,8 +141,7 @@ func (s *Server) keepNext(c *smtp.Client) {
 		default:
 		}
 	}
-	c.Quit()
-	c.Close()
+	c.quit()
 }
 
 func (s *Server) init() {
@@ -174,7 +182,34 @@ func (s *Server) init() {
 		srv.ErrorLog = errorLog{s.log}
 		s.srv = srv
 		s.idle = make(chan idleNext, 16)
+		s.dialer = s.nextDialer()
 	})
+}
+
+// nextDialer is how sessions reach the next hop, from the Server's fields.
+func (s *Server) nextDialer() nextDialer {
+	d := nextDialer{addr: s.NextHop, helo: s.NextHopHelo, mode: s.NextHopTLS,
+		dial: orDur(s.DialTimeout, 30*time.Second), timeout: orDur(s.CommandTimeout, 5*time.Minute)}
+	if d.helo == "" {
+		d.helo = s.Domain
+	}
+	cfg := s.NextHopTLSConfig
+	if cfg == nil {
+		host, _, _ := net.SplitHostPort(s.NextHop)
+		cfg = &tls.Config{ServerName: host}
+	}
+	cfg = cfg.Clone()
+	if cfg.ClientSessionCache == nil {
+		// Resumed sessions: a new next-hop connection skips the full
+		// handshake.
+		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(64)
+	}
+	if s.NextHopFingerprint != nil {
+		d.mode = TLSRequired
+		cfg = pinned(cfg, *s.NextHopFingerprint)
+	}
+	d.tls = cfg
+	return d
 }
 
 func orDur(d, def time.Duration) time.Duration {
@@ -208,8 +243,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.cancel()
 	for c := s.takeNext(); c != nil; c = s.takeNext() {
-		c.Quit()
-		c.Close()
+		c.quit()
 	}
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
