@@ -608,24 +608,8 @@ func (d *dotWriter) close() error {
 
 // Fingerprint is a pinned next-hop key: the SHA-256 of the certificate's
 // SubjectPublicKeyInfo (as DANE's "3 1 1"), so that it survives a renewal
-// with the same key.
+// with the same key (config.ParseFingerprint reads relay.next_hop_fingerprint).
 type Fingerprint [sha256.Size]byte
-
-// ParseFingerprint parses "sha256:HEX" (64 hex digits; colons between the
-// bytes, as openssl prints them, are allowed; any case).
-func ParseFingerprint(s string) (Fingerprint, error) {
-	var f Fingerprint
-	h, ok := strings.CutPrefix(strings.ToLower(strings.TrimSpace(s)), "sha256:")
-	if !ok {
-		return f, fmt.Errorf("%q: want sha256:HEX (the SHA-256 of the certificate's public key, SubjectPublicKeyInfo)", s)
-	}
-	b, err := hex.DecodeString(strings.ReplaceAll(h, ":", ""))
-	if err != nil || len(b) != sha256.Size {
-		return f, fmt.Errorf("%q: want sha256: and 64 hex digits", s)
-	}
-	copy(f[:], b)
-	return f, nil
-}
 
 func (f Fingerprint) String() string { return "sha256:" + hex.EncodeToString(f[:]) }
 
