@@ -40,6 +40,8 @@ type nextConn struct {
 	// the client abandoned; its reply is read before the next command's.
 	pendingRset bool
 	dot         dotWriter
+	bdat        bool // this message goes in BDAT chunks
+	chunk       chunker
 }
 
 // maxReplyLine bounds a reply line (RFC 5321 allows 512 octets; Postfix
@@ -215,7 +217,6 @@ func newNextConn(conn net.Conn, timeout time.Duration) *nextConn {
 	c := &nextConn{conn: conn, timeout: timeout}
 	c.r = bufio.NewReaderSize(conn, maxReplyLine)
 	c.w = bufio.NewWriterSize(conn, 16<<10)
-	c.dot.w = c.w
 	return c
 }
 
@@ -490,20 +491,33 @@ func (c *nextConn) rset() error {
 	return nil
 }
 
-// data sends DATA and, at 354, returns the writer for the content; close
-// it with end.
+// bdatChunk is the size of a BDAT chunk: most messages go in one
+// "BDAT n LAST".
+const bdatChunk = 32 << 10
+
+// data starts the content and returns the writer for it; end finishes it.
+// When the next hop offers CHUNKING and PIPELINING (Postfix does), the
+// content goes in BDAT chunks (RFC 3030): no DATA round trip, no
+// dot-stuffing, and the replies are read at the end. Otherwise DATA, and
+// the content is sent after 354.
 func (c *nextConn) data() (*dotWriter, error) {
-	code, lines, err := c.cmd("DATA", true)
-	if err != nil {
-		return nil, err
-	}
-	if code != 354 {
-		if code >= 400 {
-			return nil, replyError(code, lines)
+	c.bdat = c.has("CHUNKING") && c.has("PIPELINING")
+	if c.bdat {
+		c.chunk.c, c.chunk.buf, c.chunk.sent = c, c.chunk.buf[:0], 0
+		c.dot.reset(&c.chunk, false)
+	} else {
+		code, lines, err := c.cmd("DATA", true)
+		if err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("%w: %d to DATA", errReply, code)
+		if code != 354 {
+			if code >= 400 {
+				return nil, replyError(code, lines)
+			}
+			return nil, fmt.Errorf("%w: %d to DATA", errReply, code)
+		}
+		c.dot.reset(c.w, true)
 	}
-	c.dot.reset()
 	// The whole content has CommandTimeout and two minutes more (as
 	// go-smtp's client's SubmissionTimeout).
 	c.conn.SetDeadline(time.Now().Add(c.timeout + 2*time.Minute))
@@ -514,20 +528,79 @@ func (c *nextConn) data() (*dotWriter, error) {
 // when it took the message, an *smtp.SMTPError when it refused it.
 func (c *nextConn) end() error {
 	c.deadline()
-	if err := c.dot.close(); err != nil {
+	if err := c.dot.finish(); err != nil {
 		return err
 	}
-	code, lines, err := readReply(c.r, true)
-	if err != nil {
+	replies := 1
+	if c.bdat {
+		c.chunk.emit(true)
+		replies = c.chunk.sent
+	} else {
+		c.w.WriteString(".\r\n")
+	}
+	if err := c.w.Flush(); err != nil {
 		return err
 	}
-	if code/100 != 2 {
-		if code >= 400 {
-			return replyError(code, lines)
+	// One reply per chunk (all but the last are 250 unless something
+	// failed): the first refusal is the verdict.
+	var refused error
+	for i := 0; i < replies; i++ {
+		code, lines, err := readReply(c.r, true)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("%w: %d at the end of DATA", errReply, code)
+		if code/100 != 2 && refused == nil {
+			if code < 400 {
+				return fmt.Errorf("%w: %d at the end of the message", errReply, code)
+			}
+			refused = replyError(code, lines)
+		}
 	}
-	return nil
+	return refused
+}
+
+// chunker collects content into BDAT chunks and writes each full one.
+type chunker struct {
+	c    *nextConn
+	buf  []byte
+	sent int // chunks written
+}
+
+func (k *chunker) Write(p []byte) (int, error) {
+	k.buf = append(k.buf, p...)
+	return len(p), k.check()
+}
+
+func (k *chunker) WriteString(s string) (int, error) {
+	k.buf = append(k.buf, s...)
+	return len(s), k.check()
+}
+
+func (k *chunker) WriteByte(b byte) error {
+	k.buf = append(k.buf, b)
+	return k.check()
+}
+
+func (k *chunker) check() error {
+	if len(k.buf) >= bdatChunk {
+		k.emit(false)
+	}
+	_, err := k.c.w.Write(nil) // bufio.Writer keeps its first error
+	return err
+}
+
+// emit writes the chunk collected so far.
+func (k *chunker) emit(last bool) {
+	w := k.c.w
+	w.WriteString("BDAT ")
+	w.WriteString(strconv.Itoa(len(k.buf)))
+	if last {
+		w.WriteString(" LAST")
+	}
+	w.WriteString("\r\n")
+	w.Write(k.buf)
+	k.buf = k.buf[:0]
+	k.sent++
 }
 
 // quit ends the session politely (without waiting long for the reply).
@@ -545,18 +618,28 @@ func (c *nextConn) quit() {
 
 func (c *nextConn) close() { c.conn.Close() }
 
-// dotWriter writes message content as DATA wants it: a '.' doubled at the
-// start of a line, a bare LF sent as CRLF (as go-smtp's client and
-// net/textproto do), and the content ended with CRLF "." CRLF. It writes
-// whole runs between line ends at once rather than byte by byte.
+// dotWriter writes message content as the next hop wants it: a bare LF
+// sent as CRLF (as go-smtp's client and net/textproto did), the content
+// ended with CRLF, and for DATA a '.' doubled at the start of a line. It
+// writes whole runs between line ends at once rather than byte by byte.
 type dotWriter struct {
-	w       *bufio.Writer
+	w       byteSink
+	stuff   bool // DATA: dot-stuffing
 	midLine bool // some bytes of the current line are written
 	prevCR  bool // the last byte written was CR
 	empty   bool // nothing written yet
 }
 
-func (d *dotWriter) reset() { d.midLine, d.prevCR, d.empty = false, false, true }
+// byteSink is a *bufio.Writer (DATA) or a *chunker (BDAT).
+type byteSink interface {
+	io.Writer
+	io.ByteWriter
+	io.StringWriter
+}
+
+func (d *dotWriter) reset(w byteSink, stuff bool) {
+	*d = dotWriter{w: w, stuff: stuff, empty: true}
+}
 
 func (d *dotWriter) Write(p []byte) (int, error) {
 	n := len(p)
@@ -564,7 +647,7 @@ func (d *dotWriter) Write(p []byte) (int, error) {
 		d.empty = false
 	}
 	for len(p) > 0 {
-		if !d.midLine && p[0] == '.' {
+		if d.stuff && !d.midLine && p[0] == '.' {
 			d.w.WriteByte('.')
 		}
 		i := bytes.IndexByte(p, '\n')
@@ -586,15 +669,16 @@ func (d *dotWriter) Write(p []byte) (int, error) {
 		d.midLine, d.prevCR = false, false
 		p = p[i+1:]
 	}
-	// bufio.Writer keeps its first error: report it.
+	// Both sinks keep their first error: report it.
 	if _, err := d.w.Write(nil); err != nil {
 		return 0, err
 	}
 	return n, nil
 }
 
-// close ends the content and sends it.
-func (d *dotWriter) close() error {
+// finish ends the last line (and gives empty content its one empty line,
+// as textproto does).
+func (d *dotWriter) finish() error {
 	if d.midLine || d.empty {
 		if d.prevCR {
 			d.w.WriteByte('\n')
@@ -602,8 +686,8 @@ func (d *dotWriter) close() error {
 			d.w.WriteString("\r\n")
 		}
 	}
-	d.w.WriteString(".\r\n")
-	return d.w.Flush()
+	_, err := d.w.Write(nil)
+	return err
 }
 
 // Fingerprint is a pinned next-hop key: the SHA-256 of the certificate's

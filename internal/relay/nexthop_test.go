@@ -422,8 +422,8 @@ func FuzzDotWriter(f *testing.F) {
 
 		var got bytes.Buffer
 		bw := bufio.NewWriterSize(&got, 16)
-		d := dotWriter{w: bw}
-		d.reset()
+		var d dotWriter
+		d.reset(bw, true)
 		n := int(step%17) + 1
 		for p := b; len(p) > 0; {
 			k := min(n, len(p))
@@ -432,11 +432,46 @@ func FuzzDotWriter(f *testing.F) {
 			}
 			p = p[k:]
 		}
-		if err := d.close(); err != nil {
+		if err := d.finish(); err != nil {
 			t.Fatal(err)
 		}
+		bw.WriteString(".\r\n")
+		bw.Flush()
 		if !bytes.Equal(got.Bytes(), want.Bytes()) {
 			t.Fatalf("%q in pieces of %d:\n got %q\nwant %q", b, n, got.Bytes(), want.Bytes())
 		}
 	})
+}
+
+// A message larger than a BDAT chunk, with lines that start with a dot and
+// bare LFs, arrives as it would have with DATA: LFs as CRLF, dots as sent.
+func TestLargeMessageArrivesIntactInChunksAndWithData(t *testing.T) {
+	t.Parallel()
+	var msg strings.Builder
+	msg.WriteString("Subject: big\r\n\r\n")
+	for i := 0; msg.Len() < 3*bdatChunk+100; i++ {
+		fmt.Fprintf(&msg, ".line %d with a leading dot\nand a bare LF\r\n", i)
+	}
+	want := strings.ReplaceAll(strings.ReplaceAll(msg.String(), "\r\n", "\n"), "\n", "\r\n")
+	e := newEnv(t, opts{}) // go-smtp's server: CHUNKING and PIPELINING
+	c := dial(t, e.relay)
+	cmd(t, c, 250, "MAIL FROM:<a@example.com>")
+	cmd(t, c, 250, "RCPT TO:<big@example.org>")
+	// postfixtest's Data dot-stuffs and sends CRLF; send the bare LFs raw.
+	if r, _ := c.Cmd("DATA"); r.Code != 354 {
+		t.Fatalf("DATA: %v", r)
+	}
+	stuffed := strings.ReplaceAll("\n"+msg.String(), "\n.", "\n..")[1:]
+	if r, err := c.Pipeline(stuffed + "."); err != nil || r[0].Code != 250 {
+		t.Fatalf("end of data: %v %v", r, err)
+	}
+	m := e.hop.messages()
+	if len(m) != 1 || !strings.HasSuffix(m[0].Data, want) || !strings.HasPrefix(m[0].Data, "Received: ") {
+		got := m[0].Data[strings.Index(m[0].Data, "Subject: big"):]
+		i := 0
+		for i < len(got) && i < len(want) && got[i] == want[i] {
+			i++
+		}
+		t.Fatalf("next hop got %d messages; content differs at byte %d: got %q, want %q", len(m), i, got[max(0, i-20):min(len(got), i+40)], want[max(0, i-20):min(len(want), i+40)])
+	}
 }

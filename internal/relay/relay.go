@@ -223,7 +223,7 @@ func orDur(d, def time.Duration) time.Duration {
 // 554 and are disconnected before the SMTP server sees them.
 func (s *Server) Serve(l net.Listener) error {
 	s.init()
-	err := s.srv.Serve(&allowListener{Listener: l, s: s})
+	err := s.srv.Serve(&allowListener{Listener: batchListener{l}, s: s})
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
