@@ -470,7 +470,8 @@ func TestSinkRefusesMailToADefensiveRegistrationAndPostfixBouncesWithTheAddressM
 // sending straight to the next hop ("direct") and through `stray relay` in
 // front of the same next hop, in alternating rounds (the order rotates each
 // round), and optionally through an older build of the relay ("base",
-// STRAY_PERF_RELAY_BASE=/path/to/stray) for an A/B comparison. The next hop
+// STRAY_PERF_RELAY_BASE=/path/to/stray, or "self" for this build with
+// STRAY_PERF_RELAY_BASE_ENV set in its environment) for an A/B comparison. The next hop
 // is smtp-sink (C, answers at once: the relay's own cost shows whole) or,
 // with STRAY_PERF_RELAY_NEXT=postfix, a real Postfix that queues and
 // delivers to smtp-sink. Targets (issue #13): throughput ≥ 0.90 of direct;
@@ -499,7 +500,10 @@ func TestPerfRelayThroughputAndLatency(t *testing.T) {
 	r := startRelay(t, sink, cfg, []string{"STRAY_CPUPROFILE=" + os.Getenv("STRAY_E2E_CPUPROFILE")}, "--next-hop-tls", "none")
 	targets = append(targets, perfTarget{name: "relay", addr: r.Addr, pid: r.cmd.Process.Pid})
 	if base := os.Getenv("STRAY_PERF_RELAY_BASE"); base != "" {
-		b := startRelayBin(t, base, sink, cfg, nil, "--next-hop-tls", "none")
+		if base == "self" { // this build again, e.g. with STRAY_PERF_RELAY_BASE_ENV=GOMAXPROCS=1
+			base = strayBin
+		}
+		b := startRelayBin(t, base, sink, cfg, strings.Fields(os.Getenv("STRAY_PERF_RELAY_BASE_ENV")), "--next-hop-tls", "none")
 		targets = append(targets, perfTarget{name: "base", addr: b.Addr, pid: b.cmd.Process.Pid})
 	}
 	t.Logf("next hop %s; targets %v; %d rounds, order rotating", hop, names(targets), rounds)
@@ -527,33 +531,49 @@ func TestPerfRelayThroughputAndLatency(t *testing.T) {
 			hop, tg.name, median(rates[tg.name]), median(rates["direct"]), median(rates[tg.name])/median(rates["direct"]), median(ratios(rates[tg.name], rates["direct"])), median(cpu[tg.name]))
 	}
 
-	// Latency, one message per session, under three loads.
+	// Latency, one message per session, under three loads. Idle and paced
+	// interleave the targets message by message (each sees the same
+	// moments of the shared machine); under full load each round measures
+	// one target with smtp-source -s 8 sending to that same target.
+	addrs := make([]string, len(targets))
+	for i, tg := range targets {
+		addrs[i] = tg.addr
+	}
 	for _, load := range []struct {
 		name string
-		run  func(addr string) []float64
+		run  func(round int) [][]float64 // in the round's order: rotate(addrs, round)
 	}{
-		{"idle", func(addr string) []float64 { return probe(t, addr, latN, 1, 0) }},
-		{fmt.Sprintf("paced %d msg/s", rate), func(addr string) []float64 { return probe(t, addr, latN, 4, rate) }},
-		{"full load (smtp-source -s 8 beside)", func(addr string) []float64 {
-			stop := background(t, addr, sessions)
-			defer stop()
-			return probe(t, addr, latN, 1, 0)
+		{"idle", func(round int) [][]float64 { return probe(t, rotate(addrs, round), latN, 1, 0) }},
+		{fmt.Sprintf("paced %d msg/s per target", rate), func(round int) [][]float64 {
+			return probe(t, rotate(addrs, round), latN, 4, rate*len(addrs))
+		}},
+		{"full load (smtp-source -s 8 to the same target)", func(round int) [][]float64 {
+			ra := rotate(addrs, round)
+			out := make([][]float64, len(ra))
+			for j := range ra {
+				stop := background(t, ra[j], sessions)
+				out[j] = probe(t, ra[j:j+1], latN, 1, 0)[0]
+				stop()
+			}
+			return out
 		}},
 	} {
-		lat := map[string][]float64{}
+		lat := make([][]float64, len(targets))
 		for round := 0; round < rounds; round++ {
+			got := rotate(load.run(round), len(targets)-round%len(targets)) // back to targets' order
 			for i := range targets {
-				tg := targets[(i+round)%len(targets)]
-				lat[tg.name] = append(lat[tg.name], load.run(tg.addr)...)
+				lat[i] = append(lat[i], got[i]...)
 			}
 		}
-		d := lat["direct"]
-		sort.Float64s(d)
-		for _, tg := range targets[1:] {
-			l := lat[tg.name]
-			sort.Float64s(l)
-			t.Logf("LATENCY %s, %s, %s (ms, %d messages each): direct p50 %.3f p99 %.3f; %s p50 %.3f p99 %.3f; added p50 %.3f p99 %.3f (target p99 added <= 1 ms)",
-				hop, load.name, tg.name, len(l), pct(d, .5), pct(d, .99), tg.name, pct(l, .5), pct(l, .99), pct(l, .5)-pct(d, .5), pct(l, .99)-pct(d, .99))
+		for i := range lat {
+			sort.Float64s(lat[i])
+		}
+		d := lat[0]
+		for i, tg := range targets[1:] {
+			l := lat[i+1]
+			t.Logf("LATENCY %s, %s, %s (ms, %d messages each): direct p50 %.3f p90 %.3f p99 %.3f; %s p50 %.3f p90 %.3f p99 %.3f; added p50 %.3f p90 %.3f p99 %.3f (target p99 added <= 1 ms)",
+				hop, load.name, tg.name, len(l), pct(d, .5), pct(d, .9), pct(d, .99), tg.name, pct(l, .5), pct(l, .9), pct(l, .99),
+				pct(l, .5)-pct(d, .5), pct(l, .9)-pct(d, .9), pct(l, .99)-pct(d, .99))
 		}
 	}
 }

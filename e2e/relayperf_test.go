@@ -72,31 +72,40 @@ func cpuTime(t *testing.T, pid int) time.Duration {
 // perfBody is a message of about 2 kB, as smtp-source -l 2048 sends.
 var perfBody = "From: a@army.mil\r\nTo: c@army.mil\r\nSubject: probe\r\n\r\n" + strings.Repeat(strings.Repeat("x", 78)+"\r\n", 26)
 
-// probe sends n messages, one per SMTP session, from conc clients; with
-// rate > 0 the sessions start on a fixed schedule of rate per second in
-// all (an open-loop load that does not saturate the machine). It returns
-// each message's latency in ms: connect to the reply to the final dot.
-func probe(t *testing.T, addr string, n, conc, rate int) []float64 {
+// rotate is s rotated left by k.
+func rotate[T any](s []T, k int) []T {
+	k %= len(s)
+	return append(append([]T(nil), s[k:]...), s[:k]...)
+}
+
+// probe sends n messages to each address, one per SMTP session, the
+// addresses taking turns message by message, from conc clients; with rate
+// > 0 the sessions start on a fixed schedule of rate per second in all (an
+// open-loop load that does not saturate the machine). It returns each
+// address's latencies in ms: connect to the reply to the final dot.
+func probe(t *testing.T, addrs []string, n, conc, rate int) [][]float64 {
 	t.Helper()
-	out := make([]float64, 0, n)
+	out := make([][]float64, len(addrs))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var fail error
 	start := time.Now()
+	total := n * len(addrs)
 	for g := 0; g < conc; g++ {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
-			for i := g; i < n; i += conc {
+			for i := g; i < total; i += conc {
 				if rate > 0 {
 					time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))))
 				}
-				ms, err := probeOne(addr)
+				a := i % len(addrs)
+				ms, err := probeOne(addrs[a])
 				mu.Lock()
 				if err != nil {
 					fail = err
 				} else {
-					out = append(out, ms)
+					out[a] = append(out[a], ms)
 				}
 				mu.Unlock()
 			}
@@ -104,7 +113,7 @@ func probe(t *testing.T, addr string, n, conc, rate int) []float64 {
 	}
 	wg.Wait()
 	if fail != nil {
-		t.Fatalf("probe %s: %v", addr, fail)
+		t.Fatalf("probe %v: %v", addrs, fail)
 	}
 	return out
 }
