@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -748,5 +752,73 @@ func TestRelayRequiresTLSAndAPostfixSendsThroughItEncrypted(t *testing.T) {
 	}
 	if m := hop.messages(); !strings.Contains(string(m[0].Data), "with ESMTPS") {
 		t.Errorf("Received field does not say ESMTPS:\n%s", m[0].Data)
+	}
+}
+
+// TestRelayPinsTheNextHopPostfixsKeyOverOneConnectionAndGreetsItByName: a
+// real Postfix offering STARTTLS with a certificate no CA signed. With its
+// key pinned the relay delivers over TLS, on the connection it opened,
+// greeting with --next-hop-helo (Postfix writes that name and ESMTPS in its
+// Received field); with another pin the client hears 451 and the log says
+// why.
+func TestRelayPinsTheNextHopPostfixsKeyOverOneConnectionAndGreetsItByName(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	cert, key := filepath.Join(dir, "hop.pem"), filepath.Join(dir, "hop.key")
+	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=hop.test",
+		"-keyout", key, "-out", cert).CombinedOutput(); err != nil {
+		t.Fatalf("openssl: %v\n%s", err, out)
+	}
+	os.Chmod(key, 0o644) // read by Postfix's smtpd
+	pemBytes, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(pemBytes)
+	leaf, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	hop := postfixtest.Start(t, postfixtest.Options{Extra: map[string]string{
+		"smtpd_tls_cert_file": cert, "smtpd_tls_key_file": key, "smtpd_tls_security_level": "may", "smtpd_tls_loglevel": "1",
+	}})
+
+	r := startRelay(t, hop.SMTP, milConfig, nil, "--next-hop-fingerprint", "sha256:"+hex.EncodeToString(spki[:]), "--next-hop-helo", "relay-helo.test")
+	if _, data, err := postfixtest.Send(r.Addr, "a@army.mil", []string{"pinned@army.mil"}, relayMsg); err != nil || data.Code != 250 {
+		t.Fatalf("send with the right pin: %v %v\n%s", data, err, r.log.String())
+	}
+	if got := hop.Sink.WaitRecipients(1, 30*time.Second); len(got) != 1 {
+		t.Fatalf("next hop Postfix delivered %v\n%s", got, hop.Log())
+	}
+	m := string(hop.Sink.Messages()[0].Data)
+	if !strings.Contains(m, "from relay-helo.test (") || !strings.Contains(m, "with ESMTPS") {
+		t.Errorf("Postfix's Received field does not show the relay's EHLO name over TLS:\n%s", m)
+	}
+	// The relay keeps its next-hop session until it stops; then Postfix
+	// logs what the session did: STARTTLS after the first EHLO on the one
+	// connection, the message in a BDAT chunk, and no other session.
+	r.stop()
+	if !hop.WaitLog("ehlo=2 starttls=1 mail=1 rcpt=1 bdat=1 quit=1", 10*time.Second) || strings.Count(hop.Log(), " ehlo=") != 1 {
+		t.Errorf("next hop sessions (want one, with STARTTLS on it):\n%s", hop.Log())
+	}
+
+	spki[0] ^= 0xff
+	wrong := startRelay(t, hop.SMTP, milConfig, nil, "--next-hop-fingerprint", "sha256:"+hex.EncodeToString(spki[:]))
+	c, err := postfixtest.Dial(wrong.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Cmd("EHLO client.test")
+	if rep, err := c.Cmd("MAIL FROM:<a@army.mil>"); err != nil || rep.Code != 451 {
+		t.Errorf("MAIL with a wrong pin: %v %v, want 451", rep, err)
+	}
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(wrong.log.String(), "next hop certificate does not match the pinned fingerprint") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if l := wrong.log.String(); !strings.Contains(l, "next hop certificate does not match the pinned fingerprint") || !strings.Contains(l, hex.EncodeToString(spki[:])) {
+		t.Errorf("the relay's log does not say why:\n%s", l)
 	}
 }
