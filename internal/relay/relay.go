@@ -134,14 +134,17 @@ func (s *Server) takeNext() *nextConn {
 // keepNext keeps a next-hop session between transactions for reuse, or
 // ends it when enough are kept.
 func (s *Server) keepNext(c *nextConn) {
-	if !s.closing.Load() {
-		select {
-		case s.idle <- idleNext{c, time.Now()}:
-			return
-		default:
-		}
+	if s.closing.Load() {
+		c.quit()
+		return
 	}
-	c.quit()
+	select {
+	case s.idle <- idleNext{c, time.Now()}:
+	default:
+		// Not on the client's time: go-smtp calls Logout before its
+		// connection closes, with the 221 to QUIT not yet sent.
+		go c.quit()
+	}
 }
 
 func (s *Server) init() {
