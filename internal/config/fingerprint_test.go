@@ -28,3 +28,21 @@ func TestParseFingerprintTakesSha256HexWithOrWithoutColons(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseFingerprint: anything either is refused or is 32 bytes that
+// print back ("sha256:" and lower-case hex) to a pin that parses the same.
+func FuzzParseFingerprint(f *testing.F) {
+	for _, s := range []string{"sha256:" + strings.Repeat("0a", 32), "SHA256:" + strings.Repeat("AB:", 31) + "AB", "sha256:", "0a0b", "sha256:zz"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		fp, err := ParseFingerprint(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseFingerprint("sha256:" + hex.EncodeToString(fp[:]))
+		if err != nil || again != fp {
+			t.Fatalf("%q parsed as %x, which does not parse back: %x %v", s, fp, again, err)
+		}
+	})
+}

@@ -55,9 +55,9 @@ const (
 // dropped.
 var errReply = errors.New("malformed reply from the next hop")
 
-// readReply reads one reply: its code and, when text is set, its lines
-// without the "NNN-"/"NNN " prefix (a successful reply's text is not
-// needed on the hot path and is not kept).
+// readReply reads one reply: its code and, when text is set or the reply
+// is a refusal (4xx, 5xx), its lines without the "NNN-"/"NNN " prefix (a
+// successful reply's text is not needed on the hot path and is not kept).
 func readReply(r *bufio.Reader, text bool) (int, []string, error) {
 	code := 0
 	var lines []string
@@ -84,6 +84,7 @@ func readReply(r *bufio.Reader, text bool) (int, []string, error) {
 			return 0, nil, fmt.Errorf("%w: code %d in a %d reply", errReply, c, code)
 		}
 		code = c
+		text = text || c >= 400
 		last := true
 		if len(line) > 3 {
 			switch line[3] {
@@ -450,7 +451,7 @@ func (c *nextConn) mailRcpt(mail, rcpt string) (mailErr, rcptErr *smtp.SMTPError
 		return nil, nil, err
 	}
 	if mail != "" {
-		code, lines, err := readReply(c.r, true)
+		code, lines, err := readReply(c.r, false)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -463,7 +464,7 @@ func (c *nextConn) mailRcpt(mail, rcpt string) (mailErr, rcptErr *smtp.SMTPError
 			return replyError(code, lines), nil, nil
 		}
 	}
-	code, lines, err := readReply(c.r, true)
+	code, lines, err := readReply(c.r, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -545,7 +546,7 @@ func (c *nextConn) end() error {
 	// failed): the first refusal is the verdict.
 	var refused error
 	for i := 0; i < replies; i++ {
-		code, lines, err := readReply(c.r, true)
+		code, lines, err := readReply(c.r, false)
 		if err != nil {
 			return err
 		}
