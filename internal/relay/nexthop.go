@@ -35,7 +35,6 @@ type nextConn struct {
 	w       *bufio.Writer
 	timeout time.Duration // for each reply
 	ext     map[string]string
-	tls     bool
 	// pendingRset: a RSET was written (not yet read) to end a transaction
 	// the client abandoned; its reply is read before the next command's.
 	pendingRset bool
@@ -295,7 +294,7 @@ func (c *nextConn) startTLS(cfg *tls.Config) error {
 	if err := tc.Handshake(); err != nil {
 		return err
 	}
-	c.conn, c.tls = tc, true
+	c.conn = tc
 	c.r.Reset(tc)
 	c.w.Reset(tc)
 	return nil
