@@ -475,3 +475,34 @@ func TestLargeMessageArrivesIntactInChunksAndWithData(t *testing.T) {
 		t.Fatalf("next hop got %d messages; content differs at byte %d: got %q, want %q", len(m), i, got[max(0, i-20):min(len(got), i+40)], want[max(0, i-20):min(len(want), i+40)])
 	}
 }
+
+// A refusal at the end of a message sent in several BDAT chunks reaches
+// the client verbatim, and the next-hop session stays in step: the next
+// message on it passes.
+func TestRefusalOfAChunkedMessageReachesTheClientAndTheSessionGoesOn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, opts{})
+	c := dial(t, e.relay)
+	big := body + strings.Repeat(strings.Repeat("y", 98)+"\r\n", 3*bdatChunk/100) + "REFUSE-DATA\r\n"
+	cmd(t, c, 250, "MAIL FROM:<a@example.com>")
+	cmd(t, c, 250, "RCPT TO:<ok@example.org>")
+	if d, err := c.Data(big); err != nil || d.Code != 554 || !strings.Contains(d.Text, "5.6.0 next hop: content refused") {
+		t.Fatalf("end of a refused chunked message: %v %v", d, err)
+	}
+	for i := 0; i < 2; i++ {
+		cmd(t, c, 250, "MAIL FROM:<a@example.com>")
+		cmd(t, c, 250, "RCPT TO:<after%d@example.org>", i)
+		if d, err := c.Data(body + strings.Repeat("z\r\n", i*bdatChunk)); err != nil || d.Code != 250 {
+			t.Fatalf("message %d after the refusal: %v %v", i, d, err)
+		}
+	}
+	if m := e.hop.messages(); len(m) != 2 || m[1].To[0] != "after1@example.org" {
+		t.Fatalf("next hop got %d messages", len(m))
+	}
+	e.hop.mu.Lock()
+	conns := len(e.hop.peers)
+	e.hop.mu.Unlock()
+	if conns != 1 {
+		t.Errorf("%d next-hop connections, want the one kept in step", conns)
+	}
+}
