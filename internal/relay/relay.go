@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -99,8 +100,11 @@ type Server struct {
 	// client session (as Postfix's connection cache): most clients send
 	// one message per session, and a fresh next-hop session costs a
 	// connect, a greeting, EHLO and QUIT.
-	idle    chan idleNext
-	dialer  nextDialer
+	idle   chan idleNext
+	dialer nextDialer
+	// readers are Data's 32 kB buffers, reused rather than allocated (and
+	// cleared) for every message.
+	readers sync.Pool
 	closing atomic.Bool
 	// ctx is the sessions' context for the store; Shutdown ends it.
 	ctx    context.Context
@@ -186,6 +190,7 @@ func (s *Server) init() {
 		s.srv = srv
 		s.idle = make(chan idleNext, 16)
 		s.dialer = s.nextDialer()
+		s.readers.New = func() any { return bufio.NewReaderSize(nil, 32<<10) }
 	})
 }
 

@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -205,16 +204,12 @@ func enhanced(s string) smtp.EnhancedCode {
 	return e
 }
 
-// readers are Data's 32 kB buffers, reused rather than allocated (and
-// cleared) for every message.
-var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
-
 func (x *session) Data(r io.Reader) error {
-	br := readers.Get().(*bufio.Reader)
+	br := x.s.readers.Get().(*bufio.Reader)
 	br.Reset(r)
 	defer func() {
 		br.Reset(nil)
-		readers.Put(br)
+		x.s.readers.Put(br)
 	}()
 	head, err := ReadHead(br, MaxHeaderBytes, strings.ToLower(gate.ReleaseHeader))
 	if err != nil {
