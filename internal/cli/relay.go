@@ -7,7 +7,7 @@ import (
 	"github.com/stray-mail/stray/internal/config"
 )
 
-const relayHelp = `usage: stray relay --listen HOST:PORT --next-hop HOST:PORT [--allow CIDR]... [--tls-cert FILE --tls-key FILE] [--require-tls] [--next-hop-tls none|opportunistic|required] [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE]
+const relayHelp = `usage: stray relay --listen HOST:PORT --next-hop HOST:PORT [--allow CIDR]... [--tls-cert FILE --tls-key FILE] [--require-tls] [--next-hop-tls none|opportunistic|required] [--next-hop-fingerprint sha256:HEX] [--next-hop-helo NAME] [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE]
 
 Runs only the SMTP relay front end: a smart host for MTAs that speak
 neither milter nor policy delegation (Exchange, Microsoft 365, Google
@@ -30,6 +30,8 @@ Examples:
   stray relay --listen 0.0.0.0:587 --next-hop mx-out.example.com:25 --allow 192.0.2.0/24 \
       --tls-cert /etc/stray/cert.pem --tls-key /etc/stray/key.pem --require-tls
   stray relay --config /etc/stray/stray.yaml --listen 127.0.0.1:10025
+  stray relay --listen 127.0.0.1:10025 --next-hop mx-out.example.com:25 \
+      --next-hop-fingerprint sha256:$(openssl x509 -in hop.pem -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -c1-64)
 `
 
 func runRelay(ctx context.Context, args []string, std Stdio) int {
@@ -43,6 +45,8 @@ func runRelay(ctx context.Context, args []string, std Stdio) int {
 	key := fs.String("tls-key", "", "STARTTLS private key `FILE` (PEM)")
 	requireTLS := fs.Bool("require-tls", false, "refuse MAIL before STARTTLS")
 	nextTLS := fs.String("next-hop-tls", "", "STARTTLS to the next hop: none, opportunistic (default) or required")
+	pin := fs.String("next-hop-fingerprint", "", "pin the next hop's key, `sha256:HEX` of its certificate's SubjectPublicKeyInfo (STARTTLS then required; no CA consulted)")
+	helo := fs.String("next-hop-helo", "", "the `NAME` given in EHLO to the next hop (default: relay.next_hop_helo, else the host name)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return flagExit(err)
 	}
@@ -67,6 +71,12 @@ func runRelay(ctx context.Context, args []string, std Stdio) int {
 	}
 	if *nextTLS != "" {
 		r.NextHopTLS = config.NextHopTLS(*nextTLS)
+	}
+	if *pin != "" {
+		r.NextHopFingerprint = *pin
+	}
+	if *helo != "" {
+		r.NextHopHelo = *helo
 	}
 	if *addr != "" {
 		c.Listen.Relay = *addr

@@ -123,6 +123,10 @@ func TestRelaySettingsAreValidatedWithTheirPaths(t *testing.T) {
 		{"cert without key", "relay: {tls_cert: c.pem}\n", []string{"relay.tls_cert and relay.tls_key", "relay.tls_cert: stat"}},
 		{"require tls without cert", "relay: {require_tls: true}\n", []string{"relay.require_tls: needs"}},
 		{"sink without domains", "listen: {sink: 127.0.0.1:2525}\n", []string{"sink.domains: required"}},
+		{"pinned next hop", "relay: {next_hop_fingerprint: \"sha256:" + strings.Repeat("0a", 32) + "\", next_hop_helo: out.example.com}\n", nil},
+		{"bad pin", "relay: {next_hop_fingerprint: \"0a0b\"}\n", []string{"relay.next_hop_fingerprint: \"0a0b\": want sha256:HEX"}},
+		{"pin without TLS", "relay: {next_hop_tls: none, next_hop_fingerprint: \"sha256:" + strings.Repeat("0a", 32) + "\"}\n", []string{"relay.next_hop_fingerprint: needs STARTTLS"}},
+		{"helo with a space", "relay: {next_hop_helo: \"a b\"}\n", []string{"relay.next_hop_helo"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

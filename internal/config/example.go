@@ -115,6 +115,11 @@ relay:
   require_tls: false
   # STARTTLS to the next hop: none, opportunistic or required (verified).
   next_hop_tls: opportunistic
+  # Pin the next hop's key instead of trusting a CA: sha256:HEX of its
+  # certificate's SubjectPublicKeyInfo (STARTTLS then required). Empty: no pin.
+  next_hop_fingerprint: ""
+  # The name given in EHLO to the next hop. Empty: the host name.
+  next_hop_helo: ""
   # SIZE limit in bytes.
   max_message_size: 52428800
   # Offer DSN and pass RET, ENVID, NOTIFY and ORCPT to the next hop. Off:

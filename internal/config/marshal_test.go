@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -10,6 +11,10 @@ import (
 
 	"go.yaml.in/yaml/v3"
 )
+
+// updateGolden rewrites testdata/marshal.golden: only for a change that adds
+// a key, never to make a typed value marshal differently.
+var updateGolden = flag.Bool("update", false, "rewrite testdata/marshal.golden")
 
 // The typed enums (issue 12) write what the strings wrote: a config, its
 // policy's effective values and the effective switches marshal to the same
@@ -35,6 +40,11 @@ func TestTypedEnumsMarshalAsTheStringsDid(t *testing.T) {
 		j, _ = json.Marshal(c.Effective())
 		out.Write(j)
 		fmt.Fprintln(&out)
+	}
+	if *updateGolden {
+		if err := os.WriteFile("testdata/marshal.golden", out.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	want, err := os.ReadFile("testdata/marshal.golden")
 	if err != nil {

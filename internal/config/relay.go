@@ -1,10 +1,13 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 )
 
 // Relay configures the SMTP relay front end.
@@ -23,6 +26,13 @@ type Relay struct {
 	// NextHopTLS is STARTTLS to the next hop: none, opportunistic
 	// (default) or required (certificate verified).
 	NextHopTLS NextHopTLS `yaml:"next_hop_tls"`
+	// NextHopFingerprint pins the next hop's key: sha256:HEX, the SHA-256
+	// of its certificate's SubjectPublicKeyInfo. STARTTLS is then
+	// required and the certificate is accepted on the pin alone (no CA).
+	NextHopFingerprint string `yaml:"next_hop_fingerprint"`
+	// NextHopHelo is the name the relay gives in EHLO to the next hop
+	// (default: the host name).
+	NextHopHelo string `yaml:"next_hop_helo"`
 	// MaxMessageSize is the SIZE limit in bytes (default 50 MiB).
 	MaxMessageSize int64 `yaml:"max_message_size"`
 	// DSN offers the DSN extension and passes RET, ENVID, NOTIFY and ORCPT
@@ -49,6 +59,22 @@ func (r Relay) AllowPrefixes() ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// ParseFingerprint parses a pinned key, "sha256:HEX": 64 hex digits, any
+// case, colons between the bytes allowed (as openssl prints them).
+func ParseFingerprint(s string) ([sha256.Size]byte, error) {
+	var f [sha256.Size]byte
+	h, ok := strings.CutPrefix(strings.ToLower(strings.TrimSpace(s)), "sha256:")
+	if !ok {
+		return f, fmt.Errorf("%q: want sha256:HEX, the SHA-256 of the certificate's public key (SubjectPublicKeyInfo)", s)
+	}
+	b, err := hex.DecodeString(strings.ReplaceAll(h, ":", ""))
+	if err != nil || len(b) != sha256.Size {
+		return f, fmt.Errorf("%q: want sha256: and 64 hex digits", s)
+	}
+	copy(f[:], b)
+	return f, nil
+}
+
 // Sink configures the defensive-registration sink.
 type Sink struct {
 	// Domains is a file of "DOMAIN INTENDED" lines (stray scan
@@ -72,6 +98,17 @@ func (c *Config) relayProblems() []string {
 	}
 	if err := r.NextHopTLS.Check(); err != nil {
 		p = append(p, "relay.next_hop_tls: "+err.Error())
+	}
+	if r.NextHopFingerprint != "" {
+		if _, err := ParseFingerprint(r.NextHopFingerprint); err != nil {
+			p = append(p, "relay.next_hop_fingerprint: "+err.Error())
+		}
+		if r.NextHopTLS == "none" {
+			p = append(p, "relay.next_hop_fingerprint: needs STARTTLS to the next hop, but relay.next_hop_tls is none")
+		}
+	}
+	if strings.ContainsAny(r.NextHopHelo, " \t\r\n") {
+		p = append(p, fmt.Sprintf("relay.next_hop_helo: %q: want a host name without spaces", r.NextHopHelo))
 	}
 	if (r.TLSCert == "") != (r.TLSKey == "") {
 		p = append(p, "relay.tls_cert and relay.tls_key: set both or neither")

@@ -42,7 +42,16 @@ func (d *Daemon) newRelay(rc config.Relay) (*relay.Server, error) {
 	}
 	cfg := d.Config()
 	s := &relay.Server{Gate: d.gate, Holder: d.holder, NextHop: rc.NextHop, Allow: allow,
-		RequireTLS: rc.RequireTLS, DSN: rc.DSN, NextHopTLS: string(rc.NextHopTLS), MaxMessageBytes: rc.MaxMessageSize, MaxHoldSize: cfg.Hold.MaxSize}
+		RequireTLS: rc.RequireTLS, DSN: rc.DSN, NextHopTLS: string(rc.NextHopTLS), NextHopHelo: rc.NextHopHelo,
+		MaxMessageBytes: rc.MaxMessageSize, MaxHoldSize: cfg.Hold.MaxSize}
+	if rc.NextHopFingerprint != "" {
+		pin, err := config.ParseFingerprint(rc.NextHopFingerprint)
+		if err != nil {
+			return nil, fmt.Errorf("relay.next_hop_fingerprint: %w", err)
+		}
+		fp := relay.Fingerprint(pin)
+		s.NextHopFingerprint = &fp
+	}
 	if rc.TLSCert != "" {
 		kp := &keyPair{cert: cfg.Path(rc.TLSCert), key: cfg.Path(rc.TLSKey)}
 		if _, err := kp.get(nil); err != nil {
