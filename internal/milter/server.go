@@ -190,11 +190,12 @@ func (c *conn) loop() error {
 		pt = 30 * time.Second
 	}
 	negotiated := false
+	rw := connIO(c.c.Conn)
 	r := readers.Get().(*bufio.Reader)
-	r.Reset(c.c)
+	r.Reset(rw)
 	defer func() { r.Reset(nil); readers.Put(r) }()
 	w := writers.Get().(*bufio.Writer)
-	w.Reset(c.c)
+	w.Reset(rw)
 	defer func() { w.Reset(nil); writers.Put(w) }()
 	sess := c.srv.Sessions.NewSession(c.log)
 	queueID := ""
