@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -42,11 +43,25 @@ func connIO(c net.Conn) io.ReadWriter {
 	if err != nil {
 		return c
 	}
-	r := &rawIO{rc: rc}
+	r := raws.Get().(*rawIO)
+	r.rc = rc
+	return r
+}
+
+// releaseIO gives back what connIO took, once the connection is done.
+func releaseIO(rw io.ReadWriter) {
+	if r, ok := rw.(*rawIO); ok {
+		*r = rawIO{rd: r.rd, wr: r.wr}
+		raws.Put(r)
+	}
+}
+
+var raws = sync.Pool{New: func() any {
+	r := &rawIO{}
 	r.rd = r.read
 	r.wr = r.write
 	return r
-}
+}}
 
 // read is the read callback: false asks the poller to wait until the
 // socket is readable.

@@ -157,7 +157,7 @@ var (
 )
 
 func (c *conn) serve() {
-	c.log = c.srv.Sessions.Logger().With("frontend", "milter", "conn", c.c.ID, "client", c.c.RemoteAddr().String())
+	c.log = slog.New(&connHandler{base: c.srv.Sessions.Logger().Handler(), id: c.c.ID, client: c.c.RemoteAddr()})
 	defer func() {
 		if p := recover(); p != nil {
 			// A bug must not lose mail: answer tempfail, so the MTA
@@ -191,6 +191,7 @@ func (c *conn) loop() error {
 	}
 	negotiated := false
 	rw := connIO(c.c.Conn)
+	defer releaseIO(rw)
 	r := readers.Get().(*bufio.Reader)
 	r.Reset(rw)
 	defer func() { r.Reset(nil); readers.Put(r) }()
@@ -209,10 +210,9 @@ func (c *conn) loop() error {
 	reinjection := false // MAIL carried a release envelope id
 	// One write deadline per message, not per reply.
 	c.c.SetWriteDeadline(time.Now().Add(wt))
+	// Replies are buffered and written with the last one of a batch.
 	reply := func(code byte, data []byte) error {
-		if err := WritePacket(w, code, data); err != nil {
-			return err
-		}
+		writePacket(w, code, data)
 		return w.Flush()
 	}
 	for {
@@ -231,7 +231,7 @@ func (c *conn) loop() error {
 		if !packetBuffered(r) {
 			c.c.SetReadDeadline(time.Now().Add(pt))
 		}
-		p, err := ReadPacket(r)
+		p, err := readPacket(r) // p.Data is valid until the next read
 		if err != nil {
 			return err
 		}
@@ -294,15 +294,14 @@ func (c *conn) loop() error {
 				return err
 			}
 		case cmdMail:
-			args := splitNUL(p.Data)
-			from := ""
-			if len(args) > 0 {
-				from = args[0]
-			}
-			sess.MailAuth(from, gate.Auth{Login: login, Known: authKnown})
+			sess.MailAuth(firstNUL(p.Data), gate.Auth{Login: login, Known: authKnown})
 			login = ""
 			sess.SetQueueID(queueID)
-			reinjection = c.srv.Holder != nil && len(args) > 1 && hold.IsReleaseEnvelopeID(args[1:])
+			reinjection = false
+			if c.srv.Holder != nil {
+				args := splitNUL(p.Data)
+				reinjection = len(args) > 1 && hold.IsReleaseEnvelopeID(args[1:])
+			}
 			c.c.SetBusy(true)
 			c.c.SetWriteDeadline(time.Now().Add(wt))
 			if noMailReply {
@@ -312,11 +311,10 @@ func (c *conn) loop() error {
 				return err
 			}
 		case cmdRcpt:
-			args := splitNUL(p.Data)
-			if len(args) == 0 {
+			if len(p.Data) == 0 {
 				return errors.New("milter: RCPT without an address")
 			}
-			res := sess.RcptResolved(args[0], rcptAddr)
+			res := sess.RcptResolved(firstNUL(p.Data), rcptAddr)
 			rcptAddr = ""
 			if res.Reply != nil {
 				if err := reply(respReplyCode, nul(res.Reply.String())); err != nil {
@@ -381,14 +379,10 @@ func (c *conn) loop() error {
 			packets, code, after := c.endOfMessage(end, content, qid, sender)
 			content = nil
 			for _, h := range end.Headers {
-				if err := reply(respAddHeader, nul(h.Name, h.Value)); err != nil {
-					return err
-				}
+				writePacket(w, respAddHeader, nul(h.Name, h.Value))
 			}
 			for _, pk := range packets {
-				if err := reply(pk.Code, pk.Data); err != nil {
-					return err
-				}
+				writePacket(w, pk.Code, pk.Data)
 			}
 			if err := reply(code, nil); err != nil {
 				return err
@@ -411,6 +405,28 @@ func (c *conn) loop() error {
 		}
 	}
 }
+
+// connHandler is a connection's log handler: it adds the connection's
+// attributes (frontend, conn, client) to a record only when one is logged,
+// since most connections (clean mail) log nothing.
+type connHandler struct {
+	base   slog.Handler
+	id     uint64
+	client net.Addr
+}
+
+func (h *connHandler) with() slog.Handler {
+	return h.base.WithAttrs([]slog.Attr{slog.String("frontend", "milter"), slog.Uint64("conn", h.id), slog.String("client", h.client.String())})
+}
+
+func (h *connHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.base.Enabled(ctx, l)
+}
+func (h *connHandler) Handle(ctx context.Context, r slog.Record) error {
+	return h.with().Handle(ctx, r)
+}
+func (h *connHandler) WithAttrs(as []slog.Attr) slog.Handler { return h.with().WithAttrs(as) }
+func (h *connHandler) WithGroup(name string) slog.Handler    { return h.with().WithGroup(name) }
 
 // packetBuffered reports whether r holds a whole packet.
 func packetBuffered(r *bufio.Reader) bool {
