@@ -75,7 +75,9 @@ type Server struct {
 	// "quarantine" (the MTA's hold queue).
 	OnStoreError config.OnStoreError
 	// IdleTimeout bounds the wait for the MTA's next command (default 10m:
-	// an MTA keeps its milter connection for a whole SMTP session).
+	// an MTA keeps its milter connection for a whole SMTP session). The
+	// deadlines move in steps of a hundredth of their timeout (at most a
+	// second), so a connection may end that much sooner.
 	IdleTimeout time.Duration
 	// WriteTimeout bounds one reply (default 30s).
 	WriteTimeout time.Duration
@@ -208,8 +210,14 @@ func (c *conn) loop() error {
 	var noReply uint32
 	var content *contentBuf
 	reinjection := false // MAIL carried a release envelope id
+	// Deadlines move with each packet and each message, but not by less
+	// than a hundredth of their timeout (at most a second): the packets
+	// of a message arrive within milliseconds, and each move is a change
+	// of a runtime timer.
+	rd := deadline{set: c.c.SetReadDeadline}
+	wd := deadline{set: c.c.SetWriteDeadline}
 	// One write deadline per message, not per reply.
-	c.c.SetWriteDeadline(time.Now().Add(wt))
+	wd.to(time.Now().Add(wt), wt)
 	// Replies are buffered and written with the last one of a batch.
 	reply := func(code byte, data []byte) error {
 		writePacket(w, code, data)
@@ -219,9 +227,9 @@ func (c *conn) loop() error {
 		// Between messages while shutting down, wait only briefly: a
 		// message the MTA already started (macros, MAIL) is still served.
 		if negotiated {
-			c.c.SetReadDeadline(c.c.IdleDeadline(idle))
+			rd.to(c.c.IdleDeadline(idle), idle)
 		} else {
-			c.c.SetReadDeadline(c.c.IdleDeadline(pt))
+			rd.to(c.c.IdleDeadline(pt), pt)
 		}
 		// A packet that has begun must end soon: a peer that stalls in
 		// the middle of one holds a connection and its buffer.
@@ -229,7 +237,7 @@ func (c *conn) loop() error {
 			return err
 		}
 		if !packetBuffered(r) {
-			c.c.SetReadDeadline(time.Now().Add(pt))
+			rd.to(time.Now().Add(pt), pt)
 		}
 		p, err := readPacket(r) // p.Data is valid until the next read
 		if err != nil {
@@ -303,7 +311,7 @@ func (c *conn) loop() error {
 				reinjection = len(args) > 1 && hold.IsReleaseEnvelopeID(args[1:])
 			}
 			c.c.SetBusy(true)
-			c.c.SetWriteDeadline(time.Now().Add(wt))
+			wd.to(time.Now().Add(wt), wt)
 			if noMailReply {
 				continue
 			}
@@ -427,6 +435,23 @@ func (h *connHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 func (h *connHandler) WithAttrs(as []slog.Attr) slog.Handler { return h.with().WithAttrs(as) }
 func (h *connHandler) WithGroup(name string) slog.Handler    { return h.with().WithGroup(name) }
+
+// deadline is one direction's deadline on a connection.
+type deadline struct {
+	set func(time.Time) error
+	at  time.Time // the deadline set last
+}
+
+// to sets the deadline to t unless that would only move it later by less
+// than a hundredth of timeout (at most a second). A deadline set from
+// elsewhere (connserver's shutdown) is earlier, never undone by a skip.
+func (d *deadline) to(t time.Time, timeout time.Duration) {
+	if !d.at.IsZero() && !t.Before(d.at) && t.Sub(d.at) < min(timeout/100, time.Second) {
+		return
+	}
+	d.at = t
+	d.set(t)
+}
 
 // packetBuffered reports whether r holds a whole packet.
 func packetBuffered(r *bufio.Reader) bool {
