@@ -11,6 +11,14 @@
 // recipients: a rejected recipient does not reset the others. It asks for
 // the macros it needs (the queue id, the SASL login {auth_authen} at MAIL,
 // the resolved recipient {rcpt_addr} at RCPT) and hands them to the session.
+//
+// Postfix opens a milter connection per SMTP session, so a connection's
+// cost is measured (BenchmarkCleanMessagePerConnection, make perf-milter
+// against a C libmilter no-op): it reads and writes its socket with raw
+// system calls through the runtime's poller (rawio_linux.go), reads
+// packets in place, allocates nothing per packet of a clean message,
+// formats the connection's log attributes only for a line it logs, and
+// moves its deadlines only in steps.
 package milter
 
 import (
