@@ -86,7 +86,7 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 		sockDir = dir
 	}
 	s := startStrayOn(t, sockDir, milConfig+"log:\n  level: info\n")
-	t.Logf("milter at %s, GOMAXPROCS=%q", s.MilterSpec(), os.Getenv("GOMAXPROCS"))
+	t.Logf("milter at %s, stray's GOMAXPROCS=%q (STRAY_E2E_GOMAXPROCS)", s.MilterSpec(), os.Getenv("STRAY_E2E_GOMAXPROCS"))
 	sink := startSmtpSink(t)
 	relay := "[127.0.0.1]:" + sink[strings.LastIndexByte(sink, ':')+1:]
 	bare := postfixtest.Start(t, postfixtest.Options{Extra: map[string]string{"relayhost": relay}})
