@@ -135,6 +135,14 @@ perf:
 	STRAY_PERF_MESSAGES=3000 STRAY_PERF_UNIX=1 $(GO) test -count=1 -run '^TestPerfPostfixThroughput' -v -timeout 30m ./e2e
 	STRAY_SOAK=100000 STRAY_SOAK_RATE=500 $(GO) test -count=1 -run '^TestPerfMilterSoak' -v -timeout 30m ./e2e
 
+# The milter's per-message cost against a C libmilter no-op (issue #12):
+# over TCP, then over a unix socket, each in alternating rounds with bare
+# Postfix and the policy server (gcc and libmilter-dev).
+.PHONY: perf-milter
+perf-milter:
+	STRAY_PERF_CMILTER=1 STRAY_PERF_MESSAGES=3000 STRAY_PERF_ROUNDS=7 $(GO) test -count=1 -run '^TestPerfPostfixThroughput' -v -timeout 60m ./e2e
+	STRAY_PERF_CMILTER=1 STRAY_PERF_UNIX=1 STRAY_PERF_MESSAGES=3000 STRAY_PERF_ROUNDS=7 $(GO) test -count=1 -run '^TestPerfPostfixThroughput' -v -timeout 60m ./e2e
+
 # The SMTP relay (issue #13): a real Postfix as next hop (the main figure),
 # then smtp-sink (C, answers at once: the relay's own cost shows whole).
 # Each run alternates, in rotating order, smtp-source straight to the next

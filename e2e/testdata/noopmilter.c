@@ -2,8 +2,9 @@
  * noopmilter: the cheapest milter that has the same conversation with
  * Postfix as stray has for clean mail, built on Sendmail's C libmilter
  * (Debian's libmilter-dev). It asks for no connect, helo, unknown, header
- * or body events, takes no reply for MAIL, continues at RCPT and accepts at
- * DATA; it decides nothing. The throughput test runs it next to stray
+ * or body events, for the macros stray asks for at MAIL and RCPT and no
+ * others, takes no reply for MAIL, continues at RCPT and accepts at DATA;
+ * it decides nothing. The throughput test runs it next to stray
  * (STRAY_PERF_CMILTER=1) to separate the cost of the milter protocol from
  * the cost of stray.
  *
@@ -15,8 +16,13 @@
 static sfsistat negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2, unsigned long f3,
 			  unsigned long *pf0, unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
 {
-	(void)ctx; (void)f0; (void)f2; (void)f3;
+	(void)f2; (void)f3;
 	*pf0 = 0;
+	/* The macros stray asks for, and no others: the same conversation. */
+	if ((f0 & SMFIF_SETSYMLIST) != 0 &&
+	    smfi_setsymlist(ctx, SMFIM_ENVFROM, "i {auth_authen}") == MI_SUCCESS &&
+	    smfi_setsymlist(ctx, SMFIM_ENVRCPT, "i {rcpt_addr}") == MI_SUCCESS)
+		*pf0 = SMFIF_SETSYMLIST;
 	*pf1 = f1 & (SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NR_MAIL |
 		     SMFIP_NOHDRS | SMFIP_NOEOH | SMFIP_NOBODY);
 	*pf2 = 0;

@@ -182,3 +182,37 @@ func FuzzReadLargePacket(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadPacketInPlace: the copy-free read gives the same packets and the
+// same errors as ReadPacket, whatever the bytes and however the reader's
+// buffer splits them, and firstNUL agrees with splitNUL.
+func FuzzReadPacketInPlace(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 13, 'O', 0, 0, 0, 6, 0, 0, 1, 0xff, 0, 0x1f, 0xff, 0xff}, uint16(16))
+	f.Add(append([]byte{0, 0, 0, 12, 'D', 'M'}, nul("{i}", "ABC")...), uint16(0))
+	f.Add([]byte{0, 0, 0, 9, 'R', '<', 'a', '@', 'b', '>', 0, 0, 0, 0, 0, 0, 1, 'Q'}, uint16(5))
+	f.Add([]byte{0, 0, 0, 0}, uint16(0))
+	f.Add([]byte{0, 0, 1, 0, 'B', 'x'}, uint16(20))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff}, uint16(0))
+	f.Fuzz(func(t *testing.T, b []byte, size uint16) {
+		a := bufio.NewReader(bytes.NewReader(b))
+		// A small buffer sends the larger packets down the copying path.
+		c := bufio.NewReaderSize(iotest.HalfReader(bytes.NewReader(b)), 16+int(size))
+		for i := 0; i < 100; i++ {
+			want, werr := ReadPacket(a)
+			got, gerr := readPacket(c)
+			if (werr == nil) != (gerr == nil) || werr != nil && werr.Error() != gerr.Error() {
+				t.Fatalf("packet %d: error %v, ReadPacket's %v", i, gerr, werr)
+			}
+			if werr != nil {
+				return
+			}
+			if got.Code != want.Code || !bytes.Equal(got.Data, want.Data) {
+				t.Fatalf("packet %d: %q %q, ReadPacket's %q %q", i, got.Code, got.Data, want.Code, want.Data)
+			}
+			// MAIL's and RCPT's first argument, taken without a split.
+			if args := splitNUL(got.Data); len(args) > 0 && firstNUL(got.Data) != args[0] {
+				t.Fatalf("firstNUL(%q) = %q, splitNUL's first %q", got.Data, firstNUL(got.Data), args[0])
+			}
+		}
+	})
+}

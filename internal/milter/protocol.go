@@ -11,6 +11,14 @@
 // recipients: a rejected recipient does not reset the others. It asks for
 // the macros it needs (the queue id, the SASL login {auth_authen} at MAIL,
 // the resolved recipient {rcpt_addr} at RCPT) and hands them to the session.
+//
+// Postfix opens a milter connection per SMTP session, so a connection's
+// cost is measured (BenchmarkCleanMessagePerConnection, make perf-milter
+// against a C libmilter no-op): it reads and writes its socket with raw
+// system calls through the runtime's poller (rawio_linux.go), reads
+// packets in place, allocates nothing per packet of a clean message,
+// formats the connection's log attributes only for a line it logs, and
+// moves its deadlines only in steps.
 package milter
 
 import (
@@ -134,6 +142,29 @@ func ReadPacket(r *bufio.Reader) (Packet, error) {
 	return Packet{Code: buf[0], Data: buf[1:]}, nil
 }
 
+// readPacket is ReadPacket without a copy when the packet fits in r's
+// buffer (every packet of a clean message does): its Data is r's buffer,
+// valid until the next read from r.
+func readPacket(r *bufio.Reader) (Packet, error) {
+	hdr, err := r.Peek(4)
+	if err != nil {
+		if len(hdr) > 0 && err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return Packet{}, err
+	}
+	n := binary.BigEndian.Uint32(hdr)
+	if n == 0 || n > MaxPacket || int(n)+4 > r.Size() {
+		return ReadPacket(r)
+	}
+	b, err := r.Peek(4 + int(n))
+	if err != nil {
+		return Packet{}, truncated(err)
+	}
+	r.Discard(4 + int(n))
+	return Packet{Code: b[4], Data: b[5 : 4+n]}, nil
+}
+
 // smallPacket is the largest packet read into a buffer of its announced
 // length at once: a body chunk from the MTA (at most 65535 bytes and its
 // code).
@@ -184,6 +215,15 @@ func WritePacket(w io.Writer, code byte, data []byte) error {
 	return err
 }
 
+// writePacket writes one packet to w without allocating.
+func writePacket(w *bufio.Writer, code byte, data []byte) {
+	var hdr [5]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(1+len(data)))
+	hdr[4] = code
+	w.Write(hdr[:])
+	w.Write(data)
+}
+
 // optneg is an option negotiation packet's contents.
 type optneg struct {
 	version, actions, protocol uint32
@@ -232,6 +272,15 @@ func splitNUL(data []byte) []string {
 		out[i] = string(p)
 	}
 	return out
+}
+
+// firstNUL is the first of NUL-terminated strings (splitNUL(data)[0], ""
+// when there is none) without splitting the rest.
+func firstNUL(data []byte) string {
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		data = data[:i]
+	}
+	return string(data)
 }
 
 // parseMacros parses a macro packet: the command it precedes, then

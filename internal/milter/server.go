@@ -75,7 +75,9 @@ type Server struct {
 	// "quarantine" (the MTA's hold queue).
 	OnStoreError config.OnStoreError
 	// IdleTimeout bounds the wait for the MTA's next command (default 10m:
-	// an MTA keeps its milter connection for a whole SMTP session).
+	// an MTA keeps its milter connection for a whole SMTP session). The
+	// deadlines move in steps of a hundredth of their timeout (at most a
+	// second), so a connection may end that much sooner.
 	IdleTimeout time.Duration
 	// WriteTimeout bounds one reply (default 30s).
 	WriteTimeout time.Duration
@@ -157,7 +159,7 @@ var (
 )
 
 func (c *conn) serve() {
-	c.log = c.srv.Sessions.Logger().With("frontend", "milter", "conn", c.c.ID, "client", c.c.RemoteAddr().String())
+	c.log = slog.New(&connHandler{base: c.srv.Sessions.Logger().Handler(), id: c.c.ID, client: c.c.RemoteAddr()})
 	defer func() {
 		if p := recover(); p != nil {
 			// A bug must not lose mail: answer tempfail, so the MTA
@@ -190,11 +192,13 @@ func (c *conn) loop() error {
 		pt = 30 * time.Second
 	}
 	negotiated := false
+	rw := connIO(c.c.Conn)
+	defer releaseIO(rw)
 	r := readers.Get().(*bufio.Reader)
-	r.Reset(c.c)
+	r.Reset(rw)
 	defer func() { r.Reset(nil); readers.Put(r) }()
 	w := writers.Get().(*bufio.Writer)
-	w.Reset(c.c)
+	w.Reset(rw)
 	defer func() { w.Reset(nil); writers.Put(w) }()
 	sess := c.srv.Sessions.NewSession(c.log)
 	queueID := ""
@@ -206,21 +210,26 @@ func (c *conn) loop() error {
 	var noReply uint32
 	var content *contentBuf
 	reinjection := false // MAIL carried a release envelope id
+	// Deadlines move with each packet and each message, but not by less
+	// than a hundredth of their timeout (at most a second): the packets
+	// of a message arrive within milliseconds, and each move is a change
+	// of a runtime timer.
+	rd := deadline{set: c.c.SetReadDeadline}
+	wd := deadline{set: c.c.SetWriteDeadline}
 	// One write deadline per message, not per reply.
-	c.c.SetWriteDeadline(time.Now().Add(wt))
+	wd.to(time.Now().Add(wt), wt)
+	// Replies are buffered and written with the last one of a batch.
 	reply := func(code byte, data []byte) error {
-		if err := WritePacket(w, code, data); err != nil {
-			return err
-		}
+		writePacket(w, code, data)
 		return w.Flush()
 	}
 	for {
 		// Between messages while shutting down, wait only briefly: a
 		// message the MTA already started (macros, MAIL) is still served.
 		if negotiated {
-			c.c.SetReadDeadline(c.c.IdleDeadline(idle))
+			rd.to(c.c.IdleDeadline(idle), idle)
 		} else {
-			c.c.SetReadDeadline(c.c.IdleDeadline(pt))
+			rd.to(c.c.IdleDeadline(pt), pt)
 		}
 		// A packet that has begun must end soon: a peer that stalls in
 		// the middle of one holds a connection and its buffer.
@@ -228,9 +237,9 @@ func (c *conn) loop() error {
 			return err
 		}
 		if !packetBuffered(r) {
-			c.c.SetReadDeadline(time.Now().Add(pt))
+			rd.to(time.Now().Add(pt), pt)
 		}
-		p, err := ReadPacket(r)
+		p, err := readPacket(r) // p.Data is valid until the next read
 		if err != nil {
 			return err
 		}
@@ -293,17 +302,16 @@ func (c *conn) loop() error {
 				return err
 			}
 		case cmdMail:
-			args := splitNUL(p.Data)
-			from := ""
-			if len(args) > 0 {
-				from = args[0]
-			}
-			sess.MailAuth(from, gate.Auth{Login: login, Known: authKnown})
+			sess.MailAuth(firstNUL(p.Data), gate.Auth{Login: login, Known: authKnown})
 			login = ""
 			sess.SetQueueID(queueID)
-			reinjection = c.srv.Holder != nil && len(args) > 1 && hold.IsReleaseEnvelopeID(args[1:])
+			reinjection = false
+			if c.srv.Holder != nil {
+				args := splitNUL(p.Data)
+				reinjection = len(args) > 1 && hold.IsReleaseEnvelopeID(args[1:])
+			}
 			c.c.SetBusy(true)
-			c.c.SetWriteDeadline(time.Now().Add(wt))
+			wd.to(time.Now().Add(wt), wt)
 			if noMailReply {
 				continue
 			}
@@ -311,11 +319,10 @@ func (c *conn) loop() error {
 				return err
 			}
 		case cmdRcpt:
-			args := splitNUL(p.Data)
-			if len(args) == 0 {
+			if len(p.Data) == 0 {
 				return errors.New("milter: RCPT without an address")
 			}
-			res := sess.RcptResolved(args[0], rcptAddr)
+			res := sess.RcptResolved(firstNUL(p.Data), rcptAddr)
 			rcptAddr = ""
 			if res.Reply != nil {
 				if err := reply(respReplyCode, nul(res.Reply.String())); err != nil {
@@ -380,14 +387,10 @@ func (c *conn) loop() error {
 			packets, code, after := c.endOfMessage(end, content, qid, sender)
 			content = nil
 			for _, h := range end.Headers {
-				if err := reply(respAddHeader, nul(h.Name, h.Value)); err != nil {
-					return err
-				}
+				writePacket(w, respAddHeader, nul(h.Name, h.Value))
 			}
 			for _, pk := range packets {
-				if err := reply(pk.Code, pk.Data); err != nil {
-					return err
-				}
+				writePacket(w, pk.Code, pk.Data)
 			}
 			if err := reply(code, nil); err != nil {
 				return err
@@ -409,6 +412,45 @@ func (c *conn) loop() error {
 			return fmt.Errorf("milter: unknown command %q", p.Code)
 		}
 	}
+}
+
+// connHandler is a connection's log handler: it adds the connection's
+// attributes (frontend, conn, client) to a record only when one is logged,
+// since most connections (clean mail) log nothing.
+type connHandler struct {
+	base   slog.Handler
+	id     uint64
+	client net.Addr
+}
+
+func (h *connHandler) with() slog.Handler {
+	return h.base.WithAttrs([]slog.Attr{slog.String("frontend", "milter"), slog.Uint64("conn", h.id), slog.String("client", h.client.String())})
+}
+
+func (h *connHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.base.Enabled(ctx, l)
+}
+func (h *connHandler) Handle(ctx context.Context, r slog.Record) error {
+	return h.with().Handle(ctx, r)
+}
+func (h *connHandler) WithAttrs(as []slog.Attr) slog.Handler { return h.with().WithAttrs(as) }
+func (h *connHandler) WithGroup(name string) slog.Handler    { return h.with().WithGroup(name) }
+
+// deadline is one direction's deadline on a connection.
+type deadline struct {
+	set func(time.Time) error
+	at  time.Time // the deadline set last
+}
+
+// to sets the deadline to t unless that would only move it later by less
+// than a hundredth of timeout (at most a second). A deadline set from
+// elsewhere (connserver's shutdown) is earlier, never undone by a skip.
+func (d *deadline) to(t time.Time, timeout time.Duration) {
+	if !d.at.IsZero() && !t.Before(d.at) && t.Sub(d.at) < min(timeout/100, time.Second) {
+		return
+	}
+	d.at = t
+	d.set(t)
 }
 
 // packetBuffered reports whether r holds a whole packet.
