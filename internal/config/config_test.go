@@ -108,6 +108,9 @@ func TestRelaySettingsAreValidatedWithTheirPaths(t *testing.T) {
 		{"bad next hop tls", "relay: {next_hop_tls: maybe}\n", []string{"relay.next_hop_tls"}},
 		{"cert without key", "relay: {tls_cert: c.pem}\n", []string{"relay.tls_cert and relay.tls_key", "relay.tls_cert: stat"}},
 		{"require tls without cert", "relay: {require_tls: true}\n", []string{"relay.require_tls: needs"}},
+		{"bad certificate rules", "relay: {allow_certs: [\"*.com\", \"sha256:12\"]}\n", []string{"relay.allow_certs: \"*.com\"", "\"sha256:12\": want 64 hex digits", "relay.allow_certs: needs relay.tls_cert"}},
+		{"client ca not PEM", "relay: {client_ca: c.yaml}\n", []string{"relay.client_ca: ", "no PEM certificate"}},
+		{"client ca missing", "relay: {client_ca: nope.pem}\n", []string{"relay.client_ca: open"}},
 		{"sink without domains", "listen: {sink: 127.0.0.1:2525}\n", []string{"sink.domains: required"}},
 	}
 	for _, tc := range tests {

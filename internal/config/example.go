@@ -102,10 +102,20 @@ relay:
   # The MTA that queues and delivers what the relay passes (HOST:PORT):
   # your Postfix, the Exchange connector's target, the provider's relay.
   next_hop: ""
-  # Client ranges (CIDR) that may relay; anyone else hears 554 at connect.
+  # Client ranges (CIDR) that may relay; anyone else hears 554 at connect
+  # (with allow_certs: 550 5.7.1 at MAIL, unless its certificate is allowed).
   allow: [127.0.0.0/8, "::1/128"]
-  # STARTTLS certificate and key (re-read when the files change);
-  # require_tls refuses MAIL before STARTTLS.
+  # Client certificates that may relay from outside allow, after STARTTLS:
+  # a DNS name the certificate carries (*.example.com: one label under
+  # it, or that literal wildcard name), verified against client_ca or the
+  # system roots, or sha256:HEX, a pinned certificate's fingerprint.
+  # Microsoft 365: ["*.mail.protection.outlook.com"].
+  allow_certs: []
+  # CA certificates (PEM) for allow_certs names; empty: the system roots.
+  client_ca: ""
+  # STARTTLS certificate and key (re-read on SIGHUP and when the files
+  # change; broken files keep the running one); require_tls refuses MAIL
+  # before STARTTLS.
   tls_cert: ""
   tls_key: ""
   require_tls: false

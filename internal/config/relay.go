@@ -1,10 +1,13 @@
 package config
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+
+	"github.com/stray-mail/stray/internal/relay/clientcert"
 )
 
 // Relay configures the SMTP relay front end.
@@ -13,10 +16,24 @@ type Relay struct {
 	// HOST:PORT (required with listen.relay).
 	NextHop string `yaml:"next_hop"`
 	// Allow lists the client ranges (CIDR) that may relay; default
-	// loopback only. Anyone else hears 554 at connect.
+	// loopback only. Anyone else hears 554 at connect, unless AllowCerts
+	// is set.
 	Allow []string `yaml:"allow"`
+	// AllowCerts lets clients outside Allow relay after STARTTLS with a
+	// client certificate that meets one entry: a DNS name the certificate
+	// carries (relay.example.com, or *.example.com for one label under
+	// example.com or the literal wildcard name), verified against
+	// ClientCA or the system roots, or "sha256:HEX", the fingerprint of a
+	// pinned certificate. Clients outside Allow are then accepted at
+	// connect and refused at MAIL (550 5.7.1) without such a certificate.
+	// Needs TLSCert and TLSKey.
+	AllowCerts []string `yaml:"allow_certs"`
+	// ClientCA is a PEM file of the CA certificates that verify client
+	// certificates allowed by name (default: the system roots).
+	ClientCA string `yaml:"client_ca"`
 	// TLSCert and TLSKey, when set, are offered with STARTTLS (re-read
-	// when the files change); RequireTLS refuses MAIL before STARTTLS.
+	// on SIGHUP and when the files change; broken files keep the running
+	// certificate); RequireTLS refuses MAIL before STARTTLS.
 	TLSCert    string `yaml:"tls_cert"`
 	TLSKey     string `yaml:"tls_key"`
 	RequireTLS bool   `yaml:"require_tls"`
@@ -47,6 +64,20 @@ func (r Relay) AllowPrefixes() ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// ClientCAPool reads the PEM file at path (relay.client_ca, resolved by
+// the caller) into a pool.
+func (r Relay) ClientCAPool(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: no PEM certificate in it", path)
+	}
+	return p, nil
 }
 
 // Sink configures the defensive-registration sink.
@@ -87,6 +118,17 @@ func (c *Config) relayProblems() []string {
 		}
 		if _, err := os.Stat(c.Path(f)); err != nil {
 			p = append(p, fmt.Sprintf("%s: %v", name, err))
+		}
+	}
+	if _, err := clientcert.Parse(r.AllowCerts); err != nil {
+		p = append(p, "relay.allow_certs: "+err.Error())
+	}
+	if len(r.AllowCerts) > 0 && r.TLSCert == "" {
+		p = append(p, "relay.allow_certs: needs relay.tls_cert and relay.tls_key (clients present certificates after STARTTLS)")
+	}
+	if r.ClientCA != "" {
+		if _, err := r.ClientCAPool(c.Path(r.ClientCA)); err != nil {
+			p = append(p, "relay.client_ca: "+err.Error())
 		}
 	}
 	if r.RequireTLS && r.TLSCert == "" {

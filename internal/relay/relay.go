@@ -16,6 +16,7 @@ import (
 
 	"github.com/stray-mail/stray/internal/gate"
 	"github.com/stray-mail/stray/internal/hold"
+	"github.com/stray-mail/stray/internal/relay/clientcert"
 )
 
 // Next-hop TLS modes.
@@ -47,8 +48,14 @@ type Server struct {
 	// NextHop is the MTA that queues and delivers, HOST:PORT.
 	NextHop string
 	// Allow are the client ranges that may relay (default: loopback).
-	// Anyone else hears 554 at connect.
+	// Anyone else hears 554 at connect, unless AllowCerts is set.
 	Allow []netip.Prefix
+	// AllowCerts, when not empty, also lets clients outside Allow relay
+	// after STARTTLS with a certificate that meets a rule (Microsoft 365
+	// connectors identify themselves so). Clients outside Allow are then
+	// accepted at connect, asked for a certificate in the TLS handshake,
+	// and refused at MAIL (550 5.7.1) without an allowed one. Needs TLS.
+	AllowCerts clientcert.Rules
 	// Domain is this relay's name in the greeting and Received header
 	// (default: the host name).
 	Domain string
@@ -170,7 +177,7 @@ func (s *Server) init() {
 		srv.WriteTimeout = orDur(s.WriteTimeout, time.Minute)
 		srv.EnableSMTPUTF8 = true
 		srv.EnableDSN = s.DSN
-		srv.TLSConfig = s.TLS
+		srv.TLSConfig = clientTLS(s.TLS, !s.AllowCerts.Empty())
 		srv.ErrorLog = errorLog{s.log}
 		s.srv = srv
 		s.idle = make(chan idleNext, 16)
@@ -185,7 +192,9 @@ func orDur(d, def time.Duration) time.Duration {
 }
 
 // Serve accepts clients on l until Shutdown. Clients outside Allow hear
-// 554 and are disconnected before the SMTP server sees them.
+// 554 and are disconnected before the SMTP server sees them (with
+// AllowCerts, they are refused at MAIL instead unless their certificate
+// is allowed).
 func (s *Server) Serve(l net.Listener) error {
 	s.init()
 	err := s.srv.Serve(&allowListener{Listener: l, s: s})
@@ -236,7 +245,8 @@ func (s *Server) allowed(a net.Addr) bool {
 	return false
 }
 
-// allowListener refuses clients outside the allowed ranges at connect.
+// allowListener refuses clients outside the allowed ranges at connect,
+// unless certificates may relay (then Mail refuses them without one).
 type allowListener struct {
 	net.Listener
 	s *Server
@@ -248,7 +258,7 @@ func (l *allowListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if l.s.allowed(c.RemoteAddr()) {
+		if l.s.allowed(c.RemoteAddr()) || !l.s.AllowCerts.Empty() {
 			return c, nil
 		}
 		l.s.log.Warn("client not allowed to relay; refused at connect", "client", c.RemoteAddr().String())
@@ -266,7 +276,7 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	s := b.s
 	id := s.connID.Add(1)
 	log := s.log.With("conn", id, "client", c.Conn().RemoteAddr().String())
-	return &session{s: s, c: c, id: id, log: log, gs: s.Gate.NewSession("relay", log)}, nil
+	return &session{s: s, c: c, id: id, log: log, gs: s.Gate.NewSession("relay", log), inRange: s.allowed(c.Conn().RemoteAddr())}, nil
 }
 
 // errorLog sends go-smtp's own error messages to the log.

@@ -30,6 +30,9 @@ type session struct {
 	log *slog.Logger
 	gs  *gate.Session
 
+	inRange bool // the client is in Allow; else it needs an allowed certificate
+	certOK  bool // its certificate was checked and allowed (this TLS session)
+
 	next  *smtp.Client // nil until the first MAIL, and after a failure
 	inTxn bool         // MAIL was sent to the next hop
 	from  string
@@ -113,6 +116,9 @@ func (x *session) dial() error {
 }
 
 func (x *session) Mail(from string, opts *smtp.MailOptions) error {
+	if err := x.mayRelay(); err != nil {
+		return err
+	}
 	if x.s.RequireTLS {
 		if _, ok := x.c.TLSConnectionState(); !ok {
 			return errTLSRequired
