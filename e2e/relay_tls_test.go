@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -250,4 +252,184 @@ func TestRelayBDATThroughARealPostfixNextHop(t *testing.T) {
 	if !strings.Contains(data, "(stray relay) with ESMTP") {
 		t.Errorf("no Received field of the relay:\n%.1000s", data)
 	}
+}
+
+// lineHop is a next hop that records the command lines it is sent, as
+// they are on the wire, and accepts everything (DSN and SMTPUTF8 offered).
+type lineHop struct {
+	Addr  string
+	mu    sync.Mutex
+	lines []string
+	msgs  int
+}
+
+func startLineHop(t *testing.T) *lineHop {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &lineHop{Addr: l.Addr().String()}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go h.serve(c)
+		}
+	}()
+	return h
+}
+
+func (h *lineHop) serve(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	r := bufio.NewReader(c)
+	io.WriteString(c, "220 line-hop ESMTP\r\n")
+	for {
+		s, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		h.mu.Lock()
+		h.lines = append(h.lines, strings.TrimRight(s, "\r\n"))
+		h.mu.Unlock()
+		switch v := strings.ToUpper(strings.Fields(s + " x")[0]); v {
+		case "EHLO":
+			io.WriteString(c, "250-line-hop\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 DSN\r\n")
+		case "DATA":
+			io.WriteString(c, "354 go ahead\r\n")
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+			}
+			h.mu.Lock()
+			h.msgs++
+			h.mu.Unlock()
+			io.WriteString(c, "250 2.0.0 queued\r\n")
+		case "QUIT":
+			io.WriteString(c, "221 bye\r\n")
+			return
+		default:
+			io.WriteString(c, "250 2.0.0 ok\r\n")
+		}
+	}
+}
+
+func (h *lineHop) wait(msgs int, timeout time.Duration) []string {
+	deadline := time.Now().Add(timeout)
+	for {
+		h.mu.Lock()
+		n, lines := h.msgs, append([]string(nil), h.lines...)
+		h.mu.Unlock()
+		if n >= msgs || time.Now().After(deadline) {
+			return lines
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// With DSN on (the default), a real sending Postfix's DSN parameters for
+// an internationalised recipient are taken (its ORCPT=rfc822;j+C3+B6rg@…
+// used to get go-smtp's 501), and RET, ENVID, NOTIFY and ORCPT reach a
+// real Postfix next hop and, through it, the MTA after it (issue 13).
+func TestRelayDSNParametersOfAUTF8RecipientReachTheNextHopsThroughRealPostfixes(t *testing.T) {
+	final := startLineHop(t)
+	next := postfixtest.Start(t, postfixtest.Options{Extra: map[string]string{
+		"relayhost": "[127.0.0.1]:" + final.Addr[strings.LastIndexByte(final.Addr, ':')+1:],
+	}})
+	p := newPKI(t)
+	p.make("relay", []string{"relay.test"}, false, 20)
+	r := startRelay(t, next.SMTP, milConfig, nil, "--tls-cert", p.path("relay.pem"), "--tls-key", p.path("relay.key"))
+	sender := postfixtest.Start(t, postfixtest.Options{Extra: map[string]string{
+		"relayhost":               "[127.0.0.1]:" + r.Addr[strings.LastIndexByte(r.Addr, ':')+1:],
+		"smtp_tls_security_level": "encrypt", // the fix works inside TLS
+		"smtp_tls_loglevel":       "1",
+	}})
+	c, err := postfixtest.Dial(sender.SMTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, cmd := range []string{"EHLO client.test", "MAIL FROM:<a@army.mil> SMTPUTF8 RET=HDRS ENVID=dsn-test+2B1",
+		"RCPT TO:<jörg@bücher.de> NOTIFY=SUCCESS,FAILURE", "RCPT TO:<c@army.mil> NOTIFY=NEVER ORCPT=rfc822;orig+2Bc@army.mil"} {
+		if rep, err := c.Cmd("%s", cmd); err != nil || rep.Code != 250 {
+			t.Fatalf("%s: %v %v", cmd, rep, err)
+		}
+	}
+	if rep, err := c.Data(relayMsg); err != nil || rep.Code != 250 {
+		t.Fatalf("data: %v %v", rep, err)
+	}
+	lines := final.wait(1, 60*time.Second)
+	all := strings.Join(lines, "\n")
+	var mail, rcptJ, rcptC string
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "MAIL FROM:<a@army.mil>"):
+			mail = l
+		case strings.HasPrefix(l, "RCPT TO:<jörg@bücher.de>"):
+			rcptJ = l
+		case strings.HasPrefix(l, "RCPT TO:<c@army.mil>"):
+			rcptC = l
+		}
+	}
+	t.Logf("after the relay and a Postfix:\n%s\n%s\n%s", mail, rcptJ, rcptC)
+	if !strings.Contains(mail, "RET=HDRS") || !strings.Contains(mail, "ENVID=dsn-test+2B1") {
+		t.Errorf("MAIL after two hops: %q\n%s", mail, all)
+	}
+	if !strings.Contains(rcptJ, "NOTIFY=SUCCESS,FAILURE") || !strings.Contains(rcptJ, "ORCPT=") || !orcptIs(rcptJ, "jörg@bücher.de") {
+		t.Errorf("RCPT of jörg@bücher.de after two hops: %q\n%s", rcptJ, all)
+	}
+	if !strings.Contains(rcptC, "NOTIFY=NEVER") || !orcptIs(rcptC, "orig+c@army.mil") {
+		t.Errorf("RCPT of c@army.mil after two hops: %q\n%s", rcptC, all)
+	}
+	if strings.Contains(sender.Log(), "status=bounced") || !strings.Contains(sender.Log(), "TLS connection established") {
+		t.Errorf("the sending Postfix:\n%s", sender.Log())
+	}
+	if l := r.log.String(); !strings.Contains(l, "ORCPT with a UTF-8 address given its RFC 6533 type") {
+		t.Errorf("the relay did not fix the ORCPT:\n%s", l)
+	}
+}
+
+// orcptIs reports whether a RCPT line's ORCPT parameter is addr, in any of
+// the forms of RFC 3461 and RFC 6533.
+func orcptIs(line, addr string) bool {
+	for _, f := range strings.Fields(line) {
+		v, ok := strings.CutPrefix(f, "ORCPT=")
+		if !ok {
+			continue
+		}
+		typ, val, _ := strings.Cut(v, ";")
+		var dec strings.Builder
+		for i := 0; i < len(val); i++ {
+			switch {
+			case val[i] == '+' && i+2 < len(val):
+				b, err := strconv.ParseUint(val[i+1:i+3], 16, 8)
+				if err != nil {
+					return false
+				}
+				dec.WriteByte(byte(b))
+				i += 2
+			case strings.EqualFold(typ, "utf-8") && strings.HasPrefix(val[i:], `\x{`):
+				j := strings.IndexByte(val[i:], '}')
+				r, err := strconv.ParseUint(val[i+3:i+j], 16, 32)
+				if j < 0 || err != nil {
+					return false
+				}
+				dec.WriteRune(rune(r))
+				i += j
+			default:
+				dec.WriteByte(val[i])
+			}
+		}
+		return dec.String() == addr
+	}
+	return false
 }

@@ -123,10 +123,9 @@ relay:
   next_hop_tls: opportunistic
   # SIZE limit in bytes.
   max_message_size: 52428800
-  # Offer DSN and pass RET, ENVID, NOTIFY and ORCPT to the next hop. Off:
-  # the SMTP library refuses the ORCPT=rfc822;<UTF-8 address> that Postfix
-  # sends for an internationalised recipient with a permanent 501.
-  dsn: false
+  # Offer DSN and pass RET, ENVID, NOTIFY and ORCPT to the next hop (an
+  # internationalised recipient's ORCPT as RFC 6533's utf-8 type).
+  dsn: true
 
 sink:
   # "DOMAIN INTENDED" lines (stray scan --emit-deny): lookalikes you

@@ -43,9 +43,11 @@ type Relay struct {
 	// MaxMessageSize is the SIZE limit in bytes (default 50 MiB).
 	MaxMessageSize int64 `yaml:"max_message_size"`
 	// DSN offers the DSN extension and passes RET, ENVID, NOTIFY and ORCPT
-	// to the next hop. Off by default: the SMTP library refuses the
-	// ORCPT=rfc822;<UTF-8 address> Postfix sends for an internationalised
-	// recipient with a permanent 501.
+	// to the next hop (default on). The ORCPT=rfc822;<xtext of a UTF-8
+	// address> that Postfix sends for an internationalised recipient is
+	// passed on as RFC 6533's utf-8 type (the SMTP library refuses the
+	// former with 501). Off: clients send no DSN parameters, and the next
+	// hop reports failures as it always does.
 	DSN bool `yaml:"dsn"`
 }
 

@@ -73,11 +73,12 @@ type Server struct {
 	// MAIL before it.
 	TLS        *tls.Config
 	RequireTLS bool
-	// DSN offers the DSN extension and passes its parameters on. Off by
-	// default: go-smtp v0.25.1 refuses the ORCPT=rfc822;<UTF-8 address>
-	// that Postfix sends for an internationalised recipient with 501, a
-	// permanent bounce of legitimate mail. Without DSN the client sends no
-	// ORCPT or NOTIFY, and the next hop reports failures as it always does.
+	// DSN offers the DSN extension and passes its parameters on (RET,
+	// ENVID, NOTIFY, ORCPT). go-smtp v0.25.1 refuses the
+	// ORCPT=rfc822;<xtext of a UTF-8 address> that Postfix sends for an
+	// internationalised recipient with a permanent 501, so with DSN each
+	// client connection goes through smtpConn, which gives that parameter
+	// its RFC 6533 utf-8 type (and therefore does STARTTLS itself).
 	DSN bool
 	// NextHopTLS is none, opportunistic (default) or required;
 	// NextHopTLSConfig verifies the next hop's certificate (default:
@@ -92,6 +93,7 @@ type Server struct {
 
 	once   sync.Once
 	srv    *smtp.Server
+	tlsCfg *tls.Config // offered to clients
 	log    *slog.Logger
 	connID atomic.Uint64
 	// idle are next-hop sessions between transactions, kept for the next
@@ -177,7 +179,11 @@ func (s *Server) init() {
 		srv.WriteTimeout = orDur(s.WriteTimeout, time.Minute)
 		srv.EnableSMTPUTF8 = true
 		srv.EnableDSN = s.DSN
-		srv.TLSConfig = clientTLS(s.TLS, !s.AllowCerts.Empty())
+		s.tlsCfg = clientTLS(s.TLS, !s.AllowCerts.Empty())
+		srv.TLSConfig = s.tlsCfg
+		if s.DSN {
+			srv.TLSConfig = nil // smtpConn does STARTTLS, below its ORCPT fix
+		}
 		srv.ErrorLog = errorLog{s.log}
 		s.srv = srv
 		s.idle = make(chan idleNext, 16)
@@ -259,6 +265,9 @@ func (l *allowListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if l.s.allowed(c.RemoteAddr()) || !l.s.AllowCerts.Empty() {
+			if l.s.DSN {
+				return newSMTPConn(c, l.s.tlsCfg, l.s.log.With("client", c.RemoteAddr().String()), l.s.srv.ReadTimeout), nil
+			}
 			return c, nil
 		}
 		l.s.log.Warn("client not allowed to relay; refused at connect", "client", c.RemoteAddr().String())

@@ -120,7 +120,7 @@ func (x *session) Mail(from string, opts *smtp.MailOptions) error {
 		return err
 	}
 	if x.s.RequireTLS {
-		if _, ok := x.c.TLSConnectionState(); !ok {
+		if _, ok := x.tlsState(); !ok {
 			return errTLSRequired
 		}
 	}
@@ -363,7 +363,7 @@ func (x *session) received() string {
 		client = ta.IP.String()
 	}
 	proto := "ESMTP"
-	if _, ok := x.c.TLSConnectionState(); ok {
+	if _, ok := x.tlsState(); ok {
 		proto = "ESMTPS"
 	}
 	return fmt.Sprintf("Received: from %s ([%s])\r\n\tby %s (stray relay) with %s id %x-%d;\r\n\t%s\r\n",

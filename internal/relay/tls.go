@@ -33,7 +33,7 @@ func (x *session) mayRelay() error {
 	if x.inRange || x.certOK {
 		return nil
 	}
-	st, ok := x.c.TLSConnectionState()
+	st, ok := x.tlsState()
 	if !ok {
 		x.log.Warn("client outside the allowed ranges sent MAIL without STARTTLS; refused")
 		return errNotAllowed
@@ -50,4 +50,13 @@ func (x *session) mayRelay() error {
 	leaf := st.PeerCertificates[0]
 	x.log.Info("client allowed by its certificate", "names", strings.Join(leaf.DNSNames, ","), "issuer", leaf.Issuer.String())
 	return nil
+}
+
+// tlsState is the client's TLS state: smtpConn's when it did STARTTLS
+// (DSN on), else go-smtp's.
+func (x *session) tlsState() (tls.ConnectionState, bool) {
+	if c, ok := x.c.Conn().(*smtpConn); ok {
+		return c.TLSConnectionState()
+	}
+	return x.c.TLSConnectionState()
 }
