@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -432,4 +433,54 @@ func orcptIs(line, addr string) bool {
 		return dec.String() == addr
 	}
 	return false
+}
+
+// TestPerfRelayDSNConnOverhead: the relay with DSN on (each connection
+// through smtpConn, which reads commands and passes content) against the
+// same binary with relay.dsn: false, alternating rounds (and which goes
+// first) in one run, in front of smtp-sink. STRAY_PERF_RELAY_DSN=N
+// messages of 2 KB per round (N/20 of 1 MB); STRAY_PERF_ROUNDS rounds
+// (default 5). Reports medians and the on/off ratio.
+func TestPerfRelayDSNConnOverhead(t *testing.T) {
+	n := perfEnabled(t, "STRAY_PERF_RELAY_DSN")
+	if n <= 0 {
+		n = 2000
+	}
+	rounds, _ := strconv.Atoi(os.Getenv("STRAY_PERF_ROUNDS"))
+	if rounds <= 0 {
+		rounds = 5
+	}
+	sink := startSmtpSink(t)
+	cfg := milConfig + "log:\n  level: warn\n"
+	on := startRelay(t, sink, cfg, nil, "--next-hop-tls", "none")
+	off := startRelay(t, sink, cfg+"relay:\n  dsn: false\n", nil, "--next-hop-tls", "none")
+	source := func(addr string, msgs, size int) float64 {
+		start := time.Now()
+		out, err := exec.Command("smtp-source", "-s", "8", "-m", strconv.Itoa(msgs), "-l", strconv.Itoa(size),
+			"-f", "a@army.mil", "-t", "c@army.mil", addr).CombinedOutput()
+		if err != nil {
+			t.Fatalf("smtp-source: %v\n%s", err, out)
+		}
+		return float64(msgs) / time.Since(start).Seconds()
+	}
+	for _, v := range []struct {
+		name       string
+		msgs, size int
+	}{{"2 KB", n, 2048}, {"1 MB", max(n/20, 10), 1 << 20}} {
+		var a, b, ratios []float64
+		for round := 0; round < rounds; round++ {
+			var x, y float64
+			if round%2 == 0 {
+				x = source(off.Addr, v.msgs, v.size)
+				y = source(on.Addr, v.msgs, v.size)
+			} else {
+				y = source(on.Addr, v.msgs, v.size)
+				x = source(off.Addr, v.msgs, v.size)
+			}
+			a, b, ratios = append(a, x), append(b, y), append(ratios, y/x)
+			t.Logf("%s round %d: dsn off %.0f msg/s, dsn on %.0f msg/s, ratio %.3f", v.name, round, x, y, y/x)
+		}
+		t.Logf("%s messages (smtp-source -s 8 -m %d, %d rounds): median dsn off %.0f msg/s, dsn on %.0f msg/s; median ratio on/off %.3f",
+			v.name, v.msgs, rounds, median(a), median(b), median(ratios))
+	}
 }

@@ -302,7 +302,16 @@ func (c *smtpConn) readData(p []byte) (int, error) {
 		mid          // in a line
 	)
 	st, end := c.dataSt, -1
-	for i, ch := range b {
+	for i := 0; i < len(b) && end < 0; i++ {
+		if st == mid {
+			// Inside a line only a CR matters: skip to it.
+			j := bytes.IndexByte(b[i:], '\r')
+			if j < 0 {
+				break
+			}
+			i += j
+		}
+		ch := b[i]
 		switch st {
 		case begin:
 			switch ch {
@@ -331,13 +340,8 @@ func (c *smtpConn) readData(p []byte) (int, error) {
 			} else {
 				st = mid
 			}
-		case mid:
-			if ch == '\r' {
-				st = cr
-			}
-		}
-		if end >= 0 {
-			break
+		case mid: // ch is '\r'
+			st = cr
 		}
 	}
 	n := len(b)

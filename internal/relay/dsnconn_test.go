@@ -451,3 +451,77 @@ func FuzzSMTPConnStream(f *testing.F) {
 		}
 	})
 }
+
+// dataEndRef is where go-smtp's data reader stops in b (just past
+// CR LF "." CR LF, content starting at a line's beginning), or -1: a
+// plain transcription of its state machine, to check smtpConn's faster one.
+func dataEndRef(b []byte) int {
+	st := 0 // 0 begin, 1 dot, 2 dotCR, 3 CR, 4 data
+	for i, c := range b {
+		switch st {
+		case 0:
+			st = map[byte]int{'.': 1, '\r': 3}[c]
+			if c != '.' && c != '\r' {
+				st = 4
+			}
+		case 1:
+			st = 4
+			if c == '\r' {
+				st = 2
+			}
+		case 2:
+			if c == '\n' {
+				return i + 1
+			}
+			st = 4
+		case 3:
+			st = 4
+			if c == '\n' {
+				st = 0
+			}
+		case 4:
+			if c == '\r' {
+				st = 3
+			}
+		}
+	}
+	return -1
+}
+
+// FuzzSMTPConnDataEnd: after DATA and 354, smtpConn passes exactly the
+// bytes go-smtp reads as content, and the command after them is a command.
+func FuzzSMTPConnDataEnd(f *testing.F) {
+	for _, s := range []string{"a\r\n.\r\n", "a\r\r\n.\r\n.\r\n", ".\r\n", "..\r\n.\r\n", "\n.\r\n\r\n.\r\n", "x\r\n.\rx\r\n.\r\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, content []byte) {
+		end := dataEndRef(content)
+		if end < 0 {
+			content = append(content, "\r\n.\r\n"...)
+			if end = dataEndRef(content); end < 0 {
+				t.Skip()
+			}
+		}
+		c, client := pipeConn(t, nil)
+		go func() { client.Write(append(append([]byte("DATA\r\n"), content[:end]...), "NOOP\r\n"...)) }()
+		if got, err := readN(c, 6); err != nil || string(got) != "DATA\r\n" {
+			t.Fatalf("%q %v", got, err)
+		}
+		c.Write([]byte("354 go ahead\r\n"))
+		var got []byte
+		buf := make([]byte, 97) // small, odd reads
+		for c.mode != modeCmd || len(got) == 0 {
+			n, err := c.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !bytes.Equal(got, content[:end]) {
+			t.Fatalf("passed %q, want %q", got, content[:end])
+		}
+		if rest, err := readN(c, 6); err != nil || string(rest) != "NOOP\r\n" {
+			t.Fatalf("after the content: %q %v", rest, err)
+		}
+	})
+}
