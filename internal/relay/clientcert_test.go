@@ -117,6 +117,16 @@ func is5571(err error) bool {
 
 func TestClientOutsideTheRangesRelaysOnlyWithAnAllowedVerifiedCertificate(t *testing.T) {
 	t.Parallel()
+	// DSN on: smtpConn does STARTTLS; off: go-smtp does.
+	for _, dsn := range []bool{true, false} {
+		t.Run(fmt.Sprintf("dsn=%v", dsn), func(t *testing.T) {
+			t.Parallel()
+			testClientCertificates(t, dsn)
+		})
+	}
+}
+
+func testClientCertificates(t *testing.T, dsn bool) {
 	ca, other := newTestCA(t, "client CA"), newTestCA(t, "another CA")
 	now := time.Now()
 	valid := func(ca *testCA, names ...string) tls.Certificate {
@@ -132,7 +142,7 @@ func TestClientOutsideTheRangesRelaysOnlyWithAnAllowedVerifiedCertificate(t *tes
 	rules.Roots = ca.pool()
 	e := newEnv(t, opts{modify: func(s *Server) {
 		s.TLS = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
-		s.Allow, s.AllowCerts = outside, rules
+		s.Allow, s.AllowCerts, s.DSN = outside, rules, dsn
 	}})
 	tests := []struct {
 		name string
