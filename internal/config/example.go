@@ -111,7 +111,8 @@ relay:
   # system roots, or sha256:HEX, a pinned certificate's fingerprint.
   # Microsoft 365: ["*.mail.protection.outlook.com"].
   allow_certs: []
-  # CA certificates (PEM) for allow_certs names; empty: the system roots.
+  # CA certificates (PEM) for allow_certs names (re-read on SIGHUP); empty:
+  # the system roots.
   client_ca: ""
   # STARTTLS certificate and key (re-read on SIGHUP and when the files
   # change; broken files keep the running one); require_tls refuses MAIL

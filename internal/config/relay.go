@@ -29,7 +29,8 @@ type Relay struct {
 	// Needs TLSCert and TLSKey.
 	AllowCerts []string `yaml:"allow_certs"`
 	// ClientCA is a PEM file of the CA certificates that verify client
-	// certificates allowed by name (default: the system roots).
+	// certificates allowed by name (default: the system roots); re-read
+	// on SIGHUP.
 	ClientCA string `yaml:"client_ca"`
 	// TLSCert and TLSKey, when set, are offered with STARTTLS (re-read
 	// on SIGHUP and when the files change; broken files keep the running

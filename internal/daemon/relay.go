@@ -48,9 +48,18 @@ func (d *Daemon) newRelay(rc config.Relay) (*relay.Server, error) {
 		return nil, fmt.Errorf("relay.allow_certs: %w", err)
 	}
 	if rc.ClientCA != "" {
-		if s.AllowCerts.Roots, err = rc.ClientCAPool(cfg.Path(rc.ClientCA)); err != nil {
+		path := cfg.Path(rc.ClientCA)
+		if s.AllowCerts.Roots, err = rc.ClientCAPool(path); err != nil {
 			return nil, fmt.Errorf("relay.client_ca: %w", err)
 		}
+		d.onHUP("relay client CA", func() error {
+			p, err := rc.ClientCAPool(path)
+			if err != nil {
+				return err
+			}
+			s.SetClientRoots(p)
+			return nil
+		})
 	}
 	if rc.TLSCert != "" {
 		kp := &keyPair{cert: cfg.Path(rc.TLSCert), key: cfg.Path(rc.TLSKey)}

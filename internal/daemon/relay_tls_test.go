@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,7 +45,7 @@ func TestRelayCertificateIsReloadedOnHUPAndBrokenFilesKeepTheRunningOne(t *testi
 	fi, _ := os.Stat(cert)
 	addr := fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
 	cfg := filepath.Join(dir, "stray.yaml")
-	body := fmt.Sprintf("store: \"\"\nlisten:\n  milter: \"\"\n  policy: \"\"\n  relay: %s\nrelay:\n  next_hop: 127.0.0.1:1\n  tls_cert: relay.pem\n  tls_key: relay.key\n", addr)
+	body := fmt.Sprintf("store: \"\"\nlisten:\n  milter: \"\"\n  policy: \"\"\n  http: \"\"\n  relay: %s\nrelay:\n  next_hop: 127.0.0.1:1\n  tls_cert: relay.pem\n  tls_key: relay.key\n", addr)
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -91,5 +92,39 @@ func TestRelayCertificateIsReloadedOnHUPAndBrokenFilesKeepTheRunningOne(t *testi
 	time.Sleep(1100 * time.Millisecond)
 	if s := relayServes(t, addr); s != 2 {
 		t.Fatalf("after broken files: serial %d, want 2 (the running one)", s)
+	}
+}
+
+// relay.client_ca is re-read with the certificate; a broken file is
+// reported and the running CAs kept.
+func TestRelayClientCAIsReloadedWithTheCertificate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeCert(t, filepath.Join(dir, "relay.pem"), filepath.Join(dir, "relay.key"), 1)
+	writeCert(t, filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key"), 2)
+	addr := fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
+	cfg := filepath.Join(dir, "stray.yaml")
+	body := fmt.Sprintf("store: \"\"\nlisten:\n  milter: \"\"\n  policy: \"\"\n  http: \"\"\n  relay: %s\nrelay:\n  next_hop: 127.0.0.1:1\n  tls_cert: relay.pem\n  tls_key: relay.key\n  allow_certs: [mta.example.net]\n  client_ca: ca.pem\n", addr)
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(context.Background(), Options{ConfigPath: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		d.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := d.ReloadFiles(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "ca.pem"), []byte("not PEM\n"), 0o644)
+	if err := d.ReloadFiles(); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Fatalf("a broken CA file: %v", err)
 	}
 }

@@ -229,3 +229,34 @@ func TestClientOutsideTheRangesIsRefusedAtConnectWithoutCertificateRules(t *test
 		t.Errorf("greeting %q, want 554 5.7.1", b)
 	}
 }
+
+// SetClientRoots (relay.client_ca re-read on SIGHUP) applies to the next
+// MAIL: a certificate of the new CA passes, one of the old no longer.
+func TestNewClientRootsApplyToTheNextMail(t *testing.T) {
+	t.Parallel()
+	oldCA, newCA := newTestCA(t, "old CA"), newTestCA(t, "new CA")
+	now := time.Now()
+	oldCert := oldCA.issue(t, now.Add(-time.Hour), now.Add(time.Hour), nil, "mta.example.net")
+	newCert := newCA.issue(t, now.Add(-time.Hour), now.Add(time.Hour), nil, "mta.example.net")
+	rules, _ := clientcert.Parse([]string{"mta.example.net"})
+	rules.Roots = oldCA.pool()
+	var srv *Server
+	e := newEnv(t, opts{modify: func(s *Server) {
+		s.TLS = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
+		s.Allow, s.AllowCerts, s.DSN = outside, rules, true
+		srv = s
+	}})
+	if err := sendWithCert(t, e.relay, &oldCert, "old-1@example.org"); err != nil {
+		t.Fatalf("old CA before: %v", err)
+	}
+	if err := sendWithCert(t, e.relay, &newCert, "new-1@example.org"); !is5571(err) {
+		t.Fatalf("new CA before: %v", err)
+	}
+	srv.SetClientRoots(newCA.pool())
+	if err := sendWithCert(t, e.relay, &newCert, "new-2@example.org"); err != nil {
+		t.Fatalf("new CA after: %v", err)
+	}
+	if err := sendWithCert(t, e.relay, &oldCert, "old-2@example.org"); !is5571(err) {
+		t.Fatalf("old CA after: %v", err)
+	}
+}

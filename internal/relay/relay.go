@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -92,6 +93,7 @@ type Server struct {
 	ReadTimeout, WriteTimeout   time.Duration
 
 	once   sync.Once
+	roots  atomic.Pointer[x509.CertPool] // SetClientRoots: replaces AllowCerts.Roots
 	srv    *smtp.Server
 	tlsCfg *tls.Config // offered to clients
 	log    *slog.Logger
@@ -188,6 +190,20 @@ func (s *Server) init() {
 		s.srv = srv
 		s.idle = make(chan idleNext, 16)
 	})
+}
+
+// SetClientRoots replaces the CA certificates that verify client
+// certificates allowed by name (AllowCerts.Roots), for the next MAIL of
+// every session: a CA file re-read on SIGHUP. Safe while serving.
+func (s *Server) SetClientRoots(p *x509.CertPool) { s.roots.Store(p) }
+
+// certRules are AllowCerts with the roots in force.
+func (s *Server) certRules() clientcert.Rules {
+	r := s.AllowCerts
+	if p := s.roots.Load(); p != nil {
+		r.Roots = p
+	}
+	return r
 }
 
 func orDur(d, def time.Duration) time.Duration {

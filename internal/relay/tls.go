@@ -42,7 +42,7 @@ func (x *session) mayRelay() error {
 		x.log.Warn("client outside the allowed ranges; refused")
 		return errNotAllowed
 	}
-	if err := x.s.AllowCerts.Check(st.PeerCertificates, time.Now()); err != nil {
+	if err := x.s.certRules().Check(st.PeerCertificates, time.Now()); err != nil {
 		x.log.Warn("client certificate not allowed; refused at MAIL", "reason", err.Error())
 		return errNotAllowed
 	}
