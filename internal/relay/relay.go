@@ -104,6 +104,8 @@ type Server struct {
 	// connect, a greeting, EHLO and QUIT.
 	idle    chan idleNext
 	closing atomic.Bool
+	lmu     sync.Mutex     // guards ls against a Shutdown racing Serve
+	ls      []net.Listener // what Serve serves
 	// ctx is the sessions' context for the store; Shutdown ends it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -219,6 +221,17 @@ func orDur(d, def time.Duration) time.Duration {
 // is allowed).
 func (s *Server) Serve(l net.Listener) error {
 	s.init()
+	// A Shutdown that came first (a daemon stopping right after start)
+	// must not leave Serve accepting: go-smtp only closes the listeners
+	// it already serves.
+	s.lmu.Lock()
+	if s.closing.Load() {
+		s.lmu.Unlock()
+		l.Close()
+		return nil
+	}
+	s.ls = append(s.ls, l)
+	s.lmu.Unlock()
 	err := s.srv.Serve(&allowListener{Listener: l, s: s})
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
@@ -231,7 +244,12 @@ func (s *Server) Serve(l net.Listener) error {
 // its client keeps and retries it).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
+	s.lmu.Lock()
 	s.closing.Store(true)
+	for _, l := range s.ls {
+		l.Close()
+	}
+	s.lmu.Unlock()
 	err := s.srv.Shutdown(ctx)
 	if ctx.Err() != nil {
 		s.cancel() // what is left stops waiting for the store
