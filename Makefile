@@ -73,6 +73,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./detect
 	$(GO) test -run '^$$' -fuzz '^FuzzReadKnown$$' -fuzztime $(FUZZTIME) ./detect
 	$(GO) test -run '^$$' -fuzz '^FuzzConfig$$' -fuzztime $(FUZZTIME) ./internal/config
+	$(GO) test -run '^$$' -fuzz '^FuzzMilter$$' -fuzztime $(FUZZTIME) ./internal/listenaddr
+	$(GO) test -run '^$$' -fuzz '^FuzzTCP$$' -fuzztime $(FUZZTIME) ./internal/listenaddr
+	$(GO) test -run '^$$' -fuzz '^FuzzListenAddressesMeanTheSameToConfigAndDaemon$$' -fuzztime $(FUZZTIME) ./internal/daemon
 	$(GO) test -run '^$$' -fuzz '^FuzzReadPacket$$' -fuzztime $(FUZZTIME) ./internal/milter
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) ./internal/milter
 	$(GO) test -run '^$$' -fuzz '^FuzzReadLargePacket$$' -fuzztime $(FUZZTIME) ./internal/milter
@@ -88,12 +91,16 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckPassword$$' -fuzztime $(FUZZTIME) ./internal/web
 	$(GO) test -run '^$$' -fuzz '^FuzzHeaders$$' -fuzztime $(FUZZTIME) ./internal/web
 	$(GO) test -run '^$$' -fuzz '^FuzzParseStamp$$' -fuzztime $(FUZZTIME) ./internal/maillog
+	$(GO) test -run '^$$' -fuzz '^FuzzReadReply$$' -fuzztime $(FUZZTIME) ./internal/relay
+	$(GO) test -run '^$$' -fuzz '^FuzzDotWriter$$' -fuzztime $(FUZZTIME) ./internal/relay
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFingerprint$$' -fuzztime $(FUZZTIME) ./internal/config
 	$(GO) test -run '^$$' -fuzz '^FuzzForwarded$$' -fuzztime $(FUZZTIME) ./internal/realip
 	$(GO) test -run '^$$' -fuzz '^FuzzRedactDSN$$' -fuzztime $(FUZZTIME) ./internal/store
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./internal/maillog
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./internal/audit
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyReleaseHeader$$' -fuzztime $(FUZZTIME) ./internal/hold
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDSN$$' -fuzztime $(FUZZTIME) ./internal/store
+	$(GO) test -run '^$$' -fuzz '^FuzzStoreSettingMeansTheSameToConfigAndOpener$$' -fuzztime $(FUZZTIME) ./internal/store
 	$(GO) test -run '^$$' -fuzz '^FuzzDecompress$$' -fuzztime $(FUZZTIME) ./internal/store
 	$(GO) test -run '^$$' -fuzz '^FuzzParseValues$$' -fuzztime $(FUZZTIME) ./internal/postconf
 	$(GO) test -run '^$$' -fuzz '^FuzzSources$$' -fuzztime $(FUZZTIME) ./internal/postconf
@@ -132,12 +139,26 @@ perf:
 	STRAY_PERF_MESSAGES=3000 STRAY_PERF_UNIX=1 $(GO) test -count=1 -run '^TestPerfPostfixThroughput' -v -timeout 30m ./e2e
 	STRAY_SOAK=100000 STRAY_SOAK_RATE=500 $(GO) test -count=1 -run '^TestPerfMilterSoak' -v -timeout 30m ./e2e
 
-# The SMTP relay: smtp-source straight to the next hop and through stray
-# relay, same run; smtp-sink as next hop, then a real Postfix.
+# The SMTP relay (issue #13): a real Postfix as next hop (the main figure),
+# then smtp-sink (C, answers at once: the relay's own cost shows whole).
+# Each run alternates, in rotating order, smtp-source straight to the next
+# hop and through stray relay (and, with RELAY_PERF_BASE=REV, through the
+# relay built from that git revision: an A/B in the same run), and reports
+# medians, ratios, the relay's CPU per message, and latency p50/p90/p99 per
+# session idle, paced and at full load. Then the SIGKILL test (no loss).
+# Re-run on a quiet machine: make relay-perf RELAY_PERF_BASE=0340ff0
+RELAY_PERF_ROUNDS ?= 5
+RELAY_PERF_BASE ?=
 .PHONY: relay-perf
 relay-perf:
-	STRAY_PERF_RELAY=3000 $(GO) test -count=1 -run '^TestPerfRelayThroughputAndLatency$$' -v ./e2e
-	STRAY_PERF_RELAY_NEXT=postfix STRAY_PERF_RELAY=2000 $(GO) test -count=1 -run '^TestPerfRelayThroughputAndLatency$$' -v ./e2e
+	@set -e; base=""; \
+	if [ -n "$(RELAY_PERF_BASE)" ]; then \
+		d=$$(mktemp -d); git archive $(RELAY_PERF_BASE) | tar -x -C $$d; \
+		(cd $$d && $(GO) build -o $$d/stray-base ./cmd/stray); base=$$d/stray-base; \
+	fi; \
+	export STRAY_PERF_RELAY_BASE=$$base STRAY_PERF_RELAY_ROUNDS=$(RELAY_PERF_ROUNDS); \
+	STRAY_PERF_RELAY_NEXT=postfix STRAY_PERF_RELAY=2000 $(GO) test -count=1 -timeout 30m -run '^TestPerfRelayThroughputAndLatency$$' -v ./e2e; \
+	STRAY_PERF_RELAY=3000 $(GO) test -count=1 -timeout 30m -run '^TestPerfRelayThroughputAndLatency$$' -v ./e2e
 	STRAY_RELAY_CRASHES=40 $(GO) test -count=1 -run '^TestPerfRelayCrashAtRandomMoments$$' -v ./e2e
 
 # The relay's DSN connection layer (smtpConn): relay.dsn on against off,

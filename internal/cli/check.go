@@ -11,7 +11,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/stray-mail/stray/detect"
-	"github.com/stray-mail/stray/internal/config"
 )
 
 const checkHelp = `usage: stray check [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE] [--format text|json] [ADDRESS...]
@@ -110,21 +109,6 @@ func runCheck(ctx context.Context, args []string, std Stdio) int {
 		return ExitUsage
 	}
 	return code
-}
-
-func buildChecker(configPath string, protect, known []string, deny ...string) (*detect.Checker, error) {
-	cfg := config.Default()
-	if configPath != "" {
-		var err error
-		if cfg, err = config.Load(configPath); err != nil {
-			return nil, err
-		}
-	}
-	k, err := cfg.Knowledge(protect, known, deny...)
-	if err != nil {
-		return nil, err
-	}
-	return detect.New(k)
 }
 
 // noProtectHint is said once when no protected domain is configured: the

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/stray-mail/stray/detect"
+	"github.com/stray-mail/stray/internal/daemon"
 )
 
 // Exit codes, like grep's, and one for what failed at run time.
@@ -110,7 +111,7 @@ func addDetectFlags(fs *flag.FlagSet, configUsage string) *detectFlags {
 
 // checker builds the detection engine the flags describe.
 func (d *detectFlags) checker() (*detect.Checker, error) {
-	return buildChecker(*d.config, d.protect, d.known, d.deny...)
+	return daemon.Checker(*d.config, daemon.Knowledge{Protect: d.protect, Known: d.known, Deny: d.deny})
 }
 
 // parseInterleaved parses flags that may appear before, between or after

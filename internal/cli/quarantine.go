@@ -60,24 +60,14 @@ func runQuarantine(ctx context.Context, args []string, std Stdio) int {
 	if *actor == "" {
 		*actor = "admin:" + loginName()
 	}
-	cfg, err := daemon.LoadConfig(*cfgPath)
+	// A store that is not there is refused before anything creates one
+	// (or its signing key) in the wrong directory.
+	h, closeStore, err := daemon.OpenQuarantine(ctx, *cfgPath, std.Err)
 	if err != nil {
 		fmt.Fprintf(std.Err, "stray quarantine: %v\n", err)
 		return ExitUsage
 	}
-	// Refuse a store that is not there before anything creates one (or
-	// its signing key) in the wrong directory.
-	st, err := store.OpenExisting(ctx, cfg.StoreDSN())
-	if err != nil {
-		fmt.Fprintf(std.Err, "stray quarantine: %v\n", err)
-		return ExitUsage
-	}
-	defer st.Close()
-	h, _, err := daemon.NewHolder(cfg, st, daemon.NewLogger(cfg.Log, std.Err))
-	if err != nil {
-		fmt.Fprintf(std.Err, "stray quarantine: %v\n", err)
-		return ExitUsage
-	}
+	defer closeStore()
 	switch verb, ids := pos[0], pos[1:]; verb {
 	case "list":
 		f := store.Filter{Search: *search, Limit: *limit}

@@ -3,9 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
+
+	"github.com/stray-mail/stray/internal/config"
 )
 
-const relayHelp = `usage: stray relay --listen HOST:PORT --next-hop HOST:PORT [--allow CIDR]... [--allow-cert NAME|sha256:HEX]... [--client-ca FILE] [--tls-cert FILE --tls-key FILE] [--require-tls] [--next-hop-tls none|opportunistic|required] [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE]
+const relayHelp = `usage: stray relay --listen HOST:PORT --next-hop HOST:PORT [--allow CIDR]... [--allow-cert NAME|sha256:HEX]... [--client-ca FILE] [--tls-cert FILE --tls-key FILE] [--require-tls] [--next-hop-tls none|opportunistic|required] [--next-hop-fingerprint sha256:HEX] [--next-hop-helo NAME] [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE]
 
 Runs only the SMTP relay front end: a smart host for MTAs that speak
 neither milter nor policy delegation (Exchange, Microsoft 365, Google
@@ -19,7 +21,7 @@ replies reach the client verbatim; when the next hop is down the client
 hears 4xx and keeps the message. Clients outside --allow (default loopback
 only) hear 554 at connect; with --allow-cert they may instead relay after
 STARTTLS with a client certificate for an allowed name (verified against
---client-ca or the system roots) or with a pinned fingerprint, and are
+--client-ca or the system roots) or with a pinned public key, and are
 refused at MAIL (550 5.7.1) without one. SIGHUP re-reads the certificate
 and key. Every setting is also in the config file
 (listen.relay and the relay section); flags win.
@@ -32,6 +34,8 @@ Examples:
   stray relay --listen 0.0.0.0:587 --next-hop mx-out.example.com:25 --allow 192.0.2.0/24 \
       --tls-cert /etc/stray/cert.pem --tls-key /etc/stray/key.pem --require-tls
   stray relay --config /etc/stray/stray.yaml --listen 127.0.0.1:10025
+  stray relay --listen 127.0.0.1:10025 --next-hop mx-out.example.com:25 \
+      --next-hop-fingerprint sha256:$(openssl x509 -in hop.pem -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -c1-64)
 `
 
 func runRelay(ctx context.Context, args []string, std Stdio) int {
@@ -42,12 +46,14 @@ func runRelay(ctx context.Context, args []string, std Stdio) int {
 	var allow stringsFlag
 	fs.Var(&allow, "allow", "client range allowed to relay, `CIDR` (repeatable; default: relay.allow, else loopback only)")
 	var allowCerts stringsFlag
-	fs.Var(&allowCerts, "allow-cert", "client certificate allowed to relay from outside --allow: a DNS `NAME` it carries (*.example.com: one label under it), verified, or sha256:HEX of a pinned one (repeatable; default: relay.allow_certs)")
+	fs.Var(&allowCerts, "allow-cert", "client certificate allowed to relay from outside --allow: a DNS `NAME` it carries (*.example.com: one label under it), verified, or sha256:HEX of a pinned public key (repeatable; default: relay.allow_certs)")
 	clientCA := fs.String("client-ca", "", "CA certificates `FILE` (PEM) verifying --allow-cert names (default: relay.client_ca, else the system roots)")
 	cert := fs.String("tls-cert", "", "STARTTLS certificate `FILE` (PEM; re-read on SIGHUP and when it changes)")
 	key := fs.String("tls-key", "", "STARTTLS private key `FILE` (PEM)")
 	requireTLS := fs.Bool("require-tls", false, "refuse MAIL before STARTTLS")
 	nextTLS := fs.String("next-hop-tls", "", "STARTTLS to the next hop: none, opportunistic (default) or required")
+	pin := fs.String("next-hop-fingerprint", "", "pin the next hop's key, `sha256:HEX` of its certificate's SubjectPublicKeyInfo (STARTTLS then required; no CA consulted)")
+	helo := fs.String("next-hop-helo", "", "the `NAME` given in EHLO to the next hop (default: relay.next_hop_helo, else the host name)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return flagExit(err)
 	}
@@ -77,7 +83,13 @@ func runRelay(ctx context.Context, args []string, std Stdio) int {
 		r.RequireTLS = true
 	}
 	if *nextTLS != "" {
-		r.NextHopTLS = *nextTLS
+		r.NextHopTLS = config.NextHopTLS(*nextTLS)
+	}
+	if *pin != "" {
+		r.NextHopFingerprint = *pin
+	}
+	if *helo != "" {
+		r.NextHopHelo = *helo
 	}
 	if *addr != "" {
 		c.Listen.Relay = *addr

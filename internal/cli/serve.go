@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/stray-mail/stray/detect"
 	"github.com/stray-mail/stray/internal/config"
 	"github.com/stray-mail/stray/internal/daemon"
+	"github.com/stray-mail/stray/internal/listenaddr"
 	"github.com/stray-mail/stray/internal/postconf"
 	"github.com/stray-mail/stray/internal/store"
 )
@@ -58,10 +58,13 @@ Examples:
   stray serve --config /etc/stray/stray.yaml --postfix-config /etc/postfix-out
 `
 
-const milterHelp = `usage: stray milter --listen inet:HOST:PORT|unix:PATH [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE]
+const milterHelp = `usage: stray milter --listen inet:HOST:PORT|inet:PORT@HOST|unix:PATH [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE]
 
 Runs only the milter front end. Postfix: smtpd_milters = inet:HOST:PORT,
-milter_default_action = tempfail. A recipient whose verdict maps to reject is
+milter_default_action = tempfail. --listen takes what listen.milter takes:
+inet:HOST:PORT (Postfix's form), inet:PORT@HOST or inet:PORT (Sendmail's
+and libmilter's; every address), inet6: the same over IPv6 only, unix:PATH
+or local:PATH, or a bare HOST:PORT; a PORT is a number from 1 to 65535. A recipient whose verdict maps to reject is
 refused at RCPT with a 550 5.1.2 reply naming the suggested address; the
 message's other recipients are delivered. hold quarantines the message in
 Postfix's hold queue; warn delivers and logs it (an X-Stray-Warning header
@@ -140,8 +143,10 @@ func runServe(ctx context.Context, args []string, std Stdio) int {
 	return ExitOK
 }
 
-// runSingle runs one front end (stray milter, stray policy).
-func runSingle(ctx context.Context, name, help string, args []string, std Stdio, start func(*daemon.Daemon, string) error) int {
+// runSingle runs one front end (stray milter, stray policy). check reads
+// --listen with the grammar the config's listen key is validated with,
+// before anything is opened.
+func runSingle(ctx context.Context, name, help string, args []string, std Stdio, check func(string) (listenaddr.Addr, error), start func(*daemon.Daemon, string) error) int {
 	fs := newFlagSet(name, help, std)
 	df := addDetectFlags(fs, "YAML config `FILE` (detect, policy, hold and log sections)")
 	addr := fs.String("listen", "", "listen address (required)")
@@ -150,6 +155,10 @@ func runSingle(ctx context.Context, name, help string, args []string, std Stdio,
 	}
 	if *addr == "" {
 		fmt.Fprintf(std.Err, "stray %s: --listen is required\n", name)
+		return ExitUsage
+	}
+	if _, err := check(*addr); err != nil {
+		fmt.Fprintf(std.Err, "stray %s: --listen %v\n", name, err)
 		return ExitUsage
 	}
 	d, err := newDaemon(ctx, df, std, nil)
@@ -169,11 +178,11 @@ func runSingle(ctx context.Context, name, help string, args []string, std Stdio,
 }
 
 func runMilter(ctx context.Context, args []string, std Stdio) int {
-	return runSingle(ctx, "milter", milterHelp, args, std, (*daemon.Daemon).StartMilter)
+	return runSingle(ctx, "milter", milterHelp, args, std, listenaddr.Milter, (*daemon.Daemon).StartMilter)
 }
 
 func runPolicy(ctx context.Context, args []string, std Stdio) int {
-	return runSingle(ctx, "policy", policyHelp, args, std, (*daemon.Daemon).StartPolicy)
+	return runSingle(ctx, "policy", policyHelp, args, std, listenaddr.TCP, (*daemon.Daemon).StartPolicy)
 }
 
 const configHelp = `usage: stray config check [--connect] [--format text|json] FILE
@@ -247,13 +256,7 @@ func runConfig(ctx context.Context, args []string, std Stdio) int {
 		fmt.Fprint(std.Err, configHelp)
 		return ExitUsage
 	}
-	cfg, err := config.Load(pos[1])
-	if err == nil {
-		var k detect.Knowledge
-		if k, err = cfg.Knowledge(nil, nil); err == nil {
-			_, err = daemon.EngineFrom(cfg, k)
-		}
-	}
+	cfg, err := daemon.CheckConfig(pos[1])
 	if err != nil {
 		var probs config.Problems
 		isProbs := errors.As(err, &probs)

@@ -57,11 +57,8 @@ func runStore(ctx context.Context, args []string, std Stdio) int {
 
 func storeBackup(ctx context.Context, cfgPath, dest string, std Stdio) int {
 	usageErr := usageError(std, "store backup")
-	cfg, err := daemon.LoadConfig(cfgPath)
-	if err != nil {
-		return usageErr("%v", err)
-	}
-	switch err := store.Backup(ctx, cfg.StoreDSN(), dest); {
+	dsn, err := daemon.BackupStore(ctx, cfgPath, dest)
+	switch {
 	case errors.Is(err, fs.ErrExist):
 		return usageErr("%s exists: a backup never overwrites a file; name a new one", dest)
 	case errors.Is(err, store.ErrBackupPostgres):
@@ -71,6 +68,6 @@ func storeBackup(ctx context.Context, cfgPath, dest string, std Stdio) int {
 	case err != nil:
 		return usageErr("%v", err)
 	}
-	fmt.Fprintf(std.Out, "backed up %s to %s\n", store.RedactDSN(cfg.StoreDSN()), dest)
+	fmt.Fprintf(std.Out, "backed up %s to %s\n", dsn, dest)
 	return ExitOK
 }

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/stray-mail/stray/internal/daemon"
 	"github.com/stray-mail/stray/internal/store"
 	"github.com/stray-mail/stray/internal/web/api"
 )
@@ -56,7 +57,7 @@ func runToken(ctx context.Context, args []string, std Stdio) int {
 	case *format != "text" && *format != "json":
 		return fail("--format %q: want text or json", *format)
 	}
-	st, err := openConfiguredStore(ctx, *cfgPath)
+	st, err := daemon.OpenStore(ctx, *cfgPath)
 	if err != nil {
 		fmt.Fprintf(std.Err, "stray token: %v\n", err)
 		return exitFor(err)

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/stray-mail/stray/internal/daemon"
 	"github.com/stray-mail/stray/internal/store"
 	"github.com/stray-mail/stray/internal/web"
 )
@@ -68,7 +69,7 @@ func runUser(ctx context.Context, args []string, std Stdio) int {
 	if *format != "text" && *format != "json" {
 		return fail("--format %q: want text or json", *format)
 	}
-	st, err := openConfiguredStore(ctx, *cfgPath)
+	st, err := daemon.OpenStore(ctx, *cfgPath)
 	if err != nil {
 		fmt.Fprintf(std.Err, "stray user: %v\n", err)
 		return exitFor(err)

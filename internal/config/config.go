@@ -1,6 +1,9 @@
 // Package config loads stray's YAML configuration: strict decoding (unknown
 // keys are errors), defaults before decoding, and one Validate that reports
-// every problem at once with its field path and a hint.
+// every problem at once with its field path and a hint. Every choice (a
+// policy action, log.level, relay.next_hop_tls, …) is a typed value that
+// refuses an unknown word as it is decoded; Load reports those words with
+// their field paths beside Validate's problems.
 //
 // It never starts anything and never reads files other than the config and
 // the knowledge files it names.
@@ -23,7 +26,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/stray-mail/stray/detect"
+	"github.com/stray-mail/stray/internal/listenaddr"
 	"github.com/stray-mail/stray/internal/policy"
+	"github.com/stray-mail/stray/internal/store/dsn"
 )
 
 // Config is the whole configuration file.
@@ -32,7 +37,9 @@ type Config struct {
 	Policy policy.Config `yaml:"policy"`
 	Listen Listen        `yaml:"listen"`
 	// Store is where held messages, events and learned correspondents
-	// live: sqlite:PATH (default sqlite:stray.db) or postgres://...
+	// live: sqlite:PATH (default sqlite:stray.db), a bare PATH.db (or
+	// .sqlite, .sqlite3) or postgres://... (package dsn's grammar, the
+	// one the store opens with).
 	Store string `yaml:"store"`
 	Hold  Hold   `yaml:"hold"`
 	Web   Web    `yaml:"web"`
@@ -80,7 +87,9 @@ func (l Learn) Trusted(senders, days int64) bool {
 
 // Listen names the listeners `stray serve` runs; an empty one is off.
 type Listen struct {
-	// Milter: inet:HOST:PORT or unix:PATH.
+	// Milter: inet:HOST:PORT, inet:PORT@HOST, inet:PORT, inet6:…,
+	// unix:PATH, local:PATH or HOST:PORT (package listenaddr's grammar,
+	// the one the daemon opens with). Every other listen key is HOST:PORT.
 	Milter string `yaml:"milter"`
 	// Policy: HOST:PORT for Postfix policy delegation.
 	Policy string `yaml:"policy"`
@@ -243,8 +252,8 @@ type Hold struct {
 
 // Log configures the structured log on standard error.
 type Log struct {
-	Level  string `yaml:"level"`  // debug, info (default), warn, error
-	Format string `yaml:"format"` // text (default) or json
+	Level  LogLevel  `yaml:"level"`  // debug, info (default), warn, error
+	Format LogFormat `yaml:"format"` // text (default) or json
 }
 
 // Web configures the dashboard and the HTTP check API, both served on
@@ -312,7 +321,7 @@ func (o OnExpiry) check() error {
 func (o *OnExpiry) UnmarshalText(b []byte) error {
 	v := OnExpiry(b)
 	if err := v.check(); err != nil {
-		return fmt.Errorf("on_expiry: %w", err)
+		return err
 	}
 	*o = v
 	return nil
@@ -342,7 +351,7 @@ func (o OnStoreError) check() error {
 func (o *OnStoreError) UnmarshalText(b []byte) error {
 	v := OnStoreError(b)
 	if err := v.check(); err != nil {
-		return fmt.Errorf("on_store_error: %w", err)
+		return err
 	}
 	*o = v
 	return nil
@@ -379,30 +388,76 @@ func Default() *Config {
 	}
 }
 
-// Load reads and validates a configuration file.
+// Load reads and validates a configuration file. A value refused as it is
+// decoded (an unknown enum word, a bad duration) is reported with the
+// validation problems of the rest, each with its field path.
 func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
-	c, err := Parse(f)
+	c, probs, err := parse(f)
 	if err != nil {
 		return nil, fmt.Errorf("config: %s: %w", path, err)
 	}
 	c.dir = filepath.Dir(path)
 	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("config: %s: %w", path, err)
+		var vp Problems
+		if !errors.As(err, &vp) {
+			return nil, fmt.Errorf("config: %s: %w", path, err)
+		}
+		probs = append(probs, vp...)
+	}
+	if len(probs) > 0 {
+		sort.Strings(probs)
+		return nil, fmt.Errorf("config: %s: %w", path, probs)
 	}
 	return c, nil
 }
 
-// Parse decodes YAML strictly over the defaults. It does not validate.
+// Parse decodes YAML strictly over the defaults. It does not validate. A
+// value refused as it is decoded is a Problems error naming every such
+// value with its field path.
 func Parse(r io.Reader) (*Config, error) {
-	data, err := io.ReadAll(io.LimitReader(r, 16<<20))
+	c, probs, err := parse(r)
 	if err != nil {
 		return nil, err
 	}
+	if len(probs) > 0 {
+		sort.Strings(probs)
+		return nil, probs
+	}
+	return c, nil
+}
+
+// parse decodes YAML strictly over the defaults. The values refused as
+// they are decoded are probs, and the config is decoded without them
+// (they keep their defaults).
+func parse(r io.Reader) (c *Config, probs Problems, err error) {
+	data, err := io.ReadAll(io.LimitReader(r, 16<<20))
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err = decode(data)
+	if err == nil {
+		return c, nil, nil
+	}
+	probs, cleaned := decodeProblems(data)
+	if len(probs) == 0 {
+		return nil, nil, err
+	}
+	if cleaned == nil {
+		return nil, nil, probs
+	}
+	if c, err = decode(cleaned); err != nil {
+		return nil, nil, append(probs, err.Error())
+	}
+	return c, probs, nil
+}
+
+// decode decodes data strictly over the defaults.
+func decode(data []byte) (*Config, error) {
 	c := Default()
 	c.Hold.BaseURL = "" // unset: derived from listen.http below
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -483,8 +538,10 @@ func (c *Config) Validate() error {
 			p = append(p, err.Error())
 		}
 	}
-	if c.Listen.Milter != "" && !validMilterListen(c.Listen.Milter) {
-		p = append(p, fmt.Sprintf("listen.milter: %q: want inet:HOST:PORT or unix:PATH", c.Listen.Milter))
+	if c.Listen.Milter != "" {
+		if _, err := listenaddr.Milter(c.Listen.Milter); err != nil {
+			p = append(p, "listen.milter: "+err.Error())
+		}
 	}
 	for name, n := range map[string]int{"milter": c.Listen.MaxConnections.Milter, "policy": c.Listen.MaxConnections.Policy, "http": c.Listen.MaxConnections.HTTP} {
 		if n < 0 {
@@ -502,29 +559,26 @@ func (c *Config) Validate() error {
 	if c.Listen.Metrics != "" && c.Listen.Metrics == c.Listen.HTTP {
 		p = append(p, fmt.Sprintf("listen.metrics: %q is listen.http's address; leave it empty to serve /metrics on listen.http", c.Listen.Metrics))
 	}
-	for name, a := range map[string]string{"listen.policy": c.Listen.Policy, "listen.http": c.Listen.HTTP, "listen.reply": c.Listen.Reply, "listen.metrics": c.Listen.Metrics} {
+	for name, a := range map[string]string{"listen.policy": c.Listen.Policy, "listen.http": c.Listen.HTTP, "listen.reply": c.Listen.Reply,
+		"listen.metrics": c.Listen.Metrics, "listen.relay": c.Listen.Relay, "listen.sink": c.Listen.Sink} {
 		if a == "" {
 			continue
 		}
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			p = append(p, fmt.Sprintf("%s: %q: %v (want HOST:PORT)", name, a, err))
+		if _, err := listenaddr.TCP(a); err != nil {
+			p = append(p, name+": "+err.Error())
 		}
 	}
 	p = append(p, c.relayProblems()...)
-	switch c.Log.Level {
-	case "", "debug", "info", "warn", "error":
-	default:
-		p = append(p, fmt.Sprintf("log.level: %q: want debug, info, warn or error", c.Log.Level))
+	if err := c.Log.Level.Check(); err != nil {
+		p = append(p, "log.level: "+err.Error())
 	}
-	switch c.Log.Format {
-	case "", "text", "json":
-	default:
-		p = append(p, fmt.Sprintf("log.format: %q: want text or json", c.Log.Format))
+	if err := c.Log.Format.Check(); err != nil {
+		p = append(p, "log.format: "+err.Error())
 	}
-	switch {
-	case c.Store == "", strings.HasPrefix(c.Store, "sqlite:"), strings.HasPrefix(c.Store, "postgres://"), strings.HasPrefix(c.Store, "postgresql://"):
-	default:
-		p = append(p, fmt.Sprintf("store: %q: want sqlite:PATH or postgres://...", c.Store))
+	if c.Store != "" {
+		if _, err := dsn.Parse(c.Store); err != nil {
+			p = append(p, "store: "+err.Error())
+		}
 	}
 	if err := c.Hold.OnExpiry.check(); err != nil {
 		p = append(p, "hold.on_expiry: "+err.Error())
@@ -635,24 +689,15 @@ func (h Hold) ReplyClientPrefixes() ([]netip.Prefix, error) {
 	return ps, nil
 }
 
-func validMilterListen(s string) bool {
-	switch {
-	case strings.HasPrefix(s, "unix:"), strings.HasPrefix(s, "local:"):
-		return len(s) > strings.IndexByte(s, ':')+1
-	case strings.HasPrefix(s, "inet:"), strings.HasPrefix(s, "inet6:"):
-		_, _, err := net.SplitHostPort(s[strings.IndexByte(s, ':')+1:])
-		return err == nil
-	}
-	return false
-}
-
-// StoreDSN is the store DSN with a relative SQLite path resolved against
-// the config file's directory.
+// StoreDSN is the store DSN with a relative SQLite path (sqlite:PATH,
+// sqlite://PATH or a bare PATH.db) resolved against the config file's
+// directory.
 func (c *Config) StoreDSN() string {
-	if p, ok := strings.CutPrefix(c.Store, "sqlite:"); ok {
-		return "sqlite:" + c.Path(p)
+	d, err := dsn.Parse(c.Store)
+	if err != nil || d.Kind != dsn.SQLite || filepath.IsAbs(d.Target) || c.dir == "" {
+		return c.Store
 	}
-	return c.Store
+	return "sqlite:" + c.Path(d.Target)
 }
 
 // Path resolves a path from the config file relative to its directory.

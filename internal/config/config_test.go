@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -56,9 +57,22 @@ func FuzzConfig(f *testing.F) {
 	f.Add("detect:\n  protect: [mil]\n  known: [k.txt]\n  builtin: false\n")
 	f.Add("detect: [")
 	f.Add("{}")
+	f.Add("policy:\n  actions: {block: x, ok: reject}\n  scopes: [{senders: [a.b], actions: {hold: y}}]\nlog: {level: z}\n")
+	f.Add("d: &d {level: loud}\nlog: *d\nhold: {expire: 3x, on_expiry: keep}\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		c, err := Parse(strings.NewReader(s))
+		var p Problems
+		if errors.As(err, &p) {
+			for _, x := range p {
+				if x == "" {
+					t.Fatalf("an empty problem for %q", s)
+				}
+			}
+		}
 		if err != nil {
+			if c != nil {
+				t.Fatal("a config with an error")
+			}
 			return
 		}
 		if c.Detect.Builtin == nil {
@@ -112,6 +126,10 @@ func TestRelaySettingsAreValidatedWithTheirPaths(t *testing.T) {
 		{"client ca not PEM", "relay: {client_ca: c.yaml}\n", []string{"relay.client_ca: ", "no PEM certificate"}},
 		{"client ca missing", "relay: {client_ca: nope.pem}\n", []string{"relay.client_ca: open"}},
 		{"sink without domains", "listen: {sink: 127.0.0.1:2525}\n", []string{"sink.domains: required"}},
+		{"pinned next hop", "relay: {next_hop_fingerprint: \"sha256:" + strings.Repeat("0a", 32) + "\", next_hop_helo: out.example.com}\n", nil},
+		{"bad pin", "relay: {next_hop_fingerprint: \"0a0b\"}\n", []string{"relay.next_hop_fingerprint: \"0a0b\": want sha256:HEX"}},
+		{"pin without TLS", "relay: {next_hop_tls: none, next_hop_fingerprint: \"sha256:" + strings.Repeat("0a", 32) + "\"}\n", []string{"relay.next_hop_fingerprint: needs STARTTLS"}},
+		{"helo with a space", "relay: {next_hop_helo: \"a b\"}\n", []string{"relay.next_hop_helo"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

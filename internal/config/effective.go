@@ -51,7 +51,7 @@ func (c *Config) Effective() Effective {
 	e.Detect.Protect = nonNil(c.Detect.Protect)
 	e.Detect.Known = paths(c, c.Detect.Known)
 	e.Detect.Deny = paths(c, c.Detect.Deny)
-	e.Policy.Mode = c.Policy.Effective().Mode
+	e.Policy.Mode = string(c.Policy.Effective().Mode)
 	e.Policy.Allow, e.Policy.Deny = len(c.Policy.Allow), len(c.Policy.Deny)
 	if c.Store != "" {
 		e.Store = c.StoreDSN()

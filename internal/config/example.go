@@ -60,9 +60,13 @@ policy:
   address_literals: reject
 
 listen:
-  # Milter for Postfix (smtpd_milters) and Sendmail: inet:HOST:PORT or
-  # unix:PATH. Empty: off.
+  # Milter for Postfix (smtpd_milters) and Sendmail: inet:HOST:PORT as
+  # Postfix writes it, inet:PORT@HOST as Sendmail writes it (inet:PORT:
+  # every address), inet6: the same over IPv6 only, unix:PATH (or
+  # local:PATH), or a bare HOST:PORT. Empty: off.
   milter: inet:127.0.0.1:8895
+  # The other listeners are HOST:PORT: an empty HOST is every address, an
+  # IPv6 one is bracketed ([::1]:10045), a PORT is a number (1-65535).
   # Postfix policy delegation (check_policy_service): HOST:PORT. Empty: off.
   policy: 127.0.0.1:10045
   # HTTP: the dashboard (/), the check API (/api/v1/), the senders' hold
@@ -108,7 +112,8 @@ relay:
   # Client certificates that may relay from outside allow, after STARTTLS:
   # a DNS name the certificate carries (*.example.com: one label under
   # it, or that literal wildcard name), verified against client_ca or the
-  # system roots, or sha256:HEX, a pinned certificate's fingerprint.
+  # system roots, or sha256:HEX, a pinned certificate's public key (as
+  # next_hop_fingerprint).
   # Microsoft 365: ["*.mail.protection.outlook.com"].
   allow_certs: []
   # CA certificates (PEM) for allow_certs names (re-read on SIGHUP); empty:
@@ -122,6 +127,11 @@ relay:
   require_tls: false
   # STARTTLS to the next hop: none, opportunistic or required (verified).
   next_hop_tls: opportunistic
+  # Pin the next hop's key instead of trusting a CA: sha256:HEX of its
+  # certificate's SubjectPublicKeyInfo (STARTTLS then required). Empty: no pin.
+  next_hop_fingerprint: ""
+  # The name given in EHLO to the next hop. Empty: the host name.
+  next_hop_helo: ""
   # SIZE limit in bytes.
   max_message_size: 52428800
   # Offer DSN and pass RET, ENVID, NOTIFY and ORCPT to the next hop (an
@@ -134,7 +144,8 @@ sink:
   domains: ""
 
 # Held messages, the event log and learned correspondents: sqlite:PATH
-# (embedded, one node) or postgres://user@host/db (several nodes share it).
+# (embedded, one node; a bare path ending in .db, .sqlite or .sqlite3 is
+# read the same way) or postgres://user@host/db (several nodes share it).
 store: sqlite:stray.db
 
 hold:

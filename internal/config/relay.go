@@ -1,11 +1,14 @@
 package config
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 
 	"github.com/stray-mail/stray/internal/relay/clientcert"
 )
@@ -23,8 +26,9 @@ type Relay struct {
 	// client certificate that meets one entry: a DNS name the certificate
 	// carries (relay.example.com, or *.example.com for one label under
 	// example.com or the literal wildcard name), verified against
-	// ClientCA or the system roots, or "sha256:HEX", the fingerprint of a
-	// pinned certificate. Clients outside Allow are then accepted at
+	// ClientCA or the system roots, or "sha256:HEX", the SHA-256 of a
+	// pinned certificate's public key (SubjectPublicKeyInfo, as
+	// NextHopFingerprint). Clients outside Allow are then accepted at
 	// connect and refused at MAIL (550 5.7.1) without such a certificate.
 	// Needs TLSCert and TLSKey.
 	AllowCerts []string `yaml:"allow_certs"`
@@ -40,7 +44,14 @@ type Relay struct {
 	RequireTLS bool   `yaml:"require_tls"`
 	// NextHopTLS is STARTTLS to the next hop: none, opportunistic
 	// (default) or required (certificate verified).
-	NextHopTLS string `yaml:"next_hop_tls"`
+	NextHopTLS NextHopTLS `yaml:"next_hop_tls"`
+	// NextHopFingerprint pins the next hop's key: sha256:HEX, the SHA-256
+	// of its certificate's SubjectPublicKeyInfo. STARTTLS is then
+	// required and the certificate is accepted on the pin alone (no CA).
+	NextHopFingerprint string `yaml:"next_hop_fingerprint"`
+	// NextHopHelo is the name the relay gives in EHLO to the next hop
+	// (default: the host name).
+	NextHopHelo string `yaml:"next_hop_helo"`
 	// MaxMessageSize is the SIZE limit in bytes (default 50 MiB).
 	MaxMessageSize int64 `yaml:"max_message_size"`
 	// DSN offers the DSN extension and passes RET, ENVID, NOTIFY and ORCPT
@@ -83,6 +94,22 @@ func (r Relay) ClientCAPool(path string) (*x509.CertPool, error) {
 	return p, nil
 }
 
+// ParseFingerprint parses a pinned key, "sha256:HEX": 64 hex digits, any
+// case, colons between the bytes allowed (as openssl prints them).
+func ParseFingerprint(s string) ([sha256.Size]byte, error) {
+	var f [sha256.Size]byte
+	h, ok := strings.CutPrefix(strings.ToLower(strings.TrimSpace(s)), "sha256:")
+	if !ok {
+		return f, fmt.Errorf("%q: want sha256:HEX, the SHA-256 of the certificate's public key (SubjectPublicKeyInfo)", s)
+	}
+	b, err := hex.DecodeString(strings.ReplaceAll(h, ":", ""))
+	if err != nil || len(b) != sha256.Size {
+		return f, fmt.Errorf("%q: want sha256: and 64 hex digits", s)
+	}
+	copy(f[:], b)
+	return f, nil
+}
+
 // Sink configures the defensive-registration sink.
 type Sink struct {
 	// Domains is a file of "DOMAIN INTENDED" lines (stray scan
@@ -93,12 +120,9 @@ type Sink struct {
 func (c *Config) relayProblems() []string {
 	var p []string
 	r := c.Relay
-	for name, a := range map[string]string{"listen.relay": c.Listen.Relay, "listen.sink": c.Listen.Sink, "relay.next_hop": r.NextHop} {
-		if a == "" {
-			continue
-		}
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			p = append(p, fmt.Sprintf("%s: %q: %v (want HOST:PORT)", name, a, err))
+	if r.NextHop != "" {
+		if _, _, err := net.SplitHostPort(r.NextHop); err != nil {
+			p = append(p, fmt.Sprintf("relay.next_hop: %q: %v (want HOST:PORT)", r.NextHop, err))
 		}
 	}
 	if c.Listen.Relay != "" && r.NextHop == "" {
@@ -107,10 +131,19 @@ func (c *Config) relayProblems() []string {
 	if _, err := r.AllowPrefixes(); err != nil {
 		p = append(p, "relay.allow: "+err.Error())
 	}
-	switch r.NextHopTLS {
-	case "", "none", "opportunistic", "required":
-	default:
-		p = append(p, fmt.Sprintf("relay.next_hop_tls: %q: want none, opportunistic or required", r.NextHopTLS))
+	if err := r.NextHopTLS.Check(); err != nil {
+		p = append(p, "relay.next_hop_tls: "+err.Error())
+	}
+	if r.NextHopFingerprint != "" {
+		if _, err := ParseFingerprint(r.NextHopFingerprint); err != nil {
+			p = append(p, "relay.next_hop_fingerprint: "+err.Error())
+		}
+		if r.NextHopTLS == "none" {
+			p = append(p, "relay.next_hop_fingerprint: needs STARTTLS to the next hop, but relay.next_hop_tls is none")
+		}
+	}
+	if strings.ContainsAny(r.NextHopHelo, " \t\r\n") {
+		p = append(p, fmt.Sprintf("relay.next_hop_helo: %q: want a host name without spaces", r.NextHopHelo))
 	}
 	if (r.TLSCert == "") != (r.TLSKey == "") {
 		p = append(p, "relay.tls_cert and relay.tls_key: set both or neither")

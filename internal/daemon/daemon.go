@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -72,6 +73,7 @@ type Daemon struct {
 	hupMu     sync.Mutex
 	hup       []hupHook // what else SIGHUP re-reads (certificates)
 	wg        sync.WaitGroup
+	stopped   atomic.Bool // stop ran: the listeners, recorder and store are closed
 
 	mu        sync.Mutex // guards cfg and knowledge after start (reload replaces them)
 	cfg       *config.Config
@@ -81,9 +83,9 @@ type Daemon struct {
 // NewLogger is the daemon's logger as the config's log section says.
 func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
-	_ = level.UnmarshalText([]byte(orDefault(c.Level, "info")))
+	_ = level.UnmarshalText([]byte(orDefault(string(c.Level), string(config.LogInfo))))
 	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
+	if c.Format == config.LogJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
@@ -122,15 +124,20 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		errs: make(chan error, 8), reloadReq: make(chan struct{}, 1)}
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.builder = &EngineBuilder{Knowledge: o.Knowledge, Log: d.log}
-	if _, err := cfg.Knowledge(o.Knowledge.Protect, o.Knowledge.Known, o.Knowledge.Deny...); err != nil {
-		return nil, err // a config mistake, before the store is touched
+	// The knowledge files are read once, here: a mistake in them is a
+	// config mistake, found before the store is touched.
+	k, err := cfg.Knowledge(o.Knowledge.Protect, o.Knowledge.Known, o.Knowledge.Deny...)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Store != "" {
 		if err := d.openStore(ctx, cfg); err != nil {
 			return nil, err
 		}
 	}
-	eng, k, err := d.build(ctx, cfg)
+	bctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	eng, err := d.builder.BuildWith(bctx, cfg, k)
+	cancel()
 	if err != nil {
 		d.closeStore()
 		return nil, err
@@ -372,7 +379,12 @@ loop:
 // stop shuts the listeners down within timeout (two phases: each
 // listener's Shutdown drains, then closes what is left when its context
 // ends), stops the background work, and closes the recorder and the store.
+// Only its first call does anything.
 func (d *Daemon) stop(timeout time.Duration, stopBG func()) {
+	if !d.stopped.CompareAndSwap(false, true) {
+		stopBG()
+		return
+	}
 	d.log.Info("shutting down", "timeout", timeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -389,7 +401,8 @@ func (d *Daemon) stop(timeout time.Duration, stopBG func()) {
 }
 
 // Close stops what New and the Start functions started, when Run will not
-// be called (a listener failed to start).
+// be called (a listener failed to start). After Run, or a first Close, it
+// does nothing.
 func (d *Daemon) Close() { d.stop(time.Second, func() {}) }
 
 // startProfile writes a CPU profile to $STRAY_CPUPROFILE until the daemon

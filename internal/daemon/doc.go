@@ -5,6 +5,10 @@
 // start, reload, the dashboard and the API use), and starts, reloads and
 // stops the listeners around one gate.
 //
+// The commands that run no listener get what they need built here too
+// (Checker, CheckConfig, OpenStore, OpenQuarantine, BackupStore), so that
+// cli holds only flags, formats and exit codes.
+//
 // It decides nothing about addresses (that is gate, detect and policy) and
 // speaks no protocol (the front ends do); it never prints for people and
 // never picks an exit code (that is cli).

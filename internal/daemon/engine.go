@@ -41,10 +41,16 @@ func (b *EngineBuilder) Build(ctx context.Context, cfg *config.Config) (*gate.En
 	if err != nil {
 		return nil, k, err
 	}
-	configured := k
-	configured.Known = maps.Clone(k.Known)
-	eng, err := b.build(ctx, cfg, k)
-	return eng, configured, err
+	eng, err := b.BuildWith(ctx, cfg, k)
+	return eng, k, err
+}
+
+// BuildWith builds an engine from cfg and the configured knowledge k,
+// already read from its files (cfg.Knowledge with b's command-line
+// knowledge); k is not changed.
+func (b *EngineBuilder) BuildWith(ctx context.Context, cfg *config.Config, k detect.Knowledge) (*gate.Engine, error) {
+	k.Known = maps.Clone(k.Known) // build adds what the store learned
+	return b.build(ctx, cfg, k)
 }
 
 func (b *EngineBuilder) build(ctx context.Context, cfg *config.Config, k detect.Knowledge) (*gate.Engine, error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/stray-mail/stray/internal/config"
 	"github.com/stray-mail/stray/internal/connserver"
 	"github.com/stray-mail/stray/internal/hold"
+	"github.com/stray-mail/stray/internal/listenaddr"
 	"github.com/stray-mail/stray/internal/milter"
 	"github.com/stray-mail/stray/internal/policyd"
 	"github.com/stray-mail/stray/internal/web"
@@ -52,6 +53,31 @@ func (d *Daemon) Start() error {
 	return nil
 }
 
+// listenTCP opens the listener for a HOST:PORT listen key, read with the
+// grammar the config is validated with: a bad address is a config error, a
+// listener that cannot open an ErrUnavailable one.
+func listenTCP(name, addr string) (net.Listener, error) {
+	a, err := parseListen(name, addr)
+	if err != nil {
+		return nil, err
+	}
+	return listen(name, a.Network, a.Address)
+}
+
+// parseListen reads the address of the listener name (milter, policy,
+// http, …) as its Start function does.
+func parseListen(name, addr string) (listenaddr.Addr, error) {
+	if name == "milter" {
+		network, a, err := milter.ParseListen(addr)
+		return listenaddr.Addr{Network: network, Address: a}, err
+	}
+	a, err := listenaddr.TCP(addr)
+	if err != nil {
+		return a, fmt.Errorf("%s: listen address %w", name, err)
+	}
+	return a, nil
+}
+
 // listen opens a listener; a unix socket left by a previous run is removed.
 // A listener that cannot open is an ErrUnavailable error.
 func listen(name, network, addr string) (net.Listener, error) {
@@ -76,13 +102,14 @@ func listen(name, network, addr string) (net.Listener, error) {
 	return l, nil
 }
 
-// StartMilter starts the milter on addr (inet:HOST:PORT or unix:PATH).
+// StartMilter starts the milter on addr (milter.ParseListen: inet:HOST:PORT,
+// inet:PORT@HOST, unix:PATH, …).
 func (d *Daemon) StartMilter(addr string) error {
-	network, a, err := milter.ParseListen(addr)
+	a, err := parseListen("milter", addr)
 	if err != nil {
 		return err
 	}
-	l, err := listen("milter", network, a)
+	l, err := listen("milter", a.Network, a.Address)
 	if err != nil {
 		return err
 	}
@@ -93,18 +120,18 @@ func (d *Daemon) StartMilter(addr string) error {
 	}
 	s := &milter.Server{Sessions: milter.GateSessions(d.gate), Holder: holder, MaxHoldSize: cfg.Hold.MaxSize, OnStoreError: cfg.Hold.OnStoreError,
 		MaxConns: d.caps().Milter}
-	d.run("milter", addr, func() error { return s.Serve(l) }, s.Shutdown, "max_connections", s.MaxConns)
+	d.run("milter", addr, l, func() error { return s.Serve(l) }, s.Shutdown, "max_connections", s.MaxConns)
 	return nil
 }
 
 // StartPolicy starts the Postfix policy server on addr (HOST:PORT).
 func (d *Daemon) StartPolicy(addr string) error {
-	l, err := listen("policy", "tcp", addr)
+	l, err := listenTCP("policy", addr)
 	if err != nil {
 		return err
 	}
 	s := &policyd.Server{Gate: d.gate, MaxConns: d.caps().Policy}
-	d.run("policy", addr, func() error { return s.Serve(l) }, s.Shutdown, "max_connections", s.MaxConns)
+	d.run("policy", addr, l, func() error { return s.Serve(l) }, s.Shutdown, "max_connections", s.MaxConns)
 	return nil
 }
 
@@ -112,7 +139,7 @@ func (d *Daemon) StartPolicy(addr string) error {
 // senders' hold links, /healthz, and /metrics unless listen.metrics has
 // its own.
 func (d *Daemon) StartHTTP(addr string) error {
-	l, err := listen("http", "tcp", addr)
+	l, err := listenTCP("http", addr)
 	if err != nil {
 		return err
 	}
@@ -148,7 +175,7 @@ func (d *Daemon) StartHTTP(addr string) error {
 		h = web.HSTS(mux)
 	}
 	s := web.NewHTTPServer(h, web.HTTPLimits{MaxConns: maxConns}, d.log.With("listener", "http"))
-	d.run("http", addr, func() error {
+	d.run("http", addr, l, func() error {
 		var err error
 		if tlsCfg != nil {
 			err = s.ServeTLS(l, tlsCfg)
@@ -166,7 +193,7 @@ func (d *Daemon) StartHTTP(addr string) error {
 // StartMetrics serves /metrics (and /healthz) on listen.metrics, apart
 // from the http listener that senders reach.
 func (d *Daemon) StartMetrics(addr string) error {
-	l, err := listen("metrics", "tcp", addr)
+	l, err := listenTCP("metrics", addr)
 	if err != nil {
 		return err
 	}
@@ -174,7 +201,7 @@ func (d *Daemon) StartMetrics(addr string) error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", healthz)
 	s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	d.run("metrics", addr, func() error {
+	d.run("metrics", addr, l, func() error {
 		if err := s.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
@@ -195,7 +222,7 @@ func (d *Daemon) StartReply(addr string) error {
 		return fmt.Errorf("reply: needs hold and confirm with a store")
 	}
 	cfg := d.Config()
-	l, err := listen("reply", "tcp", addr)
+	l, err := listenTCP("reply", addr)
 	if err != nil {
 		return err
 	}
@@ -211,7 +238,7 @@ func (d *Daemon) StartReply(addr string) error {
 	// accept errors (EMFILE) are retried rather than ending the listener.
 	capped := connserver.NewListener(l, replyMaxConns, d.log.With("listener", "reply"))
 	capped.Refuse = func(c net.Conn) { io.WriteString(c, "421 4.7.0 too many connections, try again later\r\n") }
-	d.run("reply", addr, func() error { return rs.Serve(capped) }, rs.Shutdown)
+	d.run("reply", addr, l, func() error { return rs.Serve(capped) }, rs.Shutdown)
 	return nil
 }
 
@@ -226,11 +253,18 @@ func (d *Daemon) caps() config.MaxConnections {
 	return d.Config().Listen.Caps(nofile)
 }
 
-// run serves a started listener in the background and registers its
-// Shutdown.
-func (d *Daemon) run(name, addr string, serve func() error, shutdown func(context.Context) error, attrs ...any) {
+// run serves l in the background and registers its shutdown: the
+// server's Shutdown, then the listener closed. A Serve that begins only
+// after Shutdown (a daemon closed at once after Start) would otherwise
+// register a listener nobody closes, in a server such as go-smtp's, and
+// accept forever while the shutdown waits for it.
+func (d *Daemon) run(name, addr string, l net.Listener, serve func() error, shutdown func(context.Context) error, attrs ...any) {
 	d.log.Info("listening", append([]any{"listener", name, "addr", addr}, attrs...)...)
-	d.shutdown = append(d.shutdown, shutdown)
+	d.shutdown = append(d.shutdown, func(ctx context.Context) error {
+		err := shutdown(ctx)
+		l.Close()
+		return err
+	})
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()

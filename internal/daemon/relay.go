@@ -24,11 +24,11 @@ func (d *Daemon) StartRelayWith(addr string, rc config.Relay) error {
 	if err != nil {
 		return err
 	}
-	l, err := listen("relay", "tcp", addr)
+	l, err := listenTCP("relay", addr)
 	if err != nil {
 		return err
 	}
-	d.run("relay", addr, func() error { return s.Serve(l) }, s.Shutdown, "next_hop", rc.NextHop)
+	d.run("relay", addr, l, func() error { return s.Serve(l) }, s.Shutdown, "next_hop", rc.NextHop)
 	return nil
 }
 
@@ -43,7 +43,16 @@ func (d *Daemon) newRelay(rc config.Relay) (*relay.Server, error) {
 	}
 	cfg := d.Config()
 	s := &relay.Server{Gate: d.gate, Holder: d.holder, NextHop: rc.NextHop, Allow: allow,
-		RequireTLS: rc.RequireTLS, DSN: rc.DSN, NextHopTLS: rc.NextHopTLS, MaxMessageBytes: rc.MaxMessageSize, MaxHoldSize: cfg.Hold.MaxSize}
+		RequireTLS: rc.RequireTLS, DSN: rc.DSN, NextHopTLS: string(rc.NextHopTLS), NextHopHelo: rc.NextHopHelo,
+		MaxMessageBytes: rc.MaxMessageSize, MaxHoldSize: cfg.Hold.MaxSize}
+	if rc.NextHopFingerprint != "" {
+		pin, err := config.ParseFingerprint(rc.NextHopFingerprint)
+		if err != nil {
+			return nil, fmt.Errorf("relay.next_hop_fingerprint: %w", err)
+		}
+		fp := relay.Fingerprint(pin)
+		s.NextHopFingerprint = &fp
+	}
 	if s.AllowCerts, err = clientcert.Parse(rc.AllowCerts); err != nil {
 		return nil, fmt.Errorf("relay.allow_certs: %w", err)
 	}
@@ -95,13 +104,13 @@ func (d *Daemon) StartSinkWith(addr, path string) error {
 	if err != nil {
 		return fmt.Errorf("sink: %s: %w", path, err)
 	}
-	l, err := listen("sink", "tcp", addr)
+	l, err := listenTCP("sink", addr)
 	if err != nil {
 		return err
 	}
 	s := relay.NewSink(domains, d.st, d.log, d.reg)
 	d.log.Info("sink domains", "count", len(domains))
-	d.run("sink", addr, func() error { return s.Serve(l) }, s.Shutdown)
+	d.run("sink", addr, l, func() error { return s.Serve(l) }, s.Shutdown)
 	return nil
 }
 

@@ -71,7 +71,7 @@ func (d *Daemon) PolicyView(context.Context) web.PolicyView {
 	shown := *cfg
 	shown.Store = store.RedactDSN(cfg.Store)
 	shown.Policy = cfg.Policy.Effective()
-	v := web.PolicyView{Mode: orDefault(cfg.Policy.Mode, "enforce"), Allow: cfg.Policy.Allow, DenyRules: cfg.Policy.Deny,
+	v := web.PolicyView{Mode: string(shown.Policy.Mode), Allow: cfg.Policy.Allow, DenyRules: cfg.Policy.Deny,
 		LearnMinSenders: cfg.Detect.Learn.MinSenders, LearnMinDays: cfg.Detect.Learn.MinDays}
 	if b, err := yaml.Marshal(&shown); err == nil {
 		v.Config = string(b)

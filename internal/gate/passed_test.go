@@ -65,7 +65,7 @@ func TestDeliveredRecipientsSayWhyTheyPassed(t *testing.T) {
 				opts = append(opts, gate.WithReleases(releaseAll(tt.release)))
 			}
 			g := gatetest.New(t, detect.Knowledge{Protected: []string{"mil"}},
-				policy.Config{Allow: []string{"j@army.ml", "partner.ml"}, Actions: map[string]string{"block": "hold", "hold": "warn"}}, opts...)
+				policy.Config{Allow: []string{"j@army.ml", "partner.ml"}, Actions: map[policy.VerdictName]policy.ActionName{"block": "hold", "hold": "warn"}}, opts...)
 			s := g.NewSession("test", nil)
 			s.Mail("<alice@army.mil>")
 			for _, r := range tt.rcpts {

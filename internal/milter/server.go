@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/stray-mail/stray/internal/connserver"
 	"github.com/stray-mail/stray/internal/gate"
 	"github.com/stray-mail/stray/internal/hold"
+	"github.com/stray-mail/stray/internal/listenaddr"
 )
 
 // Session is what the milter asks about one connection's messages, in
@@ -423,20 +423,13 @@ func (c *conn) endMessage(queueID *string) {
 	*queueID = ""
 }
 
-// ParseListen parses a milter listen address: inet:HOST:PORT, unix:PATH,
-// or HOST:PORT.
+// ParseListen parses a milter listen address in the grammar of package
+// listenaddr (inet:HOST:PORT, inet:PORT@HOST, inet6:…, unix:PATH,
+// local:PATH or HOST:PORT), the one listen.milter is validated with.
 func ParseListen(s string) (network, address string, err error) {
-	switch {
-	case strings.HasPrefix(s, "inet:"):
-		return "tcp", s[len("inet:"):], nil
-	case strings.HasPrefix(s, "inet6:"):
-		return "tcp6", s[len("inet6:"):], nil
-	case strings.HasPrefix(s, "unix:"):
-		return "unix", s[len("unix:"):], nil
-	case strings.HasPrefix(s, "local:"):
-		return "unix", s[len("local:"):], nil
-	case strings.Contains(s, ":"):
-		return "tcp", s, nil
+	a, err := listenaddr.Milter(s)
+	if err != nil {
+		return "", "", fmt.Errorf("milter: listen address %w", err)
 	}
-	return "", "", fmt.Errorf("milter: listen address %q: want inet:HOST:PORT or unix:PATH", s)
+	return a.Network, a.Address, nil
 }

@@ -58,13 +58,84 @@ func (a *Action) UnmarshalText(b []byte) error {
 	return err
 }
 
+// Mode is the policy's mode as the config names it (policy.mode).
+type Mode string
+
+const (
+	// ModeEnforce enforces every decision (the default, also "").
+	ModeEnforce Mode = "enforce"
+	// ModeAudit makes and logs every decision and enforces none.
+	ModeAudit Mode = "audit"
+)
+
+// Check reports whether m is a mode; "" is the default, enforce.
+func (m Mode) Check() error {
+	switch m {
+	case "", ModeEnforce, ModeAudit:
+		return nil
+	}
+	return fmt.Errorf("%q: want enforce or audit", string(m))
+}
+
+// UnmarshalText accepts enforce or audit.
+func (m *Mode) UnmarshalText(b []byte) error {
+	v := Mode(b)
+	if err := v.Check(); err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// VerdictName is a verdict that calls for an action as the config names
+// it: warn, hold or block (the keys of policy.actions).
+type VerdictName string
+
+// Verdict is the verdict v names.
+func (v VerdictName) Verdict() (detect.Verdict, error) {
+	d, err := detect.ParseVerdict(string(v))
+	if err != nil || d == detect.OK {
+		return detect.OK, fmt.Errorf("%q: want a verdict warn, hold or block", string(v))
+	}
+	return d, nil
+}
+
+// UnmarshalText accepts warn, hold or block.
+func (v *VerdictName) UnmarshalText(b []byte) error {
+	n := VerdictName(b)
+	if _, err := n.Verdict(); err != nil {
+		return err
+	}
+	*v = n
+	return nil
+}
+
+// ActionName is an action as the config names it: reject, tempfail, hold,
+// warn, log or pass ("" where the key has a default).
+type ActionName string
+
+// Action is the action a names.
+func (a ActionName) Action() (Action, error) { return ParseAction(string(a)) }
+
+// UnmarshalText accepts an action name, or "" (the key's default).
+func (a *ActionName) UnmarshalText(b []byte) error {
+	n := ActionName(b)
+	if n != "" {
+		if _, err := n.Action(); err != nil {
+			return err
+		}
+	}
+	*a = n
+	return nil
+}
+
 // Config is the policy section of stray's configuration.
 type Config struct {
 	// Mode is "enforce" (default) or "audit": in audit mode every decision
 	// is made and logged, and nothing is enforced.
-	Mode string `yaml:"mode"`
+	Mode Mode `yaml:"mode"`
 	// Actions maps a verdict (warn, hold, block) to an action.
-	Actions map[string]string `yaml:"actions"`
+	Actions map[VerdictName]ActionName `yaml:"actions"`
 	// Allow lists recipients never flagged: addresses (j@partner.ml),
 	// domains (partner.ml, exactly) or suffixes (.partner.ml: it and
 	// everything under it).
@@ -85,7 +156,7 @@ type Config struct {
 	// AddressLiterals is the action for a recipient at an address literal
 	// (j@[192.0.2.1]), whose destination stray cannot judge: reject
 	// (default), hold, tempfail, warn, log, or pass (check nothing).
-	AddressLiterals string `yaml:"address_literals"`
+	AddressLiterals ActionName `yaml:"address_literals"`
 }
 
 // Scope is a policy refinement for some senders.
@@ -97,10 +168,10 @@ type Scope struct {
 	Senders []string `yaml:"senders"`
 	// Logins are authenticated (SASL) logins, matched exactly (case
 	// does not matter): for logins that are not addresses (jsmith).
-	Logins  []string          `yaml:"logins"`
-	Actions map[string]string `yaml:"actions"`
-	Allow   []string          `yaml:"allow"`
-	Deny    []string          `yaml:"deny"`
+	Logins  []string                   `yaml:"logins"`
+	Actions map[VerdictName]ActionName `yaml:"actions"`
+	Allow   []string                   `yaml:"allow"`
+	Deny    []string                   `yaml:"deny"`
 }
 
 // Sender is who sends a message, as far as the front end knows.
@@ -216,19 +287,19 @@ type scope struct {
 func (c Config) Effective() Config {
 	e := c
 	if e.Mode == "" {
-		e.Mode = "enforce"
+		e.Mode = ModeEnforce
 	}
-	e.Actions = map[string]string{}
+	e.Actions = map[VerdictName]ActionName{}
 	for v, a := range defaultActions {
 		if v != detect.OK {
-			e.Actions[v.String()] = a.String()
+			e.Actions[VerdictName(v.String())] = ActionName(a.String())
 		}
 	}
 	for v, a := range c.Actions {
 		e.Actions[v] = a
 	}
 	if e.AddressLiterals == "" {
-		e.AddressLiterals = Reject.String()
+		e.AddressLiterals = ActionName(Reject.String())
 	}
 	return e
 }
@@ -238,18 +309,15 @@ func (c Config) Effective() Config {
 func Compile(c Config, prefix string) (*Policy, error) {
 	var probs []string
 	p := &Policy{actions: map[detect.Verdict]Action{}, trustEnvelope: c.TrustEnvelope, literal: Reject}
-	switch c.Mode {
-	case "", "enforce":
-	case "audit":
-		p.audit = true
-	default:
-		probs = append(probs, fmt.Sprintf("%s.mode: %q: want enforce or audit", prefix, c.Mode))
+	if err := c.Mode.Check(); err != nil {
+		probs = append(probs, fmt.Sprintf("%s.mode: %v", prefix, err))
 	}
+	p.audit = c.Mode == ModeAudit
 	for v, a := range defaultActions {
 		p.actions[v] = a
 	}
 	if c.AddressLiterals != "" {
-		a, err := ParseAction(c.AddressLiterals)
+		a, err := c.AddressLiterals.Action()
 		if err != nil {
 			probs = append(probs, fmt.Sprintf("%s.address_literals: %v", prefix, err))
 		}
@@ -298,15 +366,15 @@ type Problems []string
 
 func (p Problems) Error() string { return strings.Join(p, "; ") }
 
-func compileActions(in map[string]string, into map[detect.Verdict]Action, path string) []string {
+func compileActions(in map[VerdictName]ActionName, into map[detect.Verdict]Action, path string) []string {
 	var probs []string
 	for vs, as := range in {
-		v, err := detect.ParseVerdict(vs)
-		if err != nil || v == detect.OK {
-			probs = append(probs, fmt.Sprintf("%s: %q: want a verdict warn, hold or block", path, vs))
+		v, err := vs.Verdict()
+		if err != nil {
+			probs = append(probs, fmt.Sprintf("%s: %v", path, err))
 			continue
 		}
-		a, err := ParseAction(as)
+		a, err := as.Action()
 		if err != nil {
 			probs = append(probs, fmt.Sprintf("%s.%s: %v", path, vs, err))
 			continue

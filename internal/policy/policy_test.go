@@ -57,7 +57,7 @@ func TestAllowLetsAMalianPartnerThroughAndDenyBlocksTheRestOfML(t *testing.T) {
 
 func TestScopesApplyOnlyToTheirSenders(t *testing.T) {
 	t.Parallel()
-	p, err := Compile(Config{Scopes: []Scope{{Senders: []string{".hr.example.com"}, Actions: map[string]string{"warn": "hold", "hold": "reject"}, Deny: []string{"gmail.com"}}}}, "policy")
+	p, err := Compile(Config{Scopes: []Scope{{Senders: []string{".hr.example.com"}, Actions: map[VerdictName]ActionName{"warn": "hold", "hold": "reject"}, Deny: []string{"gmail.com"}}}}, "policy")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestAuditModeDecidesButEnforcesNothing(t *testing.T) {
 
 func TestCompileReportsEveryProblemWithItsPath(t *testing.T) {
 	t.Parallel()
-	_, err := Compile(Config{Mode: "loud", Actions: map[string]string{"block": "explode", "ok": "reject"}, Allow: []string{"bad domain"},
+	_, err := Compile(Config{Mode: "loud", Actions: map[VerdictName]ActionName{"block": "explode", "ok": "reject"}, Allow: []string{"bad domain"},
 		Scopes: []Scope{{Deny: []string{"@x"}}}}, "policy")
 	for _, want := range []string{"policy.mode", "policy.actions.block", `policy.actions: "ok"`, "policy.allow[0]", "policy.scopes[0].senders", "policy.scopes[0].deny[0]"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -190,8 +190,8 @@ func TestUnreadableIsRejectedAndLiteralsFollowTheirSwitch(t *testing.T) {
 
 func TestEffectiveWritesOutTheDefaultsCompileApplies(t *testing.T) {
 	t.Parallel()
-	e := Config{Actions: map[string]string{"warn": "log"}}.Effective()
-	want := map[string]string{"warn": "log", "hold": "hold", "block": "reject"}
+	e := Config{Actions: map[VerdictName]ActionName{"warn": "log"}}.Effective()
+	want := map[VerdictName]ActionName{"warn": "log", "hold": "hold", "block": "reject"}
 	if e.Mode != "enforce" || e.AddressLiterals != "reject" || !maps.Equal(e.Actions, want) {
 		t.Fatalf("effective %+v, want enforce, reject and %v", e, want)
 	}
@@ -201,8 +201,8 @@ func TestEffectiveWritesOutTheDefaultsCompileApplies(t *testing.T) {
 		t.Fatal(err)
 	}
 	for v, a := range want {
-		verdict, _ := detect.ParseVerdict(v)
-		if got := p.Decide("a@example.org", detect.Finding{Address: "x@y.example", Domain: "y.example", Verdict: verdict}).Action.String(); got != a {
+		verdict, _ := v.Verdict()
+		if got := p.Decide("a@example.org", detect.Finding{Address: "x@y.example", Domain: "y.example", Verdict: verdict}).Action.String(); got != string(a) {
 			t.Errorf("%s: compiled action %s, effective says %s", v, got, a)
 		}
 	}

@@ -134,7 +134,7 @@ func testClientCertificates(t *testing.T, dsn bool) {
 	}
 	good := valid(ca, "mta.example.net")
 	pinned := (*testCA)(nil).issue(t, now.Add(-time.Hour), now.Add(time.Hour), nil, "whatever.test")
-	fp := sha256.Sum256(pinned.Leaf.Raw)
+	fp := sha256.Sum256(pinned.Leaf.RawSubjectPublicKeyInfo)
 	rules, err := clientcert.Parse([]string{"MTA.example.net", "*.mail.example.net", fmt.Sprintf("sha256:%X", fp)})
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +153,7 @@ func testClientCertificates(t *testing.T, dsn bool) {
 		{"server certificate (serverAuth only) for an allowed name", ptr(ca.issue(t, now.Add(-time.Hour), now.Add(time.Hour), []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, "mta.example.net")), true},
 		{"one label under an allowed wildcard", ptr(valid(ca, "x.mail.example.net")), true},
 		{"the literal wildcard name", ptr(valid(ca, "*.mail.example.net")), true},
-		{"pinned fingerprint, self-signed", &pinned, true},
+		{"pinned key, self-signed", &pinned, true},
 		{"no certificate", nil, false},
 		{"wrong CA", ptr(valid(other, "mta.example.net")), false},
 		{"expired", ptr(ca.issue(t, now.Add(-48*time.Hour), now.Add(-time.Hour), nil, "mta.example.net")), false},

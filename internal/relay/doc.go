@@ -8,6 +8,12 @@
 // answered. It keeps no queue: when it or the next hop is down, the client
 // hears 4xx and keeps the message.
 //
+// The server side is go-smtp's (its replies batched until the next read,
+// batchconn.go); the next-hop side is the relay's own client (nexthop.go),
+// which pipelines MAIL with the first RCPT, sends the content in BDAT
+// chunks when it can, starts TLS on the connection it has, checks a pinned
+// key, and keeps sessions for reuse.
+//
 // It decides nothing itself: refusals, holds and warnings come from the
 // gate. It never relays for clients outside its allowed ranges, unless
 // they present a client certificate that meets the configured rules

@@ -360,8 +360,7 @@ func (c *smtpConn) readData(p []byte) (int, error) {
 // reads, for the same address. It changes nothing else and nothing when
 // unsure: the recipient path is left untouched (only what follows the
 // line's last ">" is looked at), and a value that is not strict xtext,
-// not valid UTF-8, all ASCII, holds a control character or a backslash
-// (which go-smtp's client would pass on bare), or is one of two
+// not valid UTF-8, all ASCII, holds a control character, or is one of two
 // ORCPT parameters stays as it was (and gets go-smtp's 501, as before).
 func fixORCPT(line []byte) ([]byte, bool) {
 	if len(line) < 8 || !strings.EqualFold(string(line[:8]), "RCPT TO:") {
@@ -400,10 +399,7 @@ func fixORCPT(line []byte) ([]byte, bool) {
 		return nil, false
 	}
 	for _, r := range addr {
-		// Control characters, and "\": go-smtp v0.25.1's client would
-		// pass a backslash on bare in the utf-8 form, which RFC 6533
-		// forbids (a next hop refuses it, and its 501 reaches the client).
-		if r < 0x20 || r == 0x7f || r == '\\' {
+		if r < 0x20 || r == 0x7f {
 			return nil, false
 		}
 	}

@@ -42,7 +42,7 @@ func TestPostfixsORCPTForAUTF8AddressIsAcceptedAndPassedOnAsTheSameAddress(t *te
 		s.DSN = true
 		s.TLS = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
 	}})
-	addrs := []string{"jörg@bücher.de", "中文@例子.中国", "👍+tag=x@emoji.de", `"a b"@dömäin.de`, "plain+x=y@example.com"}
+	addrs := []string{"jörg@bücher.de", "中文@例子.中国", "👍+tag=x@emoji.de", `"a b\c"@dömäin.de`, "plain+x=y@example.com"}
 	for _, useTLS := range []bool{false, true} {
 		c := rawSession(t, e.relay, useTLS)
 		if r := c.cmd(fmt.Sprintf("MAIL FROM:<a@example.com> SMTPUTF8 RET=HDRS ENVID=env+2B%v", useTLS)); !strings.HasPrefix(r, "250 ") {
@@ -101,7 +101,7 @@ func TestFixORCPTChangesOnlyAUTF8AddressUnderRFC822(t *testing.T) {
 		{"RCPT TO:<jörg@bücher.de> ORCPT=rfc822;j+C3+B6rg@b+C3+BCcher.de\r\n", `RCPT TO:<jörg@bücher.de> ORCPT=utf-8;j\x{F6}rg@b\x{FC}cher.de` + "\r\n"},
 		{"rcpt to:<x@y> NOTIFY=NEVER orcpt=RFC822;+E4+B8+AD@x  X=1\r\n", `rcpt to:<x@y> NOTIFY=NEVER ORCPT=utf-8;\x{4E2D}@x  X=1` + "\r\n"},
 		{"RCPT TO:<x@y> ORCPT=rfc822;a+2B+20b+3D+C3+A9@x\r\n", `RCPT TO:<x@y> ORCPT=utf-8;a\x{2B}\x{20}b\x{3D}\x{E9}@x` + "\r\n"},
-		{"RCPT TO:<x@y> ORCPT=rfc822;a+5C+C3+A9@x\r\n", ""}, // go-smtp's client would pass "\\" on bare: left alone
+		{"RCPT TO:<x@y> ORCPT=rfc822;a+5C+C3+A9@x\r\n", `RCPT TO:<x@y> ORCPT=utf-8;a\x{5C}\x{E9}@x` + "\r\n"},
 		{"RCPT TO:<x@y> ORCPT=rfc822;+F0+9F+91+8D@x\n", `RCPT TO:<x@y> ORCPT=utf-8;\x{1F44D}@x` + "\n"},
 		// Unchanged:
 		{"RCPT TO:<x@y> ORCPT=rfc822;plain@example.com\r\n", ""},                           // ASCII: go-smtp reads it

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -86,6 +87,14 @@ type Server struct {
 	// system roots, server name from NextHop).
 	NextHopTLS       string
 	NextHopTLSConfig *tls.Config
+	// NextHopFingerprint, when set, pins the next hop's key: STARTTLS is
+	// required and the certificate is accepted only when the SHA-256 of
+	// its SubjectPublicKeyInfo is this one (no CA is consulted). A
+	// mismatch is 451 to the client and a log line with both values.
+	NextHopFingerprint *Fingerprint
+	// NextHopHelo is the name the relay gives in EHLO to the next hop
+	// (default Domain).
+	NextHopHelo string
 	// Timeouts: DialTimeout for the next hop (default 30s), CommandTimeout
 	// for each of its replies (default 5m), ReadTimeout and WriteTimeout
 	// towards the client (default 5m and 1m).
@@ -102,7 +111,11 @@ type Server struct {
 	// client session (as Postfix's connection cache): most clients send
 	// one message per session, and a fresh next-hop session costs a
 	// connect, a greeting, EHLO and QUIT.
-	idle    chan idleNext
+	idle   chan idleNext
+	dialer nextDialer
+	// readers are Data's 32 kB buffers, reused rather than allocated (and
+	// cleared) for every message.
+	readers sync.Pool
 	closing atomic.Bool
 	lmu     sync.Mutex     // guards ls against a Shutdown racing Serve
 	ls      []net.Listener // what Serve serves
@@ -112,7 +125,7 @@ type Server struct {
 }
 
 type idleNext struct {
-	c  *smtp.Client
+	c  *nextConn
 	at time.Time
 }
 
@@ -121,14 +134,14 @@ type idleNext struct {
 const maxIdleAge = 30 * time.Second
 
 // takeNext returns a kept next-hop session, or nil.
-func (s *Server) takeNext() *smtp.Client {
+func (s *Server) takeNext() *nextConn {
 	for {
 		select {
 		case n := <-s.idle:
 			if time.Since(n.at) < maxIdleAge {
 				return n.c
 			}
-			n.c.Close()
+			n.c.quit()
 		default:
 			return nil
 		}
@@ -137,16 +150,18 @@ func (s *Server) takeNext() *smtp.Client {
 
 // keepNext keeps a next-hop session between transactions for reuse, or
 // ends it when enough are kept.
-func (s *Server) keepNext(c *smtp.Client) {
-	if !s.closing.Load() {
-		select {
-		case s.idle <- idleNext{c, time.Now()}:
-			return
-		default:
-		}
+func (s *Server) keepNext(c *nextConn) {
+	if s.closing.Load() {
+		c.quit()
+		return
 	}
-	c.Quit()
-	c.Close()
+	select {
+	case s.idle <- idleNext{c, time.Now()}:
+	default:
+		// Not on the client's time: go-smtp calls Logout before its
+		// connection closes, with the 221 to QUIT not yet sent.
+		go c.quit()
+	}
 }
 
 func (s *Server) init() {
@@ -191,6 +206,8 @@ func (s *Server) init() {
 		srv.ErrorLog = errorLog{s.log}
 		s.srv = srv
 		s.idle = make(chan idleNext, 16)
+		s.dialer = s.nextDialer()
+		s.readers.New = func() any { return bufio.NewReaderSize(nil, 32<<10) }
 	})
 }
 
@@ -206,6 +223,32 @@ func (s *Server) certRules() clientcert.Rules {
 		r.Roots = p
 	}
 	return r
+}
+
+// nextDialer is how sessions reach the next hop, from the Server's fields.
+func (s *Server) nextDialer() nextDialer {
+	d := nextDialer{addr: s.NextHop, helo: s.NextHopHelo, mode: s.NextHopTLS,
+		dial: orDur(s.DialTimeout, 30*time.Second), timeout: orDur(s.CommandTimeout, 5*time.Minute)}
+	if d.helo == "" {
+		d.helo = s.Domain
+	}
+	cfg := s.NextHopTLSConfig
+	if cfg == nil {
+		host, _, _ := net.SplitHostPort(s.NextHop)
+		cfg = &tls.Config{ServerName: host}
+	}
+	cfg = cfg.Clone()
+	if cfg.ClientSessionCache == nil {
+		// Resumed sessions: a new next-hop connection skips the full
+		// handshake.
+		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(64)
+	}
+	if s.NextHopFingerprint != nil {
+		d.mode = TLSRequired
+		cfg = pinned(cfg, *s.NextHopFingerprint)
+	}
+	d.tls = cfg
+	return d
 }
 
 func orDur(d, def time.Duration) time.Duration {
@@ -232,7 +275,7 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	s.ls = append(s.ls, l)
 	s.lmu.Unlock()
-	err := s.srv.Serve(&allowListener{Listener: l, s: s})
+	err := s.srv.Serve(&allowListener{Listener: batchListener{l}, s: s})
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
@@ -257,8 +300,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.cancel()
 	for c := s.takeNext(); c != nil; c = s.takeNext() {
-		c.Quit()
-		c.Close()
+		c.quit()
 	}
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil

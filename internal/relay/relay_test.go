@@ -32,7 +32,8 @@ type hopMsg struct {
 	To   []string
 	Rcpt []smtp.RcptOptions
 	Data string
-	TLS  bool // the relay used STARTTLS to reach the next hop
+	TLS  bool   // the relay used STARTTLS to reach the next hop
+	Helo string // the name the relay gave in EHLO
 }
 
 // nextHop is an in-process SMTP server standing for the MTA behind the
@@ -42,6 +43,7 @@ type nextHop struct {
 	mu    sync.Mutex
 	msgs  []hopMsg
 	conns int
+	peers map[string]bool // TCP connections (a session after STARTTLS is a new one on the same)
 	Addr  string
 	tls   *tls.Config
 	srv   *smtp.Server
@@ -69,6 +71,10 @@ func startNextHopOn(t *testing.T, cfg *tls.Config, addr string) *nextHop {
 	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		h.mu.Lock()
 		h.conns++
+		if h.peers == nil {
+			h.peers = map[string]bool{}
+		}
+		h.peers[c.Conn().RemoteAddr().String()] = true
 		h.mu.Unlock()
 		return &hopSession{h: h, c: c}, nil
 	}))
@@ -133,6 +139,7 @@ func (s *hopSession) Data(r io.Reader) error {
 	}
 	s.msg.Data = string(b)
 	_, s.msg.TLS = s.c.TLSConnectionState()
+	s.msg.Helo = s.c.Hostname()
 	s.h.mu.Lock()
 	s.h.msgs = append(s.h.msgs, s.msg)
 	s.h.mu.Unlock()
@@ -394,7 +401,7 @@ func TestClientVanishingMidDataLeavesNothingAtNextHop(t *testing.T) {
 
 func TestHeldRecipientIsStoredNotifiedAndNeverReachesNextHop(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, opts{hold: true, pc: policy.Config{Actions: map[string]string{"block": "hold"}}})
+	e := newEnv(t, opts{hold: true, pc: policy.Config{Actions: map[policy.VerdictName]policy.ActionName{"block": "hold"}}})
 	tests := []struct {
 		name   string
 		rcpts  []string
@@ -529,7 +536,7 @@ func TestSlowClientDoesNotHoldUpOthers(t *testing.T) {
 func TestWarnedRecipientIsDeliveredAndGetsTheHeaderOnlyWhenAskedTo(t *testing.T) {
 	t.Parallel()
 	for _, withHeader := range []bool{false, true} {
-		e := newEnv(t, opts{pc: policy.Config{Actions: map[string]string{"block": "warn"}}})
+		e := newEnv(t, opts{pc: policy.Config{Actions: map[policy.VerdictName]policy.ActionName{"block": "warn"}}})
 		if withHeader {
 			eng := *e.gate.Engine()
 			eng.WarnHeader = true

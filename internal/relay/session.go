@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -33,12 +32,16 @@ type session struct {
 	inRange bool // the client is in Allow; else it needs an allowed certificate
 	certOK  bool // its certificate was checked and allowed (this TLS session)
 
-	next  *smtp.Client // nil until the first MAIL, and after a failure
-	inTxn bool         // MAIL was sent to the next hop
-	from  string
-	mail  *smtp.MailOptions
-	sent  []string // recipients the next hop accepted
-	held  bool     // some recipient is held
+	next *nextConn // nil until the first MAIL, and after a failure
+	// kept: next came from the idle pool and has not answered yet in this
+	// session; if it turns out dead, a fresh one replaces it unnoticed.
+	kept    bool
+	inTxn   bool // the next hop accepted MAIL
+	from    string
+	mail    *smtp.MailOptions
+	mailErr *smtp.SMTPError // the next hop refused MAIL: every RCPT hears it
+	sent    []string        // recipients the next hop accepted
+	held    bool            // some recipient is held
 }
 
 // Errors the relay answers on its own.
@@ -56,6 +59,9 @@ func (x *session) nextErr(what string, err error) error {
 	var se *smtp.SMTPError
 	if errors.As(err, &se) {
 		x.log.Info("next hop refused", "cmd", what, "code", se.Code, "reply", se.Message)
+		if se.Code == 421 {
+			x.dropNext() // the next hop closes the session
+		}
 		return se
 	}
 	x.log.Warn("next hop failed", "cmd", what, "err", err)
@@ -67,54 +73,32 @@ func (x *session) nextErr(what string, err error) error {
 // progress: an unfinished DATA is then discarded by the next hop.
 func (x *session) dropNext() {
 	if x.next != nil {
-		x.next.Close()
+		x.next.close()
 		x.next = nil
 	}
-	x.inTxn = false
+	x.inTxn, x.kept = false, false
 }
 
 func (x *session) dial() error {
-	s := x.s
-	d := net.Dialer{Timeout: orDur(s.DialTimeout, 30*time.Second)}
-	fail := func(msg string, err error) error {
-		x.log.Warn(msg, "next_hop", s.NextHop, "err", err)
+	c, err := x.s.dialer.connect(x.s.ctx)
+	if err != nil {
+		var de *dialError
+		if errors.As(err, &de) && errors.Is(err, errPin) {
+			x.log.Warn("next hop certificate does not match the pinned fingerprint; refused", "next_hop", x.s.NextHop, "err", de.err)
+		} else if de != nil {
+			x.log.Warn(de.what, "next_hop", x.s.NextHop, "err", de.err)
+		} else {
+			x.log.Warn("cannot reach the next hop", "next_hop", x.s.NextHop, "err", err)
+		}
 		return errNextHopDown
 	}
-	conn, err := d.Dial("tcp", s.NextHop)
-	if err != nil {
-		return fail("cannot reach the next hop", err)
-	}
-	c := smtp.NewClient(conn)
-	if err := c.Hello(s.Domain); err != nil {
-		c.Close()
-		return fail("next hop refused the session", err)
-	}
-	offers, _ := c.Extension("STARTTLS")
-	if !offers && s.NextHopTLS == TLSRequired {
-		c.Close()
-		return fail("next hop does not offer STARTTLS", errors.New("next_hop_tls is required"))
-	}
-	if offers && s.NextHopTLS != TLSNone {
-		// go-smtp's client starts TLS only on a fresh connection.
-		c.Close()
-		if conn, err = d.Dial("tcp", s.NextHop); err != nil {
-			return fail("cannot reach the next hop", err)
-		}
-		cfg := s.NextHopTLSConfig
-		if cfg == nil {
-			host, _, _ := net.SplitHostPort(s.NextHop)
-			cfg = &tls.Config{ServerName: host}
-		}
-		if c, err = smtp.NewClientStartTLS(conn, cfg); err != nil {
-			return fail("STARTTLS to the next hop failed", err)
-		}
-	}
-	c.CommandTimeout = orDur(s.CommandTimeout, 5*time.Minute)
-	c.SubmissionTimeout = c.CommandTimeout + 2*time.Minute
 	x.next = c
 	return nil
 }
 
+// Mail starts a transaction: the next hop is reached (a kept session or a
+// new one; a failure is 451 here), and MAIL itself waits for the first
+// recipient that passes, to go with its RCPT in one round trip.
 func (x *session) Mail(from string, opts *smtp.MailOptions) error {
 	if err := x.mayRelay(); err != nil {
 		return err
@@ -126,30 +110,64 @@ func (x *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	x.resetTxn()
 	x.gs.Mail(from)
-	kept := false
 	if x.next == nil {
 		if x.next = x.s.takeNext(); x.next != nil {
-			kept = true
+			x.kept = true
 		} else if err := x.dial(); err != nil {
 			return err
 		}
 	}
-	o := passMail(opts)
-	err := x.next.Mail(from, o)
-	var se *smtp.SMTPError
-	if err != nil && kept && !errors.As(err, &se) {
-		// A kept session the next hop closed meanwhile: a fresh one.
-		x.dropNext()
-		if err := x.dial(); err != nil {
-			return err
-		}
-		err = x.next.Mail(from, o)
-	}
-	if err != nil {
-		return x.nextErr("MAIL", err)
-	}
-	x.inTxn, x.from, x.mail = true, from, o
+	x.from, x.mail = from, passMail(opts)
 	return nil
+}
+
+// toNext gives a recipient to the next hop, with MAIL before it when the
+// transaction has not started there yet.
+func (x *session) toNext(to string, opts *smtp.RcptOptions) error {
+	if x.mailErr != nil {
+		return x.mailErr
+	}
+	if x.next == nil {
+		return errNextHopLost
+	}
+	for {
+		mail := ""
+		var err error
+		if !x.inTxn {
+			if mail, err = x.next.mailLine(x.from, x.mail); err != nil {
+				x.log.Warn("cannot pass MAIL to the next hop", "err", err)
+				return errNextHopLost
+			}
+		}
+		rcpt, err := x.next.rcptLine(to, opts)
+		if err != nil {
+			x.log.Warn("cannot pass RCPT to the next hop", "err", err)
+			return errNextHopLost
+		}
+		mailErr, rcptErr, err := x.next.mailRcpt(mail, rcpt)
+		if err != nil && x.kept && !x.inTxn {
+			// A kept session the next hop closed meanwhile: a fresh one.
+			x.dropNext()
+			if err := x.dial(); err != nil {
+				return err
+			}
+			continue
+		}
+		x.kept = false
+		if err != nil {
+			return x.nextErr("RCPT", err)
+		}
+		if mailErr != nil {
+			x.mailErr = mailErr
+			return x.nextErr("MAIL", mailErr)
+		}
+		x.inTxn = true
+		if rcptErr != nil {
+			return x.nextErr("RCPT", rcptErr)
+		}
+		x.sent = append(x.sent, to)
+		return nil
+	}
 }
 
 // passMail is what the relay passes on of MAIL's parameters: SIZE, BODY,
@@ -173,14 +191,7 @@ func (x *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		x.held = true
 		return nil // accepted here; never given to the next hop
 	}
-	if x.next == nil {
-		return errNextHopLost
-	}
-	if err := x.next.Rcpt(to, passRcpt(opts)); err != nil {
-		return x.nextErr("RCPT", err)
-	}
-	x.sent = append(x.sent, to)
-	return nil
+	return x.toNext(to, passRcpt(opts))
 }
 
 // passRcpt passes DSN's NOTIFY and ORCPT on.
@@ -200,7 +211,12 @@ func enhanced(s string) smtp.EnhancedCode {
 }
 
 func (x *session) Data(r io.Reader) error {
-	br := bufio.NewReaderSize(r, 32<<10)
+	br := x.s.readers.Get().(*bufio.Reader)
+	br.Reset(r)
+	defer func() {
+		br.Reset(nil)
+		x.s.readers.Put(br)
+	}()
 	head, err := ReadHead(br, MaxHeaderBytes, strings.ToLower(gate.ReleaseHeader))
 	if err != nil {
 		return x.abort("reading the header", err)
@@ -217,13 +233,9 @@ func (x *session) Data(r io.Reader) error {
 	// Recipients held at RCPT but released by a valid release header go to
 	// the next hop after all.
 	for _, rc := range end.Released {
-		if x.next == nil {
-			return errNextHopLost
+		if err := x.toNext(rc, nil); err != nil {
+			return err
 		}
-		if err := x.next.Rcpt(rc, nil); err != nil {
-			return x.nextErr("RCPT", err)
-		}
-		x.sent = append(x.sent, rc)
 	}
 	var prefix bytes.Buffer
 	prefix.WriteString(x.received())
@@ -248,12 +260,7 @@ func (x *session) Data(r io.Reader) error {
 		if keep.Len() > x.s.MaxHoldSize {
 			return errTooBigHold
 		}
-		if x.next != nil {
-			if err := x.next.Reset(); err != nil {
-				x.dropNext()
-			}
-			x.inTxn = false
-		}
+		x.resetNext()
 		id, err := x.hold(end, keep.Bytes())
 		if err != nil {
 			return err
@@ -264,7 +271,7 @@ func (x *session) Data(r io.Reader) error {
 	if x.next == nil {
 		return errNextHopLost
 	}
-	w, err := x.next.Data()
+	w, err := x.next.data()
 	if err != nil {
 		return x.nextErr("DATA", err)
 	}
@@ -293,7 +300,7 @@ func (x *session) Data(r io.Reader) error {
 		}
 	}
 	crashPoint("before-next-hop-end")
-	err = w.Close()
+	err = x.next.end()
 	x.inTxn = false
 	if err != nil {
 		if id != "" {
@@ -387,14 +394,21 @@ func sanitize(s string) string {
 	return b.String()
 }
 
-// resetTxn abandons the transaction in progress at the next hop.
-func (x *session) resetTxn() {
+// resetNext abandons the transaction in progress at the next hop (the
+// RSET goes with the next commands when the next hop pipelines).
+func (x *session) resetNext() {
 	if x.inTxn && x.next != nil {
-		if err := x.next.Reset(); err != nil {
+		if err := x.next.rset(); err != nil {
 			x.dropNext()
 		}
 	}
-	x.inTxn, x.from, x.mail, x.sent, x.held = false, "", nil, x.sent[:0], false
+	x.inTxn = false
+}
+
+// resetTxn abandons the transaction in progress.
+func (x *session) resetTxn() {
+	x.resetNext()
+	x.from, x.mail, x.mailErr, x.sent, x.held = "", nil, nil, x.sent[:0], false
 }
 
 func (x *session) Reset() {

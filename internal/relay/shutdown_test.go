@@ -2,9 +2,12 @@ package relay
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-smtp"
 )
 
 // A Shutdown before Serve began (a daemon stopping right after start)
@@ -28,5 +31,25 @@ func TestServeAfterShutdownReturns(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		l.Close()
 		t.Fatal("Serve kept accepting after Shutdown")
+	}
+}
+
+// QUIT over TLS gets its 221 (with DSN on smtpConn does TLS; off,
+// go-smtp): crypto/tls's Close sets an expired write deadline after its
+// close_notify, and the batched reply was then never sent.
+func TestQuitOverTLSIsAnswered(t *testing.T) {
+	t.Parallel()
+	for _, dsn := range []bool{false, true} {
+		e := newEnv(t, opts{modify: func(s *Server) {
+			s.TLS = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
+			s.DSN = dsn
+		}})
+		c, err := smtp.DialStartTLS(e.relay, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Quit(); err != nil {
+			t.Errorf("dsn %v: QUIT over TLS: %v", dsn, err)
+		}
 	}
 }

@@ -30,14 +30,16 @@ func TestParseDSNTellsTheBackend(t *testing.T) {
 		{"stray.sqlite3", kindSQLite, "stray.sqlite3", ""},
 		{"postgres://stray@db.internal/stray?sslmode=verify-full", kindPostgres, "postgres://stray@db.internal/stray?sslmode=verify-full", ""},
 		{"postgresql://stray@db/stray", kindPostgres, "postgresql://stray@db/stray", ""},
-		{"", "", "", "empty DSN"},
+		{"", "", "", "DSN empty"},
 		{"sqlite:", "", "", "names no file"},
 		{"sqlite::memory:", "", "", "not durable"},
 		{"sqlite:file:x.db?mode=ro", "", "", "plain file path"},
-		{"mysql://root@db/stray", "", "", "unrecognised DSN"},
-		{"stray.txt", "", "", "unrecognised DSN"},
-		{"host=db user=stray", "", "", "unrecognised DSN"},
-		{"http://x/y.db", "", "", "unrecognised DSN"},
+		{"mysql://root@db/stray", "", "", "DSN unrecognised"},
+		{"stray.txt", "", "", "DSN unrecognised"},
+		{"host=db user=stray", "", "", "DSN unrecognised"},
+		{"http://x/y.db", "", "", "DSN unrecognised"},
+		{"/var/lib/stray/store", "", "", "write sqlite:/var/lib/stray/store"},
+		{"postgres://u:secret@h:x/db", "", "", "not a PostgreSQL URL"},
 	}
 	for _, tt := range tests {
 		kind, target, err := parseDSN(tt.dsn)
@@ -86,7 +88,12 @@ func FuzzDSNErrorHidesPassword(f *testing.F) {
 	f.Add("postgre", "stray", "hunter2hunter2", "h/db")
 	f.Add("", "u", "passw0rd!", "h")
 	f.Fuzz(func(t *testing.T, scheme, user, pass, rest string) {
-		if len(pass) < 6 || strings.Contains(scheme+user+rest, pass) || strings.Contains("store: unrecognised DSN want sqlite:PATH, PATH.db or postgres://… password=xxxxx", pass) {
+		if len(pass) < 6 || strings.Contains(scheme+user+rest, pass) || strings.Contains("store: DSN unrecognised want sqlite:PATH, PATH.db or postgres://… password=xxxxx not a PostgreSQL URL", pass) {
+			t.Skip()
+		}
+		// The error quotes the DSN: an escape in the other parts (a rune
+		// written \U000d0000 before "00") can spell the password by itself.
+		if strings.Contains(strconv.Quote(scheme+"://"+user+":xxxxx@"+rest), pass) {
 			t.Skip()
 		}
 		dsn := scheme + "://" + user + ":" + pass + "@" + rest

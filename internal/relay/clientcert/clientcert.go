@@ -18,9 +18,11 @@ import (
 // Rules say which TLS client certificates may relay from outside the
 // allowed ranges (relay.allow_certs). A rule is one of:
 //
-//   - "sha256:HEX": the SHA-256 fingerprint of the client's own (leaf)
-//     certificate, colons allowed. The certificate is pinned: no CA needs to
-//     vouch for it, but it must be within its validity period.
+//   - "sha256:HEX": the SHA-256 of the client certificate's public key
+//     (its SubjectPublicKeyInfo, as relay.next_hop_fingerprint and a DANE
+//     "3 1 1" record), colons allowed. The key is pinned: no CA needs to
+//     vouch for the certificate, which must be within its validity period,
+//     and a renewal that keeps the key keeps the pin.
 //   - a DNS name, "relay.example.com": a certificate that chains to
 //     ClientCAs (or the system roots) and has exactly this DNS name among
 //     its subject alternative names (case-insensitive; the common name is
@@ -33,7 +35,7 @@ import (
 //     relay.example.com is not met by a certificate for *.example.com.
 type Rules struct {
 	Names        []string   // lower-case, as written (a leading "*." kept)
-	Fingerprints [][32]byte // SHA-256 of the leaf certificate's DER
+	Fingerprints [][32]byte // SHA-256 of the leaf's SubjectPublicKeyInfo
 	// Roots verify certificates matched by name (nil: the system roots).
 	Roots *x509.CertPool
 }
@@ -123,7 +125,7 @@ func (r Rules) Check(chain []*x509.Certificate, now time.Time) error {
 	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
 		return fmt.Errorf("certificate not valid now (valid %s to %s)", leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
-	fp := sha256.Sum256(leaf.Raw)
+	fp := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
 	for _, f := range r.Fingerprints {
 		if f == fp {
 			return nil
@@ -131,7 +133,7 @@ func (r Rules) Check(chain []*x509.Certificate, now time.Time) error {
 	}
 	name := r.matchName(leaf.DNSNames)
 	if name == "" {
-		return fmt.Errorf("certificate (sha256:%x, names %v) matches no allowed name or fingerprint", fp, leaf.DNSNames)
+		return fmt.Errorf("certificate (key sha256:%x, names %v) matches no allowed name or key", fp, leaf.DNSNames)
 	}
 	inter := x509.NewCertPool()
 	for _, c := range chain[1:] {

@@ -453,8 +453,8 @@ func TestBatchResultsAreStrayCheckFindingsWithActionAndMessage(t *testing.T) {
 
 func TestCheckAppliesThePolicyAtSendTime(t *testing.T) {
 	t.Parallel()
-	pc := policy.Config{Allow: []string{"partner.ml"}, Deny: []string{".cm"}, Actions: map[string]string{"hold": "warn"},
-		Scopes: []policy.Scope{{Senders: []string{".navy.mil"}, Actions: map[string]string{"block": "tempfail"}}}}
+	pc := policy.Config{Allow: []string{"partner.ml"}, Deny: []string{".cm"}, Actions: map[policy.VerdictName]policy.ActionName{"hold": "warn"},
+		Scopes: []policy.Scope{{Senders: []string{".navy.mil"}, Actions: map[policy.VerdictName]policy.ActionName{"block": "tempfail"}}}}
 	e := engine(t, pc)
 	fx := newFixture(t, func(c *Config) { c.Gate = gateOf(e) })
 	a := decodeAnswer(t, fx.check(`{"recipients":["x@partner.ml","y@shop.cm","j@gmial.com","b@army.ml"]}`))
