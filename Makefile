@@ -105,6 +105,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseValues$$' -fuzztime $(FUZZTIME) ./internal/postconf
 	$(GO) test -run '^$$' -fuzz '^FuzzSources$$' -fuzztime $(FUZZTIME) ./internal/postconf
 	$(GO) test -run '^$$' -fuzz '^FuzzReadHead$$' -fuzztime $(FUZZTIME) ./internal/relay
+	$(GO) test -run '^$$' -fuzz '^FuzzFixORCPT$$' -fuzztime $(FUZZTIME) ./internal/relay
+	$(GO) test -run '^$$' -fuzz '^FuzzSMTPConnStream$$' -fuzztime $(FUZZTIME) ./internal/relay
+	$(GO) test -run '^$$' -fuzz '^FuzzSMTPConnDataEnd$$' -fuzztime $(FUZZTIME) ./internal/relay
+	$(GO) test -run '^$$' -fuzz '^FuzzRules$$' -fuzztime $(FUZZTIME) ./internal/relay/clientcert
 
 # Recall / fix / false-positive rate per scenario on the development corpus,
 # and per class of slip on the synthetic class-balanced set (synth.jsonl);
@@ -164,6 +168,12 @@ relay-perf:
 	STRAY_PERF_RELAY_NEXT=postfix STRAY_PERF_RELAY=2000 $(GO) test -count=1 -timeout 30m -run '^TestPerfRelayThroughputAndLatency$$' -v ./e2e; \
 	STRAY_PERF_RELAY=3000 $(GO) test -count=1 -timeout 30m -run '^TestPerfRelayThroughputAndLatency$$' -v ./e2e
 	STRAY_RELAY_CRASHES=40 $(GO) test -count=1 -run '^TestPerfRelayCrashAtRandomMoments$$' -v ./e2e
+
+# The relay's DSN connection layer (smtpConn): relay.dsn on against off,
+# alternating rounds, 2 KB and 1 MB messages through smtp-sink.
+.PHONY: relay-dsn-perf
+relay-dsn-perf:
+	STRAY_PERF_RELAY_DSN=2000 STRAY_PERF_ROUNDS=7 $(GO) test -count=1 -run '^TestPerfRelayDSNConnOverhead$$' -v ./e2e
 
 # Latency of the HTTP check API over loopback: 10-recipient batches from one
 # keep-alive client, p50/p99/p99.9 (the target is p99 ≤ 5 ms).

@@ -619,6 +619,11 @@ func TestRelayHundredRecipientsAndA30MBMessageThroughPostfix(t *testing.T) {
 			t.Errorf("a refused recipient reached the next hop: %s", g)
 		}
 	}
+	// DSN is on (the default): Postfix sent ORCPT for jörg@bücher.de, and
+	// the relay took it (issue 13).
+	if !strings.Contains(r.log.String(), "ORCPT with a UTF-8 address given its RFC 6533 type") {
+		t.Errorf("no DSN ORCPT for the internationalised recipient:\n%s", r.log.String())
+	}
 	// A 30 MB message streams through; the relay's memory stays far
 	// below the message's size.
 	big := "Subject: big\n\n" + strings.Repeat(strings.Repeat("x", 76)+"\n", 30<<20/77)

@@ -7,7 +7,7 @@ import (
 	"github.com/stray-mail/stray/internal/config"
 )
 
-const relayHelp = `usage: stray relay --listen HOST:PORT --next-hop HOST:PORT [--allow CIDR]... [--tls-cert FILE --tls-key FILE] [--require-tls] [--next-hop-tls none|opportunistic|required] [--next-hop-fingerprint sha256:HEX] [--next-hop-helo NAME] [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE]
+const relayHelp = `usage: stray relay --listen HOST:PORT --next-hop HOST:PORT [--allow CIDR]... [--allow-cert NAME|sha256:HEX]... [--client-ca FILE] [--tls-cert FILE --tls-key FILE] [--require-tls] [--next-hop-tls none|opportunistic|required] [--next-hop-fingerprint sha256:HEX] [--next-hop-helo NAME] [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE]
 
 Runs only the SMTP relay front end: a smart host for MTAs that speak
 neither milter nor policy delegation (Exchange, Microsoft 365, Google
@@ -19,7 +19,11 @@ asked), passes the others on, and answers 250 at the end of DATA only
 after the next hop accepted the message. The next hop's own 4xx and 5xx
 replies reach the client verbatim; when the next hop is down the client
 hears 4xx and keeps the message. Clients outside --allow (default loopback
-only) hear 554 at connect. Every setting is also in the config file
+only) hear 554 at connect; with --allow-cert they may instead relay after
+STARTTLS with a client certificate for an allowed name (verified against
+--client-ca or the system roots) or with a pinned public key, and are
+refused at MAIL (550 5.7.1) without one. SIGHUP re-reads the certificate
+and key. Every setting is also in the config file
 (listen.relay and the relay section); flags win.
 
 See docs/relay.md for Exchange, Microsoft 365, Google Workspace, Exim and
@@ -41,7 +45,10 @@ func runRelay(ctx context.Context, args []string, std Stdio) int {
 	next := fs.String("next-hop", "", "the MTA that queues and delivers, `HOST:PORT` (default: relay.next_hop)")
 	var allow stringsFlag
 	fs.Var(&allow, "allow", "client range allowed to relay, `CIDR` (repeatable; default: relay.allow, else loopback only)")
-	cert := fs.String("tls-cert", "", "STARTTLS certificate `FILE` (PEM; re-read when it changes)")
+	var allowCerts stringsFlag
+	fs.Var(&allowCerts, "allow-cert", "client certificate allowed to relay from outside --allow: a DNS `NAME` it carries (*.example.com: one label under it), verified, or sha256:HEX of a pinned public key (repeatable; default: relay.allow_certs)")
+	clientCA := fs.String("client-ca", "", "CA certificates `FILE` (PEM) verifying --allow-cert names (default: relay.client_ca, else the system roots)")
+	cert := fs.String("tls-cert", "", "STARTTLS certificate `FILE` (PEM; re-read on SIGHUP and when it changes)")
 	key := fs.String("tls-key", "", "STARTTLS private key `FILE` (PEM)")
 	requireTLS := fs.Bool("require-tls", false, "refuse MAIL before STARTTLS")
 	nextTLS := fs.String("next-hop-tls", "", "STARTTLS to the next hop: none, opportunistic (default) or required")
@@ -62,6 +69,12 @@ func runRelay(ctx context.Context, args []string, std Stdio) int {
 	}
 	if len(allow) > 0 {
 		r.Allow = allow
+	}
+	if len(allowCerts) > 0 {
+		r.AllowCerts = allowCerts
+	}
+	if *clientCA != "" {
+		r.ClientCA = *clientCA
 	}
 	if *cert != "" || *key != "" {
 		r.TLSCert, r.TLSKey = *cert, *key

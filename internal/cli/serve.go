@@ -30,7 +30,9 @@ embedded defaults, on loopback only:
 One log line per decision goes to standard error (queue id, sender,
 recipient, verdict, intended, action). SIGHUP reloads the config and the
 knowledge files and swaps them in atomically (messages in flight finish
-with the old ones; listener addresses need a restart). SIGTERM or SIGINT
+with the old ones; listener addresses need a restart), and re-reads the
+relay's and the HTTP listener's TLS certificates (a broken one is logged
+and the running one kept). SIGTERM or SIGINT
 stops accepting, lets messages in progress finish for shutdown_timeout, then
 closes what is left: the MTA tempfails those messages and retries them.
 

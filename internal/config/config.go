@@ -382,6 +382,7 @@ func Default() *Config {
 			OnExpiry: ExpiryDiscard, NotifySMTP: "127.0.0.1:25", NotifyFrom: "stray@localhost", ReinjectSMTP: "127.0.0.1:25",
 			OnStoreError: StoreErrorTempfail, MaxSize: 64 << 20, Sweep: Duration(time.Minute)},
 		Web:             Web{Dashboard: on(), SessionTTL: Duration(12 * time.Hour), API: on(), APIRate: 20},
+		Relay:           Relay{DSN: true},
 		Log:             Log{Level: "info", Format: "text"},
 		ShutdownTimeout: Duration(30 * time.Second),
 	}

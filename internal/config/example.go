@@ -106,10 +106,22 @@ relay:
   # The MTA that queues and delivers what the relay passes (HOST:PORT):
   # your Postfix, the Exchange connector's target, the provider's relay.
   next_hop: ""
-  # Client ranges (CIDR) that may relay; anyone else hears 554 at connect.
+  # Client ranges (CIDR) that may relay; anyone else hears 554 at connect
+  # (with allow_certs: 550 5.7.1 at MAIL, unless its certificate is allowed).
   allow: [127.0.0.0/8, "::1/128"]
-  # STARTTLS certificate and key (re-read when the files change);
-  # require_tls refuses MAIL before STARTTLS.
+  # Client certificates that may relay from outside allow, after STARTTLS:
+  # a DNS name the certificate carries (*.example.com: one label under
+  # it, or that literal wildcard name), verified against client_ca or the
+  # system roots, or sha256:HEX, a pinned certificate's public key (as
+  # next_hop_fingerprint).
+  # Microsoft 365: ["*.mail.protection.outlook.com"].
+  allow_certs: []
+  # CA certificates (PEM) for allow_certs names (re-read on SIGHUP); empty:
+  # the system roots.
+  client_ca: ""
+  # STARTTLS certificate and key (re-read on SIGHUP and when the files
+  # change; broken files keep the running one); require_tls refuses MAIL
+  # before STARTTLS.
   tls_cert: ""
   tls_key: ""
   require_tls: false
@@ -122,10 +134,9 @@ relay:
   next_hop_helo: ""
   # SIZE limit in bytes.
   max_message_size: 52428800
-  # Offer DSN and pass RET, ENVID, NOTIFY and ORCPT to the next hop. Off:
-  # the SMTP library refuses the ORCPT=rfc822;<UTF-8 address> that Postfix
-  # sends for an internationalised recipient with a permanent 501.
-  dsn: false
+  # Offer DSN and pass RET, ENVID, NOTIFY and ORCPT to the next hop (an
+  # internationalised recipient's ORCPT as RFC 6533's utf-8 type).
+  dsn: true
 
 sink:
   # "DOMAIN INTENDED" lines (stray scan --emit-deny): lookalikes you

@@ -2,12 +2,15 @@ package config
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"strings"
+
+	"github.com/stray-mail/stray/internal/relay/clientcert"
 )
 
 // Relay configures the SMTP relay front end.
@@ -16,10 +19,26 @@ type Relay struct {
 	// HOST:PORT (required with listen.relay).
 	NextHop string `yaml:"next_hop"`
 	// Allow lists the client ranges (CIDR) that may relay; default
-	// loopback only. Anyone else hears 554 at connect.
+	// loopback only. Anyone else hears 554 at connect, unless AllowCerts
+	// is set.
 	Allow []string `yaml:"allow"`
+	// AllowCerts lets clients outside Allow relay after STARTTLS with a
+	// client certificate that meets one entry: a DNS name the certificate
+	// carries (relay.example.com, or *.example.com for one label under
+	// example.com or the literal wildcard name), verified against
+	// ClientCA or the system roots, or "sha256:HEX", the SHA-256 of a
+	// pinned certificate's public key (SubjectPublicKeyInfo, as
+	// NextHopFingerprint). Clients outside Allow are then accepted at
+	// connect and refused at MAIL (550 5.7.1) without such a certificate.
+	// Needs TLSCert and TLSKey.
+	AllowCerts []string `yaml:"allow_certs"`
+	// ClientCA is a PEM file of the CA certificates that verify client
+	// certificates allowed by name (default: the system roots); re-read
+	// on SIGHUP.
+	ClientCA string `yaml:"client_ca"`
 	// TLSCert and TLSKey, when set, are offered with STARTTLS (re-read
-	// when the files change); RequireTLS refuses MAIL before STARTTLS.
+	// on SIGHUP and when the files change; broken files keep the running
+	// certificate); RequireTLS refuses MAIL before STARTTLS.
 	TLSCert    string `yaml:"tls_cert"`
 	TLSKey     string `yaml:"tls_key"`
 	RequireTLS bool   `yaml:"require_tls"`
@@ -36,9 +55,11 @@ type Relay struct {
 	// MaxMessageSize is the SIZE limit in bytes (default 50 MiB).
 	MaxMessageSize int64 `yaml:"max_message_size"`
 	// DSN offers the DSN extension and passes RET, ENVID, NOTIFY and ORCPT
-	// to the next hop. Off by default: the SMTP library refuses the
-	// ORCPT=rfc822;<UTF-8 address> Postfix sends for an internationalised
-	// recipient with a permanent 501.
+	// to the next hop (default on). The ORCPT=rfc822;<xtext of a UTF-8
+	// address> that Postfix sends for an internationalised recipient is
+	// passed on as RFC 6533's utf-8 type (the SMTP library refuses the
+	// former with 501). Off: clients send no DSN parameters, and the next
+	// hop reports failures as it always does.
 	DSN bool `yaml:"dsn"`
 }
 
@@ -57,6 +78,20 @@ func (r Relay) AllowPrefixes() ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// ClientCAPool reads the PEM file at path (relay.client_ca, resolved by
+// the caller) into a pool.
+func (r Relay) ClientCAPool(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: no PEM certificate in it", path)
+	}
+	return p, nil
 }
 
 // ParseFingerprint parses a pinned key, "sha256:HEX": 64 hex digits, any
@@ -119,6 +154,17 @@ func (c *Config) relayProblems() []string {
 		}
 		if _, err := os.Stat(c.Path(f)); err != nil {
 			p = append(p, fmt.Sprintf("%s: %v", name, err))
+		}
+	}
+	if _, err := clientcert.Parse(r.AllowCerts); err != nil {
+		p = append(p, "relay.allow_certs: "+err.Error())
+	}
+	if len(r.AllowCerts) > 0 && r.TLSCert == "" {
+		p = append(p, "relay.allow_certs: needs relay.tls_cert and relay.tls_key (clients present certificates after STARTTLS)")
+	}
+	if r.ClientCA != "" {
+		if _, err := r.ClientCAPool(c.Path(r.ClientCA)); err != nil {
+			p = append(p, "relay.client_ca: "+err.Error())
 		}
 	}
 	if r.RequireTLS && r.TLSCert == "" {

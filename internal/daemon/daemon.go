@@ -70,6 +70,8 @@ type Daemon struct {
 	shutdown  []func(context.Context) error
 	errs      chan error
 	reloadReq chan struct{} // a run-time rule changed: rebuild the engine
+	hupMu     sync.Mutex
+	hup       []hupHook // what else SIGHUP re-reads (certificates)
 	wg        sync.WaitGroup
 	stopped   atomic.Bool // stop ran: the listeners, recorder and store are closed
 
@@ -268,6 +270,40 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	return err
 }
 
+// hupHook is something a listener re-reads on SIGHUP.
+type hupHook struct {
+	name   string
+	reload func() error
+}
+
+// onHUP registers reload to run on SIGHUP.
+func (d *Daemon) onHUP(name string, reload func() error) {
+	d.hupMu.Lock()
+	defer d.hupMu.Unlock()
+	d.hup = append(d.hup, hupHook{name, reload})
+}
+
+// ReloadFiles re-reads what the listeners keep from files (the relay's
+// certificate and key), as SIGHUP does; a file that cannot be read is
+// logged and the running one kept. It returns the first error.
+func (d *Daemon) ReloadFiles() error {
+	d.hupMu.Lock()
+	hooks := append([]hupHook(nil), d.hup...)
+	d.hupMu.Unlock()
+	var first error
+	for _, h := range hooks {
+		if err := h.reload(); err != nil {
+			d.log.Error("cannot reload; keeping the running one", "what", h.name, "err", err)
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		d.log.Info("reloaded", "what", h.name)
+	}
+	return first
+}
+
 // RequestReload asks the daemon's loop to rebuild the engine (a run-time
 // rule changed); it never blocks.
 func (d *Daemon) RequestReload() {
@@ -281,7 +317,8 @@ func (d *Daemon) RequestReload() {
 // learned from traffic (every node's).
 const learnedRefresh = 10 * time.Minute
 
-// Run runs until ctx ends or a listener fails, reloading on SIGHUP, on a
+// Run runs until ctx ends or a listener fails, reloading on SIGHUP (also
+// the listeners' certificates: ReloadFiles), on a
 // rule change and every learnedRefresh with a store, then shuts everything
 // down within the config's shutdown_timeout. A failed listener is an
 // ErrUnavailable error.
@@ -322,6 +359,7 @@ loop:
 		select {
 		case <-hup:
 			d.Reload(bg)
+			d.ReloadFiles()
 		case <-refresh:
 			d.Reload(bg)
 		case <-d.reloadReq:

@@ -171,6 +171,7 @@ func (d *Daemon) StartHTTP(addr string) error {
 			return fmt.Errorf("http: %w", err)
 		}
 		tlsCfg = &tls.Config{GetCertificate: kp.get, MinVersion: tls.VersionTLS12}
+		d.onHUP("http certificate", kp.reload)
 		h = web.HSTS(mux)
 	}
 	s := web.NewHTTPServer(h, web.HTTPLimits{MaxConns: maxConns}, d.log.With("listener", "http"))

@@ -10,6 +10,7 @@ import (
 	"github.com/stray-mail/stray/detect"
 	"github.com/stray-mail/stray/internal/config"
 	"github.com/stray-mail/stray/internal/relay"
+	"github.com/stray-mail/stray/internal/relay/clientcert"
 )
 
 // StartRelay starts the SMTP relay front end on addr, as the config's
@@ -52,12 +53,32 @@ func (d *Daemon) newRelay(rc config.Relay) (*relay.Server, error) {
 		fp := relay.Fingerprint(pin)
 		s.NextHopFingerprint = &fp
 	}
+	if s.AllowCerts, err = clientcert.Parse(rc.AllowCerts); err != nil {
+		return nil, fmt.Errorf("relay.allow_certs: %w", err)
+	}
+	if rc.ClientCA != "" {
+		path := cfg.Path(rc.ClientCA)
+		if s.AllowCerts.Roots, err = rc.ClientCAPool(path); err != nil {
+			return nil, fmt.Errorf("relay.client_ca: %w", err)
+		}
+		d.onHUP("relay client CA", func() error {
+			p, err := rc.ClientCAPool(path)
+			if err != nil {
+				return err
+			}
+			s.SetClientRoots(p)
+			return nil
+		})
+	}
 	if rc.TLSCert != "" {
 		kp := &keyPair{cert: cfg.Path(rc.TLSCert), key: cfg.Path(rc.TLSKey)}
 		if _, err := kp.get(nil); err != nil {
 			return nil, err
 		}
 		s.TLS = &tls.Config{GetCertificate: kp.get, MinVersion: tls.VersionTLS12}
+		d.onHUP("relay certificate", kp.reload)
+	} else if !s.AllowCerts.Empty() {
+		return nil, fmt.Errorf("relay.allow_certs: needs relay.tls_cert and relay.tls_key (clients present certificates after STARTTLS)")
 	}
 	return s, nil
 }
@@ -101,6 +122,22 @@ type keyPair struct {
 	loaded    *tls.Certificate
 	mtime     time.Time
 	checked   time.Time
+}
+
+// reload re-reads the files now (SIGHUP); on error the running certificate
+// stays.
+func (k *keyPair) reload() error {
+	c, err := tls.LoadX509KeyPair(k.cert, k.key)
+	if err != nil {
+		return fmt.Errorf("%s, %s: %w", k.cert, k.key, err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.loaded, k.checked = &c, time.Now()
+	if fi, err := os.Stat(k.cert); err == nil {
+		k.mtime = fi.ModTime()
+	}
+	return nil
 }
 
 func (k *keyPair) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {

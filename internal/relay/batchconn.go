@@ -3,6 +3,7 @@ package relay
 import (
 	"net"
 	"sync"
+	"time"
 )
 
 // batchListener hands the SMTP server connections whose replies are
@@ -71,6 +72,10 @@ func (c *batchConn) Read(p []byte) (int, error) {
 
 func (c *batchConn) Close() error {
 	c.mu.Lock()
+	// crypto/tls's Close leaves the write deadline at "now" after its
+	// close_notify: without a fresh one the last reply (221 to QUIT) and
+	// the alert, still held here, would never leave.
+	c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	c.flushLocked()
 	c.mu.Unlock()
 	return c.Conn.Close()

@@ -19,8 +19,9 @@ func (c *writesConn) Write(p []byte) (int, error) {
 	c.writes = append(c.writes, string(p))
 	return len(p), nil
 }
-func (c *writesConn) Read([]byte) (int, error) { return 0, io.EOF }
-func (c *writesConn) Close() error             { c.closed = true; return nil }
+func (c *writesConn) Read([]byte) (int, error)         { return 0, io.EOF }
+func (c *writesConn) Close() error                     { c.closed = true; return nil }
+func (c *writesConn) SetWriteDeadline(time.Time) error { return nil }
 
 func TestRepliesLeaveInOneWriteWhenTheServerNextReads(t *testing.T) {
 	t.Parallel()

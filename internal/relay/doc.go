@@ -15,5 +15,10 @@
 // key, and keeps sessions for reuse.
 //
 // It decides nothing itself: refusals, holds and warnings come from the
-// gate. It never relays for clients outside its allowed ranges.
+// gate. It never relays for clients outside its allowed ranges, unless
+// they present a client certificate that meets the configured rules
+// (clientcert). It never changes what a client sends but for one
+// parameter: with DSN, an ORCPT whose rfc822 xtext holds a UTF-8 address
+// is given its RFC 6533 utf-8 form for the same address (smtpConn, which
+// therefore also does STARTTLS); message content is never touched.
 package relay

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/stray-mail/stray/internal/gate"
 	"github.com/stray-mail/stray/internal/hold"
+	"github.com/stray-mail/stray/internal/relay/clientcert"
 )
 
 // Next-hop TLS modes.
@@ -48,8 +50,14 @@ type Server struct {
 	// NextHop is the MTA that queues and delivers, HOST:PORT.
 	NextHop string
 	// Allow are the client ranges that may relay (default: loopback).
-	// Anyone else hears 554 at connect.
+	// Anyone else hears 554 at connect, unless AllowCerts is set.
 	Allow []netip.Prefix
+	// AllowCerts, when not empty, also lets clients outside Allow relay
+	// after STARTTLS with a certificate that meets a rule (Microsoft 365
+	// connectors identify themselves so). Clients outside Allow are then
+	// accepted at connect, asked for a certificate in the TLS handshake,
+	// and refused at MAIL (550 5.7.1) without an allowed one. Needs TLS.
+	AllowCerts clientcert.Rules
 	// Domain is this relay's name in the greeting and Received header
 	// (default: the host name).
 	Domain string
@@ -67,11 +75,12 @@ type Server struct {
 	// MAIL before it.
 	TLS        *tls.Config
 	RequireTLS bool
-	// DSN offers the DSN extension and passes its parameters on. Off by
-	// default: go-smtp v0.25.1 refuses the ORCPT=rfc822;<UTF-8 address>
-	// that Postfix sends for an internationalised recipient with 501, a
-	// permanent bounce of legitimate mail. Without DSN the client sends no
-	// ORCPT or NOTIFY, and the next hop reports failures as it always does.
+	// DSN offers the DSN extension and passes its parameters on (RET,
+	// ENVID, NOTIFY, ORCPT). go-smtp v0.25.1 refuses the
+	// ORCPT=rfc822;<xtext of a UTF-8 address> that Postfix sends for an
+	// internationalised recipient with a permanent 501, so with DSN each
+	// client connection goes through smtpConn, which gives that parameter
+	// its RFC 6533 utf-8 type (and therefore does STARTTLS itself).
 	DSN bool
 	// NextHopTLS is none, opportunistic (default) or required;
 	// NextHopTLSConfig verifies the next hop's certificate (default:
@@ -93,7 +102,9 @@ type Server struct {
 	ReadTimeout, WriteTimeout   time.Duration
 
 	once   sync.Once
+	roots  atomic.Pointer[x509.CertPool] // SetClientRoots: replaces AllowCerts.Roots
 	srv    *smtp.Server
+	tlsCfg *tls.Config // offered to clients
 	log    *slog.Logger
 	connID atomic.Uint64
 	// idle are next-hop sessions between transactions, kept for the next
@@ -106,6 +117,8 @@ type Server struct {
 	// cleared) for every message.
 	readers sync.Pool
 	closing atomic.Bool
+	lmu     sync.Mutex     // guards ls against a Shutdown racing Serve
+	ls      []net.Listener // what Serve serves
 	// ctx is the sessions' context for the store; Shutdown ends it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -185,13 +198,31 @@ func (s *Server) init() {
 		srv.WriteTimeout = orDur(s.WriteTimeout, time.Minute)
 		srv.EnableSMTPUTF8 = true
 		srv.EnableDSN = s.DSN
-		srv.TLSConfig = s.TLS
+		s.tlsCfg = clientTLS(s.TLS, !s.AllowCerts.Empty())
+		srv.TLSConfig = s.tlsCfg
+		if s.DSN {
+			srv.TLSConfig = nil // smtpConn does STARTTLS, below its ORCPT fix
+		}
 		srv.ErrorLog = errorLog{s.log}
 		s.srv = srv
 		s.idle = make(chan idleNext, 16)
 		s.dialer = s.nextDialer()
 		s.readers.New = func() any { return bufio.NewReaderSize(nil, 32<<10) }
 	})
+}
+
+// SetClientRoots replaces the CA certificates that verify client
+// certificates allowed by name (AllowCerts.Roots), for the next MAIL of
+// every session: a CA file re-read on SIGHUP. Safe while serving.
+func (s *Server) SetClientRoots(p *x509.CertPool) { s.roots.Store(p) }
+
+// certRules are AllowCerts with the roots in force.
+func (s *Server) certRules() clientcert.Rules {
+	r := s.AllowCerts
+	if p := s.roots.Load(); p != nil {
+		r.Roots = p
+	}
+	return r
 }
 
 // nextDialer is how sessions reach the next hop, from the Server's fields.
@@ -228,9 +259,22 @@ func orDur(d, def time.Duration) time.Duration {
 }
 
 // Serve accepts clients on l until Shutdown. Clients outside Allow hear
-// 554 and are disconnected before the SMTP server sees them.
+// 554 and are disconnected before the SMTP server sees them (with
+// AllowCerts, they are refused at MAIL instead unless their certificate
+// is allowed).
 func (s *Server) Serve(l net.Listener) error {
 	s.init()
+	// A Shutdown that came first (a daemon stopping right after start)
+	// must not leave Serve accepting: go-smtp only closes the listeners
+	// it already serves.
+	s.lmu.Lock()
+	if s.closing.Load() {
+		s.lmu.Unlock()
+		l.Close()
+		return nil
+	}
+	s.ls = append(s.ls, l)
+	s.lmu.Unlock()
 	err := s.srv.Serve(&allowListener{Listener: batchListener{l}, s: s})
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
@@ -243,7 +287,12 @@ func (s *Server) Serve(l net.Listener) error {
 // its client keeps and retries it).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
+	s.lmu.Lock()
 	s.closing.Store(true)
+	for _, l := range s.ls {
+		l.Close()
+	}
+	s.lmu.Unlock()
 	err := s.srv.Shutdown(ctx)
 	if ctx.Err() != nil {
 		s.cancel() // what is left stops waiting for the store
@@ -278,7 +327,8 @@ func (s *Server) allowed(a net.Addr) bool {
 	return false
 }
 
-// allowListener refuses clients outside the allowed ranges at connect.
+// allowListener refuses clients outside the allowed ranges at connect,
+// unless certificates may relay (then Mail refuses them without one).
 type allowListener struct {
 	net.Listener
 	s *Server
@@ -290,7 +340,10 @@ func (l *allowListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if l.s.allowed(c.RemoteAddr()) {
+		if l.s.allowed(c.RemoteAddr()) || !l.s.AllowCerts.Empty() {
+			if l.s.DSN {
+				return newSMTPConn(c, l.s.tlsCfg, l.s.log.With("client", c.RemoteAddr().String()), l.s.srv.ReadTimeout), nil
+			}
 			return c, nil
 		}
 		l.s.log.Warn("client not allowed to relay; refused at connect", "client", c.RemoteAddr().String())
@@ -308,7 +361,7 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	s := b.s
 	id := s.connID.Add(1)
 	log := s.log.With("conn", id, "client", c.Conn().RemoteAddr().String())
-	return &session{s: s, c: c, id: id, log: log, gs: s.Gate.NewSession("relay", log)}, nil
+	return &session{s: s, c: c, id: id, log: log, gs: s.Gate.NewSession("relay", log), inRange: s.allowed(c.Conn().RemoteAddr())}, nil
 }
 
 // errorLog sends go-smtp's own error messages to the log.

@@ -29,6 +29,9 @@ type session struct {
 	log *slog.Logger
 	gs  *gate.Session
 
+	inRange bool // the client is in Allow; else it needs an allowed certificate
+	certOK  bool // its certificate was checked and allowed (this TLS session)
+
 	next *nextConn // nil until the first MAIL, and after a failure
 	// kept: next came from the idle pool and has not answered yet in this
 	// session; if it turns out dead, a fresh one replaces it unnoticed.
@@ -97,8 +100,11 @@ func (x *session) dial() error {
 // new one; a failure is 451 here), and MAIL itself waits for the first
 // recipient that passes, to go with its RCPT in one round trip.
 func (x *session) Mail(from string, opts *smtp.MailOptions) error {
+	if err := x.mayRelay(); err != nil {
+		return err
+	}
 	if x.s.RequireTLS {
-		if _, ok := x.c.TLSConnectionState(); !ok {
+		if _, ok := x.tlsState(); !ok {
 			return errTLSRequired
 		}
 	}
@@ -364,7 +370,7 @@ func (x *session) received() string {
 		client = ta.IP.String()
 	}
 	proto := "ESMTP"
-	if _, ok := x.c.TLSConnectionState(); ok {
+	if _, ok := x.tlsState(); ok {
 		proto = "ESMTPS"
 	}
 	return fmt.Sprintf("Received: from %s ([%s])\r\n\tby %s (stray relay) with %s id %x-%d;\r\n\t%s\r\n",
