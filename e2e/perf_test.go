@@ -175,12 +175,13 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 	}
 }
 
+// ratios is a[i]/b[i] for each round both have.
 func ratios(a, b []float64) []float64 {
-	r := make([]float64, len(a))
-	for i := range a {
-		r[i] = a[i] / b[i]
+	var out []float64
+	for i := range min(len(a), len(b)) {
+		out = append(out, a[i]/b[i])
 	}
-	return r
+	return out
 }
 
 func mean(d []float64) float64 {

@@ -43,15 +43,6 @@ func pct(s []float64, p float64) float64 {
 	return s[int(float64(len(s)-1)*p)]
 }
 
-// ratios are a[i]/b[i]: the rounds paired in time.
-func ratios(a, b []float64) []float64 {
-	var out []float64
-	for i := range min(len(a), len(b)) {
-		out = append(out, a[i]/b[i])
-	}
-	return out
-}
-
 // cpuTime is a process's user and system CPU time (0 for pid 0).
 func cpuTime(t *testing.T, pid int) time.Duration {
 	if pid == 0 {
