@@ -134,36 +134,58 @@ func TestCheckAPIFailureLimitSeparatesClientsBehindATrustedProxy(t *testing.T) {
 // client: the refusal of strangers comes after accept) never holds more
 // than replyMaxConns descriptors, the oldest idle ones make room, and the
 // listener keeps greeting the MTA.
-func TestReplyListenerIsCappedAndKeepsGreeting(t *testing.T) {
+// Every SMTP listener is capped: a flood of idle connections cannot take
+// the descriptors the milter and policy server need, and the listener
+// still greets a new client. The relay and the sink face senders'
+// networks and, for the sink, the Internet: before their caps, 60 of 60
+// idle connections stayed open.
+func TestSMTPListenersAreCappedAndKeepGreeting(t *testing.T) {
 	dir := t.TempDir()
-	reply := fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
-	startStrayListen(t, "  reply: "+reply+"\n", fmt.Sprintf("store: sqlite:%s/stray.db\nhold:\n  secret_file: %s/stray.key\n  reply_domain: reply.example.org\n", dir, dir))
-	greet := func() (net.Conn, string) {
-		c, err := net.DialTimeout("tcp", reply, 2*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetReadDeadline(time.Now().Add(3 * time.Second))
-		line, _ := bufio.NewReader(c).ReadString('\n')
-		return c, line
+	domains := filepath.Join(dir, "registered.txt")
+	if err := os.WriteFile(domains, []byte("army.ml army.mil\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	var conns []net.Conn
-	for i := 0; i < 60; i++ {
-		c, line := greet()
-		if !strings.HasPrefix(line, "220 ") {
-			t.Fatalf("connection %d greeted with %q", i+1, line)
-		}
-		conns = append(conns, c)
-	}
-	open := 0
-	for _, c := range conns {
-		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		if _, err := c.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
-			open++
-		}
-		c.Close()
-	}
-	if open > 32 {
-		t.Fatalf("%d of 60 idle reply connections still open, want at most 32", open)
+	store := fmt.Sprintf("store: sqlite:%s/stray.db\nhold:\n  secret_file: %s/stray.key\n", dir, dir)
+	for _, tt := range []struct {
+		name, listen, body string
+		max                int
+	}{
+		{"reply", "reply", store + "  reply_domain: reply.example.org\n", 32},
+		{"relay", "relay", store + "relay:\n  next_hop: 127.0.0.1:9\n", 5},
+		{"sink", "sink", store + "sink:\n  domains: " + domains + "\n", 5},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
+			listen := fmt.Sprintf("  %s: %s\n  max_connections:\n    relay: 5\n    sink: 5\n", tt.listen, addr)
+			startStrayListen(t, listen, tt.body)
+			greet := func() (net.Conn, string) {
+				c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.SetReadDeadline(time.Now().Add(3 * time.Second))
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				return c, line
+			}
+			var conns []net.Conn
+			for i := 0; i < 60; i++ {
+				c, line := greet()
+				if !strings.HasPrefix(line, "220 ") {
+					t.Fatalf("connection %d greeted with %q", i+1, line)
+				}
+				conns = append(conns, c)
+			}
+			open := 0
+			for _, c := range conns {
+				c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				if _, err := c.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
+					open++
+				}
+				c.Close()
+			}
+			if open > tt.max {
+				t.Fatalf("%d of 60 idle %s connections still open, want at most %d", open, tt.name, tt.max)
+			}
+		})
 	}
 }

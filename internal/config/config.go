@@ -135,6 +135,10 @@ type MaxConnections struct {
 	Milter int `yaml:"milter"`
 	Policy int `yaml:"policy"`
 	HTTP   int `yaml:"http"`
+	// Relay counts client sessions; each also holds a connection to the
+	// next hop, so it takes two descriptors.
+	Relay int `yaml:"relay"`
+	Sink  int `yaml:"sink"`
 }
 
 // Automatic connection caps: at most these, and together no more than the
@@ -144,6 +148,8 @@ const (
 	DefaultMaxMilter = 512
 	DefaultMaxPolicy = 256
 	DefaultMaxHTTP   = 256
+	DefaultMaxRelay  = 256
+	DefaultMaxSink   = 256
 	FDReserve        = 64
 )
 
@@ -156,13 +162,16 @@ func (l Listen) Caps(nofile uint64) MaxConnections {
 		on  bool
 		set int
 		def int
+		fds int64 // descriptors per connection
 		out *int
 	}
 	var m MaxConnections
 	kinds := []kind{
-		{l.Milter != "", l.MaxConnections.Milter, DefaultMaxMilter, &m.Milter},
-		{l.Policy != "", l.MaxConnections.Policy, DefaultMaxPolicy, &m.Policy},
-		{l.HTTP != "", l.MaxConnections.HTTP, DefaultMaxHTTP, &m.HTTP},
+		{l.Milter != "", l.MaxConnections.Milter, DefaultMaxMilter, 1, &m.Milter},
+		{l.Policy != "", l.MaxConnections.Policy, DefaultMaxPolicy, 1, &m.Policy},
+		{l.HTTP != "", l.MaxConnections.HTTP, DefaultMaxHTTP, 1, &m.HTTP},
+		{l.Relay != "", l.MaxConnections.Relay, DefaultMaxRelay, 2, &m.Relay},
+		{l.Sink != "", l.MaxConnections.Sink, DefaultMaxSink, 1, &m.Sink},
 	}
 	budget := int64(min(nofile, 1<<30)) - FDReserve
 	auto := int64(0)
@@ -171,10 +180,10 @@ func (l Listen) Caps(nofile uint64) MaxConnections {
 		case k.set > 0:
 			*k.out = k.set
 			if k.on {
-				budget -= int64(k.set)
+				budget -= int64(k.set) * k.fds
 			}
 		case k.on:
-			auto += int64(k.def)
+			auto += int64(k.def) * k.fds
 		default:
 			*k.out = k.def
 		}
@@ -543,7 +552,8 @@ func (c *Config) Validate() error {
 			p = append(p, "listen.milter: "+err.Error())
 		}
 	}
-	for name, n := range map[string]int{"milter": c.Listen.MaxConnections.Milter, "policy": c.Listen.MaxConnections.Policy, "http": c.Listen.MaxConnections.HTTP} {
+	mc := c.Listen.MaxConnections
+	for name, n := range map[string]int{"milter": mc.Milter, "policy": mc.Policy, "http": mc.HTTP, "relay": mc.Relay, "sink": mc.Sink} {
 		if n < 0 {
 			p = append(p, fmt.Sprintf("listen.max_connections.%s: %d: want 0 (sized from the file-descriptor limit) or a positive number", name, n))
 		}

@@ -93,7 +93,8 @@ listen:
   # every recipient with the address meant. Empty: off.
   sink: ""
   # Open connections per listener. 0: sized from the file-descriptor limit
-  # (at most 512 milter, 256 policy, 256 http, together the limit less 64).
+  # (at most 512 milter, 256 policy, 256 http, 256 relay sessions of two
+  # descriptors each, 256 sink, together the limit less 64).
   # At the cap a new connection replaces the idle one that has gone longest
   # without completing anything, or is closed at once, and the MTA applies
   # its default action (tempfail) and retries.
@@ -101,6 +102,8 @@ listen:
     milter: 0
     policy: 0
     http: 0
+    relay: 0
+    sink: 0
 
 relay:
   # The MTA that queues and delivers what the relay passes (HOST:PORT):

@@ -17,11 +17,16 @@ func TestConnectionCapsFitTheFileDescriptorLimit(t *testing.T) {
 		nofile uint64
 		want   MaxConnections
 	}{
-		{"DefaultsUnderAHighLimit", all, 1 << 20, MaxConnections{512, 256, 256}},
-		{"ShrunkInProportionUnder300", all, 300, MaxConnections{118, 59, 59}},
-		{"AListenerThatIsOffTakesNoShare", milterOnly, 300, MaxConnections{236, 256, 256}},
-		{"SetCapsAreKeptAndTheRestShareWhatIsLeft", set, 300, MaxConnections{100, 116, 20}},
-		{"NeverBelowOne", all, 10, MaxConnections{1, 1, 1}},
+		{"DefaultsUnderAHighLimit", all, 1 << 20, MaxConnections{512, 256, 256, 256, 256}},
+		{"ShrunkInProportionUnder300", all, 300, MaxConnections{118, 59, 59, 256, 256}},
+		{"AListenerThatIsOffTakesNoShare", milterOnly, 300, MaxConnections{236, 256, 256, 256, 256}},
+		{"SetCapsAreKeptAndTheRestShareWhatIsLeft", set, 300, MaxConnections{100, 116, 20, 256, 256}},
+		{"NeverBelowOne", all, 10, MaxConnections{1, 1, 1, 256, 256}},
+		// A relay session holds two descriptors (client and next hop):
+		// 236 descriptors shared by 512 milter and 256 relay sessions of
+		// two give each half its share: 118 and 59.
+		{"ARelaySessionTakesTwoDescriptors", Listen{Milter: "inet:127.0.0.1:8895", Relay: "127.0.0.1:10025"}, 300, MaxConnections{118, 256, 256, 59, 256}},
+		{"TheSinkSharesLikeTheOthers", Listen{Sink: "127.0.0.1:2525", HTTP: "127.0.0.1:8098"}, 300, MaxConnections{512, 256, 118, 256, 118}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

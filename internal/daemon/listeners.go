@@ -236,10 +236,19 @@ func (d *Daemon) StartReply(addr string) error {
 	// Only the organisation's MTA talks here: a small cap keeps a flood
 	// from taking the descriptors the milter and policy server need, and
 	// accept errors (EMFILE) are retried rather than ending the listener.
-	capped := connserver.NewListener(l, replyMaxConns, d.log.With("listener", "reply"))
-	capped.Refuse = func(c net.Conn) { io.WriteString(c, "421 4.7.0 too many connections, try again later\r\n") }
+	capped := d.capSMTP(l, "reply", replyMaxConns)
 	d.run("reply", addr, l, func() error { return rs.Serve(capped) }, rs.Shutdown)
 	return nil
+}
+
+// capSMTP caps an SMTP listener (reply, relay, sink) at max connections:
+// a flood cannot take the descriptors the other listeners need, accept
+// errors (EMFILE) are retried rather than ending the listener, and a
+// client over the cap hears 421 and tries again later.
+func (d *Daemon) capSMTP(l net.Listener, name string, max int) net.Listener {
+	capped := connserver.NewListener(l, max, d.log.With("listener", name))
+	capped.Refuse = func(c net.Conn) { io.WriteString(c, "421 4.7.0 too many connections, try again later\r\n") }
+	return capped
 }
 
 // caps are the listeners' connection caps under this process's

@@ -28,7 +28,8 @@ func (d *Daemon) StartRelayWith(addr string, rc config.Relay) error {
 	if err != nil {
 		return err
 	}
-	d.run("relay", addr, l, func() error { return s.Serve(l) }, s.Shutdown, "next_hop", rc.NextHop)
+	capped := d.capSMTP(l, "relay", d.caps().Relay)
+	d.run("relay", addr, l, func() error { return s.Serve(capped) }, s.Shutdown, "next_hop", rc.NextHop, "max_connections", d.caps().Relay)
 	return nil
 }
 
@@ -110,7 +111,8 @@ func (d *Daemon) StartSinkWith(addr, path string) error {
 	}
 	s := relay.NewSink(domains, d.st, d.log, d.reg)
 	d.log.Info("sink domains", "count", len(domains))
-	d.run("sink", addr, l, func() error { return s.Serve(l) }, s.Shutdown)
+	capped := d.capSMTP(l, "sink", d.caps().Sink)
+	d.run("sink", addr, l, func() error { return s.Serve(capped) }, s.Shutdown, "max_connections", d.caps().Sink)
 	return nil
 }
 
