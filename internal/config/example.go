@@ -128,7 +128,8 @@ relay:
   tls_cert: ""
   tls_key: ""
   require_tls: false
-  # STARTTLS to the next hop: none, opportunistic or required (verified).
+  # STARTTLS to the next hop: none, opportunistic (encrypted when offered,
+  # not authenticated) or required (certificate verified).
   next_hop_tls: opportunistic
   # Pin the next hop's key instead of trusting a CA: sha256:HEX of its
   # certificate's SubjectPublicKeyInfo (STARTTLS then required). Empty: no pin.

@@ -82,9 +82,10 @@ type Server struct {
 	// client connection goes through smtpConn, which gives that parameter
 	// its RFC 6533 utf-8 type (and therefore does STARTTLS itself).
 	DSN bool
-	// NextHopTLS is none, opportunistic (default) or required;
-	// NextHopTLSConfig verifies the next hop's certificate (default:
-	// system roots, server name from NextHop).
+	// NextHopTLS is none, opportunistic (default: encrypted when offered,
+	// not authenticated) or required; with required, NextHopTLSConfig
+	// verifies the next hop's certificate (default: system roots, server
+	// name from NextHop).
 	NextHopTLS       string
 	NextHopTLSConfig *tls.Config
 	// NextHopFingerprint, when set, pins the next hop's key: STARTTLS is
@@ -242,6 +243,13 @@ func (s *Server) nextDialer() nextDialer {
 		// Resumed sessions: a new next-hop connection skips the full
 		// handshake.
 		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(64)
+	}
+	if d.mode == TLSOpportunistic {
+		// Postfix's "may": encrypt when the next hop offers STARTTLS,
+		// never authenticate. Verifying here refused a next hop with a
+		// self-signed certificate (a fresh Debian Postfix's), and every
+		// message waited in the client's queue; "required" verifies.
+		cfg.InsecureSkipVerify = true
 	}
 	if s.NextHopFingerprint != nil {
 		d.mode = TLSRequired
