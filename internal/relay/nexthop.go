@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -162,6 +163,7 @@ type nextDialer struct {
 	helo    string
 	mode    string      // TLSNone, TLSOpportunistic, TLSRequired
 	tls     *tls.Config // verification (or the pin) for STARTTLS
+	log     *slog.Logger
 	dial    time.Duration
 	timeout time.Duration
 }
@@ -204,6 +206,15 @@ func (d *nextDialer) connect(ctx context.Context) (*nextConn, error) {
 	}
 	if offers && d.mode != TLSNone {
 		if err := c.startTLS(d.tls); err != nil {
+			if d.mode == TLSOpportunistic {
+				// Postfix's "may": a next hop whose TLS fails gets the
+				// message in clear, on a new connection, rather than never.
+				c.close()
+				d.log.Warn("STARTTLS to the next hop failed; delivering without TLS", "next_hop", d.addr, "err", err)
+				plain := *d
+				plain.mode = TLSNone
+				return plain.connect(ctx)
+			}
 			return fail("STARTTLS to the next hop failed", err)
 		}
 		if err := c.hello(d.helo); err != nil {

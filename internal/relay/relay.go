@@ -228,7 +228,7 @@ func (s *Server) certRules() clientcert.Rules {
 
 // nextDialer is how sessions reach the next hop, from the Server's fields.
 func (s *Server) nextDialer() nextDialer {
-	d := nextDialer{addr: s.NextHop, helo: s.NextHopHelo, mode: s.NextHopTLS,
+	d := nextDialer{addr: s.NextHop, helo: s.NextHopHelo, mode: s.NextHopTLS, log: s.log,
 		dial: orDur(s.DialTimeout, 30*time.Second), timeout: orDur(s.CommandTimeout, 5*time.Minute)}
 	if d.helo == "" {
 		d.helo = s.Domain

@@ -67,6 +67,7 @@ func TestNextHopTLSModes(t *testing.T) {
 	cert := selfSigned(t)
 	withTLS := startNextHopTLS(t, &tls.Config{Certificates: []tls.Certificate{cert}})
 	plain := startNextHop(t)
+	brokenTLS := startNextHopTLS(t, &tls.Config{}) // offers STARTTLS, has no certificate
 	pool := x509.NewCertPool()
 	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
 	pool.AddCert(leaf)
@@ -84,6 +85,9 @@ func TestNextHopTLSModes(t *testing.T) {
 		// authenticated. A next hop with a self-signed certificate (the
 		// local Postfix of a fresh Debian install) must not stall the mail.
 		{"opportunistic, certificate not verifiable", withTLS, TLSOpportunistic, nil, 250, true},
+		// And, as with "may", a next hop whose TLS handshake fails gets
+		// the message in clear on a new connection rather than never.
+		{"opportunistic, STARTTLS fails", brokenTLS, TLSOpportunistic, pool, 250, false},
 		{"none", withTLS, TLSNone, pool, 250, false},
 		{"required without STARTTLS", plain, TLSRequired, pool, 451, false},
 		{"required, certificate not trusted", withTLS, TLSRequired, nil, 451, false},
