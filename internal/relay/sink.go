@@ -38,12 +38,15 @@ type Sink struct {
 	// Domain is the name in the greeting (default: the host name).
 	Domain string
 
-	once      sync.Once
-	closeOnce sync.Once
-	srv       *smtp.Server
-	refused   *prometheus.CounterVec
-	events    chan store.Event
-	done      chan struct{}
+	once    sync.Once
+	srv     *smtp.Server
+	refused *prometheus.CounterVec
+	// events queues what record stores; emu guards closing it against a
+	// session still running after Shutdown (which then drops its event).
+	emu    sync.RWMutex
+	closed bool
+	events chan store.Event
+	done   chan struct{}
 }
 
 // NewSink makes a sink; reg may be nil.
@@ -83,6 +86,22 @@ func (s *Sink) init() {
 
 // record writes events in the background, so that a slow store never
 // holds a connection.
+// queue hands ev to record without waiting: a full queue, or one closed by
+// Shutdown, drops it with a log line.
+func (s *Sink) queue(ev store.Event) {
+	s.emu.RLock()
+	defer s.emu.RUnlock()
+	if s.closed {
+		s.Log.Warn("sink stopping; event not recorded")
+		return
+	}
+	select {
+	case s.events <- ev:
+	default:
+		s.Log.Warn("sink event queue full; event not recorded")
+	}
+}
+
 func (s *Sink) record() {
 	defer close(s.done)
 	for ev := range s.events {
@@ -115,7 +134,12 @@ func (s *Sink) Shutdown(ctx context.Context) error {
 	if ctx.Err() != nil {
 		s.srv.Close()
 	}
-	s.closeOnce.Do(func() { close(s.events) })
+	s.emu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.events)
+	}
+	s.emu.Unlock()
 	<-s.done
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
@@ -171,11 +195,7 @@ func (x *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	s.Log.Info("refused", "client", x.client, "sender", clip(x.from), "rcpt", clip(to), "intended", intended)
 	detail, _ := json.Marshal(map[string]string{"client": x.client, "sender": clip(x.from), "recipient": clip(to), "intended": intended})
-	select {
-	case s.events <- store.Event{Time: time.Now(), Kind: SinkEventKind, Actor: "sink", Detail: string(detail)}:
-	default:
-		s.Log.Warn("sink event queue full; event not recorded")
-	}
+	s.queue(store.Event{Time: time.Now(), Kind: SinkEventKind, Actor: "sink", Detail: string(detail)})
 	msg := fmt.Sprintf("<%s>: %s is not in use; check the address", clip(to), domain)
 	if meant != "" {
 		msg = fmt.Sprintf("<%s>: you probably meant %s", clip(to), clip(meant))

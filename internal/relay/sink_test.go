@@ -79,3 +79,21 @@ func TestSinkRefusesEveryRecipientWithTheAddressMeantAndRecordsOnlyMetadata(t *t
 		t.Errorf("stray_sink_refused_total = %v, want lookalike 4, other 1", counts)
 	}
 }
+
+// A session that outlives Shutdown (its deadline passed, go-smtp closed the
+// connection but the handler was still running) refuses its recipient as
+// before; its event is dropped, not sent on the closed queue, which
+// panicked and took the daemon down while it was stopping.
+func TestSinkSessionAfterShutdownDoesNotPanic(t *testing.T) {
+	t.Parallel()
+	s := NewSink(map[string]string{"army.ml": "army.mil"}, nil, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	s.init()
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	x := &sinkSession{s: s, client: "127.0.0.1"}
+	err := x.Rcpt("x@army.ml", nil)
+	if err == nil || !strings.Contains(err.Error(), "you probably meant x@army.mil") {
+		t.Fatalf("Rcpt after Shutdown: %v", err)
+	}
+}
