@@ -135,91 +135,22 @@ func senderPostfix(t *testing.T, relayAddr string) *postfixtest.Postfix {
 	}})
 }
 
-// refusingHop is a next hop that refuses some recipients as a real MTA
-// would: "temp@…" 451, "nouser@…" 550. It records what it accepts.
-type refusingHop struct {
-	mu   sync.Mutex
-	msgs []postfixtest.Message
-	Addr string
-	srv  *smtp.Server
-}
-
-func startRefusingHop(t *testing.T, addr string) *refusingHop {
+// startRefusingHop is a next hop that refuses some recipients as a real
+// MTA would: "temp@…" 451, "nouser@…" 550. It records what it accepts.
+func startRefusingHop(t *testing.T, addr string) *postfixtest.Sink {
 	t.Helper()
-	h := &refusingHop{}
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.Addr = l.Addr().String()
-	h.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &refusingSession{h: h}, nil }))
-	h.srv.Domain = "next-hop.localdomain"
-	h.srv.EnableSMTPUTF8, h.srv.EnableDSN = true, true
-	h.srv.MaxMessageBytes = 64 << 20
-	go h.srv.Serve(l)
-	t.Cleanup(func() { h.srv.Close() })
-	return h
-}
-
-func (h *refusingHop) messages() []postfixtest.Message {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]postfixtest.Message(nil), h.msgs...)
-}
-
-func (h *refusingHop) recipients() []string {
-	var out []string
-	for _, m := range h.messages() {
-		out = append(out, m.To...)
-	}
-	return out
-}
-
-func (h *refusingHop) waitRecipients(n int, timeout time.Duration) []string {
-	deadline := time.Now().Add(timeout)
-	for {
-		r := h.recipients()
-		if len(r) >= n || time.Now().After(deadline) {
-			return r
+	return postfixtest.StartSinkOn(t, addr, func(to string) error {
+		switch strings.SplitN(to, "@", 2)[0] {
+		case "temp":
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "mailbox busy at the next hop"}
+		case "nouser":
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user at the next hop"}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-type refusingSession struct {
-	h   *refusingHop
-	msg postfixtest.Message
-}
-
-func (s *refusingSession) Reset()        { s.msg = postfixtest.Message{} }
-func (s *refusingSession) Logout() error { return nil }
-func (s *refusingSession) Mail(from string, _ *smtp.MailOptions) error {
-	s.msg = postfixtest.Message{From: from}
-	return nil
-}
-func (s *refusingSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	switch strings.SplitN(to, "@", 2)[0] {
-	case "temp":
-		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "mailbox busy at the next hop"}
-	case "nouser":
-		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user at the next hop"}
-	}
-	s.msg.To = append(s.msg.To, to)
-	return nil
-}
-func (s *refusingSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.msg.Data = b
-	s.h.mu.Lock()
-	s.h.msgs = append(s.h.msgs, s.msg)
-	s.h.mu.Unlock()
-	return nil
+		return nil
+	})
 }
 
 const relayMsg = "From: a@army.mil\nSubject: relay test\n\nhello through the relay\n"
@@ -274,7 +205,7 @@ func TestRelayPassesNextHopRefusalsSoPostfixKeepsOrBouncesAsTheNextHopSaid(t *te
 	if _, data, err := postfixtest.Send(pf.SMTP, "a@army.mil", []string{"temp@example.org", "nouser@example.org", "ok@example.org"}, relayMsg); err != nil || data.Code != 250 {
 		t.Fatalf("send: %v %v", data, err)
 	}
-	if got := hop.waitRecipients(1, 30*time.Second); countRcpt(got, "ok@example.org") != 1 || contains(got, "temp@example.org") || contains(got, "nouser@example.org") {
+	if got := hop.WaitRecipients(1, 30*time.Second); countRcpt(got, "ok@example.org") != 1 || contains(got, "temp@example.org") || contains(got, "nouser@example.org") {
 		t.Fatalf("next hop got %v", got)
 	}
 	if !pf.WaitLog("no such user at the next hop", 30*time.Second) || !pf.WaitLog("status=bounced", 5*time.Second) {
@@ -287,7 +218,7 @@ func TestRelayPassesNextHopRefusalsSoPostfixKeepsOrBouncesAsTheNextHopSaid(t *te
 		t.Errorf("the deferred message is not in the sending Postfix's queue")
 	}
 	time.Sleep(2 * time.Second) // Postfix retries (backoff 1-2s): still no duplicate
-	if n := countRcpt(hop.recipients(), "ok@example.org"); n != 1 {
+	if n := countRcpt(hop.Recipients(), "ok@example.org"); n != 1 {
 		t.Errorf("ok@example.org delivered %d times", n)
 	}
 }
@@ -308,11 +239,11 @@ func TestRelayWithNextHopDownMakesPostfixKeepTheMessageUntilItIsBack(t *testing.
 	}
 	hop := startRefusingHop(t, hopAddr)
 	pf.Flush()
-	if got := hop.waitRecipients(1, 30*time.Second); len(got) != 1 {
+	if got := hop.WaitRecipients(1, 30*time.Second); len(got) != 1 {
 		t.Fatalf("after the next hop came back: %v", got)
 	}
 	time.Sleep(2 * time.Second)
-	if n := len(hop.recipients()); n != 1 {
+	if n := len(hop.Recipients()); n != 1 {
 		t.Errorf("delivered %d times", n)
 	}
 }
@@ -338,8 +269,8 @@ func TestRelayRefusesClientsOutsideTheAllowedRanges(t *testing.T) {
 	if !pf.WaitLog("this relay does not accept mail from you", 30*time.Second) {
 		t.Errorf("the sending Postfix did not hear the refusal:\n%s", pf.Log())
 	}
-	if n := len(hop.recipients()); n != 0 {
-		t.Errorf("relayed for a client outside the allowed ranges: %v", hop.recipients())
+	if n := len(hop.Recipients()); n != 0 {
+		t.Errorf("relayed for a client outside the allowed ranges: %v", hop.Recipients())
 	}
 }
 
@@ -355,8 +286,8 @@ func TestRelayKilledMidDataLosesNothing(t *testing.T) {
 	if !r.wait(30 * time.Second) {
 		t.Fatal("the relay did not reach its crash point")
 	}
-	if n := len(hop.messages()); n != 0 {
-		t.Fatalf("the next hop kept an unfinished message: %v", hop.recipients())
+	if n := len(hop.Messages()); n != 0 {
+		t.Fatalf("the next hop kept an unfinished message: %v", hop.Recipients())
 	}
 	// The message (and the bounce for b@army.ml, which leaves through the
 	// relay too) wait in the sending Postfix's queue.
@@ -369,9 +300,9 @@ func TestRelayKilledMidDataLosesNothing(t *testing.T) {
 	r.env = nil
 	r.start()
 	pf.Flush()
-	hop.waitRecipients(2, 30*time.Second)
+	hop.WaitRecipients(2, 30*time.Second)
 	time.Sleep(2 * time.Second)
-	got := hop.recipients()
+	got := hop.Recipients()
 	if len(got) != 2 || countRcpt(got, "c@army.mil") != 1 || countRcpt(got, "a@army.mil") != 1 {
 		t.Fatalf("after the restart the next hop got %v, want c@army.mil and the bounce to a@army.mil once each", got)
 	}
@@ -399,7 +330,7 @@ func TestRelayHoldsARecipientNotifiesAndReleasesItThroughTheNextHopOnce(t *testi
 	if _, data, err := postfixtest.Send(pf.SMTP, "alice@example.org", []string{"x@gmial.com", "y@gmail.com", "b@army.ml"}, heldMsg); err != nil || data.Code != 250 {
 		t.Fatalf("send: %v %v", data, err)
 	}
-	if got := hop.waitRecipients(1, 30*time.Second); countRcpt(got, "y@gmail.com") != 1 || contains(got, "x@gmial.com") || contains(got, "b@army.ml") {
+	if got := hop.WaitRecipients(1, 30*time.Second); countRcpt(got, "y@gmail.com") != 1 || contains(got, "x@gmial.com") || contains(got, "b@army.ml") {
 		t.Fatalf("next hop got %v, want only y@gmail.com now", got)
 	}
 	deadline := time.Now().Add(30 * time.Second)
@@ -418,7 +349,7 @@ func TestRelayHoldsARecipientNotifiesAndReleasesItThroughTheNextHopOnce(t *testi
 		t.Fatalf("held messages: %s", list)
 	}
 	quarantine(t, r.cfg, "release", id)
-	got := hop.waitRecipients(2, 30*time.Second)
+	got := hop.WaitRecipients(2, 30*time.Second)
 	if countRcpt(got, "x@gmial.com") != 1 {
 		t.Fatalf("after release the next hop got %v", got)
 	}
@@ -426,7 +357,7 @@ func TestRelayHoldsARecipientNotifiesAndReleasesItThroughTheNextHopOnce(t *testi
 	// next hop saw y and x once each.
 	exec.Command(strayBin, "quarantine", "--config", r.cfg, "release", id).Run()
 	time.Sleep(2 * time.Second)
-	got = hop.recipients()
+	got = hop.Recipients()
 	if countRcpt(got, "x@gmial.com") != 1 || countRcpt(got, "y@gmail.com") != 1 {
 		t.Errorf("next hop got %v, want x@gmial.com and y@gmail.com once each", got)
 	}
@@ -610,7 +541,7 @@ func TestRelayHundredRecipientsAndA30MBMessageThroughPostfix(t *testing.T) {
 		t.Fatalf("send: %v %v", data, err)
 	}
 	// 90 good ones, and the bounce for the 10 typos to a@army.mil.
-	got := hop.waitRecipients(91, 60*time.Second)
+	got := hop.WaitRecipients(91, 60*time.Second)
 	if len(got) != 91 || !contains(got, "a@army.mil") || !contains(got, "jörg@bücher.de") {
 		t.Fatalf("next hop got %d recipients (want 90 good and the bounce): %v\n%s", len(got), got, pf.Log())
 	}
@@ -631,11 +562,11 @@ func TestRelayHundredRecipientsAndA30MBMessageThroughPostfix(t *testing.T) {
 		t.Fatalf("send 30 MB: %v %v", data, err)
 	}
 	deadline := time.Now().Add(120 * time.Second)
-	for !contains(hop.recipients(), "big@army.mil") && time.Now().Before(deadline) {
+	for !contains(hop.Recipients(), "big@army.mil") && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	var size int
-	for _, m := range hop.messages() {
+	for _, m := range hop.Messages() {
 		if m.To[0] == "big@army.mil" {
 			size = len(m.Data)
 		}
@@ -699,15 +630,15 @@ func TestPerfRelayCrashAtRandomMoments(t *testing.T) {
 		r.start()
 		pf.Flush()
 	}
-	got := hop.waitRecipients(sent, 120*time.Second)
+	got := hop.WaitRecipients(sent, 120*time.Second)
 	deadline := time.Now().Add(60 * time.Second)
 	for len(got) < sent && time.Now().Before(deadline) {
 		pf.Flush()
 		time.Sleep(time.Second)
-		got = hop.recipients()
+		got = hop.Recipients()
 	}
 	time.Sleep(3 * time.Second)
-	got = hop.recipients()
+	got = hop.Recipients()
 	seen := map[string]int{}
 	for _, g := range got {
 		seen[g]++
@@ -753,13 +684,13 @@ func TestRelayRequiresTLSAndAPostfixSendsThroughItEncrypted(t *testing.T) {
 	if _, data, err := postfixtest.Send(pf.SMTP, "a@army.mil", []string{"c@army.mil", "b@army.ml"}, relayMsg); err != nil || data.Code != 250 {
 		t.Fatalf("send: %v %v", data, err)
 	}
-	if got := hop.waitRecipients(1, 30*time.Second); len(got) < 1 || got[0] != "c@army.mil" {
+	if got := hop.WaitRecipients(1, 30*time.Second); len(got) < 1 || got[0] != "c@army.mil" {
 		t.Fatalf("next hop got %v", got)
 	}
 	if !pf.WaitLog("did you mean b@army.mil", 20*time.Second) || !strings.Contains(pf.Log(), "TLS connection established") {
 		t.Errorf("no TLS, or no refusal, in the sending Postfix's log:\n%s", pf.Log())
 	}
-	if m := hop.messages(); !strings.Contains(string(m[0].Data), "with ESMTPS") {
+	if m := hop.Messages(); !strings.Contains(string(m[0].Data), "with ESMTPS") {
 		t.Errorf("Received field does not say ESMTPS:\n%s", m[0].Data)
 	}
 }

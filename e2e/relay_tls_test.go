@@ -131,7 +131,7 @@ func TestRelayAllowsAPostfixOutsideTheRangesByItsClientCertificate(t *testing.T)
 	}
 	// The allowed Postfix's message, and its bounce for the typo (to
 	// a@army.mil, through the relay too).
-	if got := hop.waitRecipients(2, 30*time.Second); !contains(got, "allowed@army.mil") || bounceFor(hop.messages(), "a@army.mil") == "" {
+	if got := hop.WaitRecipients(2, 30*time.Second); !contains(got, "allowed@army.mil") || bounceFor(hop.Messages(), "a@army.mil") == "" {
 		t.Fatalf("next hop got %v, want allowed@army.mil and the bounce to a@army.mil", got)
 	}
 	if !allowed.WaitLog("did you mean b@army.mil", 20*time.Second) {
@@ -143,7 +143,7 @@ func TestRelayAllowsAPostfixOutsideTheRangesByItsClientCertificate(t *testing.T)
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
-	if got := hop.recipients(); contains(got, "stranger@army.mil") || contains(got, "none@army.mil") || len(got) != 2 {
+	if got := hop.Recipients(); contains(got, "stranger@army.mil") || contains(got, "none@army.mil") || len(got) != 2 {
 		t.Errorf("relayed for a client without an allowed certificate: %v", got)
 	}
 	if log := r.log.String(); !strings.Contains(log, "client allowed by its certificate") || !strings.Contains(log, "stranger.example.net") {

@@ -318,7 +318,8 @@ const (
 	ExpiryRelease OnExpiry = "release"
 )
 
-func (o OnExpiry) check() error {
+// Check reports whether o is a choice; "" is the default.
+func (o OnExpiry) Check() error {
 	switch o {
 	case "", ExpiryDiscard, ExpiryRelease:
 		return nil
@@ -327,14 +328,7 @@ func (o OnExpiry) check() error {
 }
 
 // UnmarshalText accepts discard or release.
-func (o *OnExpiry) UnmarshalText(b []byte) error {
-	v := OnExpiry(b)
-	if err := v.check(); err != nil {
-		return err
-	}
-	*o = v
-	return nil
-}
+func (o *OnExpiry) UnmarshalText(b []byte) error { return unmarshalEnum(o, b) }
 
 // OnStoreError is what the milter answers when a message it must hold
 // cannot be stored (hold.on_store_error).
@@ -348,7 +342,8 @@ const (
 	StoreErrorQuarantine OnStoreError = "quarantine"
 )
 
-func (o OnStoreError) check() error {
+// Check reports whether o is a choice; "" is the default.
+func (o OnStoreError) Check() error {
 	switch o {
 	case "", StoreErrorTempfail, StoreErrorQuarantine:
 		return nil
@@ -357,14 +352,7 @@ func (o OnStoreError) check() error {
 }
 
 // UnmarshalText accepts tempfail or quarantine.
-func (o *OnStoreError) UnmarshalText(b []byte) error {
-	v := OnStoreError(b)
-	if err := v.check(); err != nil {
-		return err
-	}
-	*o = v
-	return nil
-}
+func (o *OnStoreError) UnmarshalText(b []byte) error { return unmarshalEnum(o, b) }
 
 // Loopback defaults: a newcomer's `stray serve` listens only on this machine.
 const (
@@ -590,10 +578,10 @@ func (c *Config) Validate() error {
 			p = append(p, "store: "+err.Error())
 		}
 	}
-	if err := c.Hold.OnExpiry.check(); err != nil {
+	if err := c.Hold.OnExpiry.Check(); err != nil {
 		p = append(p, "hold.on_expiry: "+err.Error())
 	}
-	if err := c.Hold.OnStoreError.check(); err != nil {
+	if err := c.Hold.OnStoreError.Check(); err != nil {
 		p = append(p, "hold.on_store_error: "+err.Error())
 	}
 	for name, a := range map[string]string{"hold.notify_smtp": c.Hold.NotifySMTP, "hold.reinject_smtp": c.Hold.ReinjectSMTP} {

@@ -136,7 +136,14 @@ func TestServeSaysWhenNoDomainIsProtected(t *testing.T) {
 // log in logs, and runs it until stop (which waits for the shutdown).
 func runDaemon(t *testing.T, body string, logs *lockedLog) (d *Daemon, stop func()) {
 	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "stray.yaml")
+	return runDaemonIn(t, t.TempDir(), body, logs)
+}
+
+// runDaemonIn is runDaemon with the config file in dir, for configs that
+// name files beside it.
+func runDaemonIn(t *testing.T, dir, body string, logs *lockedLog) (d *Daemon, stop func()) {
+	t.Helper()
+	cfg := filepath.Join(dir, "stray.yaml")
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"os"
@@ -44,23 +43,8 @@ func TestRelayCertificateIsReloadedOnHUPAndBrokenFilesKeepTheRunningOne(t *testi
 	writeCert(t, cert, key, 1)
 	fi, _ := os.Stat(cert)
 	addr := fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
-	cfg := filepath.Join(dir, "stray.yaml")
-	body := fmt.Sprintf("store: \"\"\nlisten:\n  milter: \"\"\n  policy: \"\"\n  http: \"\"\n  relay: %s\nrelay:\n  next_hop: 127.0.0.1:1\n  tls_cert: relay.pem\n  tls_key: relay.key\n", addr)
-	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(context.Background(), Options{ConfigPath: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(); err != nil {
-		d.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	d, stop := runDaemonIn(t, dir, fmt.Sprintf("store: \"\"\nlisten:\n  milter: \"\"\n  policy: \"\"\n  http: \"\"\n  relay: %s\nrelay:\n  next_hop: 127.0.0.1:1\n  tls_cert: relay.pem\n  tls_key: relay.key\n", addr), &lockedLog{})
+	defer stop()
 
 	if s := relayServes(t, addr); s != 1 {
 		t.Fatalf("serves serial %d, want 1", s)
@@ -103,23 +87,8 @@ func TestRelayClientCAIsReloadedWithTheCertificate(t *testing.T) {
 	writeCert(t, filepath.Join(dir, "relay.pem"), filepath.Join(dir, "relay.key"), 1)
 	writeCert(t, filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key"), 2)
 	addr := fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
-	cfg := filepath.Join(dir, "stray.yaml")
-	body := fmt.Sprintf("store: \"\"\nlisten:\n  milter: \"\"\n  policy: \"\"\n  http: \"\"\n  relay: %s\nrelay:\n  next_hop: 127.0.0.1:1\n  tls_cert: relay.pem\n  tls_key: relay.key\n  allow_certs: [mta.example.net]\n  client_ca: ca.pem\n", addr)
-	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(context.Background(), Options{ConfigPath: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(); err != nil {
-		d.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	d, stop := runDaemonIn(t, dir, fmt.Sprintf("store: \"\"\nlisten:\n  milter: \"\"\n  policy: \"\"\n  http: \"\"\n  relay: %s\nrelay:\n  next_hop: 127.0.0.1:1\n  tls_cert: relay.pem\n  tls_key: relay.key\n  allow_certs: [mta.example.net]\n  client_ca: ca.pem\n", addr), &lockedLog{})
+	defer stop()
 	if err := d.ReloadFiles(); err != nil {
 		t.Fatalf("reload: %v", err)
 	}

@@ -316,25 +316,33 @@ type Message struct {
 // Sink is an in-process SMTP server that accepts and records everything.
 type Sink struct {
 	Addr string
-	mu   sync.Mutex
-	msgs []Message
-	cond *sync.Cond
+	// refuse, when set, answers a recipient first: an error refuses it
+	// as a next hop would.
+	refuse func(rcpt string) error
+	mu     sync.Mutex
+	msgs   []Message
+	cond   *sync.Cond
 }
 
 // StartSink starts a sink on a loopback port until the test ends.
-func StartSink(t testing.TB) *Sink {
+func StartSink(t testing.TB) *Sink { return StartSinkOn(t, "127.0.0.1:0", nil) }
+
+// StartSinkOn starts a sink on addr (a loopback HOST:PORT; port 0 picks
+// one) that refuses the recipients refuse returns an error for.
+func StartSinkOn(t testing.TB, addr string, refuse func(rcpt string) error) *Sink {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Sink{Addr: l.Addr().String()}
+	s := &Sink{Addr: l.Addr().String(), refuse: refuse}
 	s.cond = sync.NewCond(&s.mu)
 	srv := smtp.NewServer(sinkBackend{s})
 	srv.Domain = "sink.localdomain"
 	srv.AllowInsecureAuth = true
 	srv.EnableSMTPUTF8 = true
 	srv.EnableBINARYMIME = true
+	srv.EnableDSN = true
 	srv.MaxRecipients = 10000
 	srv.MaxMessageBytes = 64 << 20
 	srv.ReadTimeout = 30 * time.Second
@@ -387,6 +395,11 @@ func (x *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 func (x *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if x.s.refuse != nil {
+		if err := x.s.refuse(to); err != nil {
+			return err
+		}
+	}
 	x.msg.To = append(x.msg.To, to)
 	return nil
 }
