@@ -21,6 +21,8 @@ func TestListenFlagsAndConfigCheckShareOneGrammar(t *testing.T) {
 		{"milter", "tcp:127.0.0.1:8895", false},
 		{"policy", "inet:10045", false},
 		{"policy", "127.0.0.1:", false},
+		{"relay", "10025", false},
+		{"relay", "inet:127.0.0.1:10025", false},
 	} {
 		_, errOut, code := runConfigCheck(t, "store: \"\"\nlisten:\n  "+tc.cmd+": \""+tc.addr+"\"\n")
 		if (code == ExitOK) != tc.ok {
@@ -35,6 +37,9 @@ func TestListenFlagsAndConfigCheckShareOneGrammar(t *testing.T) {
 		code, _, stderr := run(t, "", tc.cmd, "--listen", tc.addr, "--protect", "mil")
 		if code != ExitUsage || !strings.Contains(stderr, "--listen") {
 			t.Errorf("stray %s --listen %q: exit %d, want %d with the flag named: %s", tc.cmd, tc.addr, code, ExitUsage, stderr)
+		}
+		if strings.Contains(stderr, "hold and confirm on") {
+			t.Errorf("stray %s --listen %q: the store was opened before the flag was refused: %s", tc.cmd, tc.addr, stderr)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/stray-mail/stray/internal/config"
+	"github.com/stray-mail/stray/internal/listenaddr"
 )
 
 const relayHelp = `usage: stray relay --listen HOST:PORT --next-hop HOST:PORT [--allow CIDR]... [--allow-cert NAME|sha256:HEX]... [--client-ca FILE] [--tls-cert FILE --tls-key FILE] [--require-tls] [--next-hop-tls none|opportunistic|required] [--next-hop-fingerprint sha256:HEX] [--next-hop-helo NAME] [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE]
@@ -56,6 +57,12 @@ func runRelay(ctx context.Context, args []string, std Stdio) int {
 	helo := fs.String("next-hop-helo", "", "the `NAME` given in EHLO to the next hop (default: relay.next_hop_helo, else the host name)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return flagExit(err)
+	}
+	// The flags that stand alone are checked before the store is opened;
+	// the whole relay section is validated once merged with the config.
+	if err := relayFlagProblem(*addr, *nextTLS, *pin); err != nil {
+		fmt.Fprintf(std.Err, "stray relay: %v\n", err)
+		return ExitUsage
 	}
 	d, err := newDaemon(ctx, df, std, nil)
 	if err != nil {
@@ -111,4 +118,23 @@ func runRelay(ctx context.Context, args []string, std Stdio) int {
 		return ExitRuntime
 	}
 	return ExitOK
+}
+
+// relayFlagProblem checks the relay flags whose values mean the same
+// whatever the config says.
+func relayFlagProblem(addr, nextTLS, pin string) error {
+	if addr != "" {
+		if _, err := listenaddr.TCP(addr); err != nil {
+			return fmt.Errorf("--listen %v", err)
+		}
+	}
+	if err := config.NextHopTLS(nextTLS).Check(); err != nil {
+		return fmt.Errorf("--next-hop-tls %v", err)
+	}
+	if pin != "" {
+		if _, err := config.ParseFingerprint(pin); err != nil {
+			return fmt.Errorf("--next-hop-fingerprint %v", err)
+		}
+	}
+	return nil
 }
