@@ -53,13 +53,29 @@ func Require(t testing.TB) {
 // FreePort returns a free loopback TCP port.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedMu.Lock()
+	defer handedMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		// A port handed out earlier may not be bound yet (a Postfix
+		// still starting): the kernel can offer it again, and two
+		// servers of one test then race for it.
+		if !handed[port] {
+			handed[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
+
+var (
+	handedMu sync.Mutex
+	handed   = map[int]bool{}
+)
 
 // Options configure a Postfix instance.
 type Options struct {
@@ -328,7 +344,9 @@ type Sink struct {
 func StartSink(t testing.TB) *Sink { return StartSinkOn(t, "127.0.0.1:0", nil) }
 
 // StartSinkOn starts a sink on addr (a loopback HOST:PORT; port 0 picks
-// one) that refuses the recipients refuse returns an error for.
+// one) that refuses the recipients refuse returns an error for, and then
+// offers DSN as a next hop does (the plain sink does not: go-smtp refuses
+// Postfix's ORCPT for a UTF-8 recipient).
 func StartSinkOn(t testing.TB, addr string, refuse func(rcpt string) error) *Sink {
 	t.Helper()
 	l, err := net.Listen("tcp", addr)
@@ -342,7 +360,7 @@ func StartSinkOn(t testing.TB, addr string, refuse func(rcpt string) error) *Sin
 	srv.AllowInsecureAuth = true
 	srv.EnableSMTPUTF8 = true
 	srv.EnableBINARYMIME = true
-	srv.EnableDSN = true
+	srv.EnableDSN = refuse != nil
 	srv.MaxRecipients = 10000
 	srv.MaxMessageBytes = 64 << 20
 	srv.ReadTimeout = 30 * time.Second
