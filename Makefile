@@ -151,7 +151,9 @@ perf-milter:
 # then smtp-sink (C, answers at once: the relay's own cost shows whole).
 # Each run alternates, in rotating order, smtp-source straight to the next
 # hop and through stray relay (and, with RELAY_PERF_BASE=REV, through the
-# relay built from that git revision: an A/B in the same run), and reports
+# relay built from that git revision: an A/B in the same run), and, for
+# scale, through Postfix's own before-queue proxy (smtpd_proxy_filter) in
+# front of the same next hop; it reports
 # medians, ratios, the relay's CPU per message, and latency p50/p90/p99 per
 # session idle, paced and at full load. Then the SIGKILL test (no loss).
 # Re-run on a quiet machine: make relay-perf RELAY_PERF_BASE=0340ff0
@@ -164,7 +166,7 @@ relay-perf:
 		d=$$(mktemp -d); git archive $(RELAY_PERF_BASE) | tar -x -C $$d; \
 		(cd $$d && $(GO) build -o $$d/stray-base ./cmd/stray); base=$$d/stray-base; \
 	fi; \
-	export STRAY_PERF_RELAY_BASE=$$base STRAY_PERF_RELAY_ROUNDS=$(RELAY_PERF_ROUNDS); \
+	export STRAY_PERF_RELAY_BASE=$$base STRAY_PERF_RELAY_ROUNDS=$(RELAY_PERF_ROUNDS) STRAY_PERF_RELAY_PEER=1; \
 	STRAY_PERF_RELAY_NEXT=postfix STRAY_PERF_RELAY=2000 $(GO) test -count=1 -timeout 30m -run '^TestPerfRelayThroughputAndLatency$$' -v ./e2e; \
 	STRAY_PERF_RELAY=3000 $(GO) test -count=1 -timeout 30m -run '^TestPerfRelayThroughputAndLatency$$' -v ./e2e
 	STRAY_RELAY_CRASHES=40 $(GO) test -count=1 -run '^TestPerfRelayCrashAtRandomMoments$$' -v ./e2e

@@ -441,6 +441,12 @@ func TestPerfRelayThroughputAndLatency(t *testing.T) {
 		b := startRelayBin(t, base, sink, cfg, strings.Fields(os.Getenv("STRAY_PERF_RELAY_BASE_ENV")), "--next-hop-tls", "none")
 		targets = append(targets, perfTarget{name: "base", addr: b.Addr, pid: b.cmd.Process.Pid})
 	}
+	if os.Getenv("STRAY_PERF_RELAY_PEER") != "" {
+		// A peer for scale: Postfix's own before-queue proxy (smtpd with
+		// smtpd_proxy_filter; C, no detection) in front of the same next hop.
+		p := postfixtest.Start(t, postfixtest.Options{Extra: map[string]string{"smtpd_proxy_filter": sink}})
+		targets = append(targets, perfTarget{name: "postfix-proxy", addr: p.SMTP, pid: p.MasterPID(t), tree: true})
+	}
 	t.Logf("next hop %s; targets %v; %d rounds, order rotating", hop, names(targets), rounds)
 
 	// Throughput at full load, and the relay's CPU per message.
@@ -451,11 +457,11 @@ func TestPerfRelayThroughputAndLatency(t *testing.T) {
 		var line []string
 		for i := range targets {
 			tg := targets[(i+round)%len(targets)]
-			before := cpuTime(t, tg.pid)
+			before := tg.cpu(t)
 			d := smtpSource(t, tg.addr, n, sessions)
 			rates[tg.name] = append(rates[tg.name], float64(n)/d.Seconds())
 			if tg.pid != 0 {
-				cpu[tg.name] = append(cpu[tg.name], float64((cpuTime(t, tg.pid)-before).Microseconds())/float64(n))
+				cpu[tg.name] = append(cpu[tg.name], float64((tg.cpu(t)-before).Microseconds())/float64(n))
 			}
 			line = append(line, fmt.Sprintf("%s %.0f", tg.name, float64(n)/d.Seconds()))
 		}

@@ -14,10 +14,21 @@ import (
 )
 
 // perfTarget is where a measurement sends: the next hop itself or a relay
-// process in front of it (pid, for its CPU time).
+// process in front of it (pid, for its CPU time; with tree, the CPU time of
+// the process and of its children, live and ended, as for a Postfix master
+// and its smtpd processes).
 type perfTarget struct {
 	name, addr string
 	pid        int
+	tree       bool
+}
+
+// cpu is the target's CPU time so far (0 without a pid).
+func (tg perfTarget) cpu(t *testing.T) time.Duration {
+	if !tg.tree {
+		return cpuTime(t, tg.pid)
+	}
+	return cpuTree(t, tg.pid)
 }
 
 func names(ts []perfTarget) []string {
@@ -48,16 +59,53 @@ func cpuTime(t *testing.T, pid int) time.Duration {
 	if pid == 0 {
 		return 0
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := procStat(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Fields after the command name (which may hold spaces): state is
-	// field 3; utime and stime are 14 and 15, in clock ticks (100 Hz).
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	return ticks(f, 14, 15)
+}
+
+// cpuTree is the CPU time of pid, of its children that ended (and were
+// waited for), and of its live children.
+func cpuTree(t *testing.T, pid int) time.Duration {
+	f, err := procStat(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := ticks(f, 14, 15, 16, 17)
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if cf, err := procStat(child); err == nil && cf[4] == strconv.Itoa(pid) {
+			sum += ticks(cf, 14, 15)
+		}
+	}
+	return sum
+}
+
+// procStat is /proc/PID/stat's fields, numbered from 1 as proc(5) does
+// (field 0 is empty); the command name (2) may hold spaces and is left out.
+func procStat(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	return append([]string{"", strconv.Itoa(pid), ""}, strings.Fields(s[strings.LastIndexByte(s, ')')+2:])...), nil
+}
+
+// ticks sums the fields (clock ticks, 100 Hz) as a duration.
+func ticks(f []string, fields ...int) time.Duration {
+	var n int64
+	for _, i := range fields {
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		n += v
+	}
+	return time.Duration(n) * 10 * time.Millisecond
 }
 
 // perfBody is a message of about 2 kB, as smtp-source -l 2048 sends.

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -261,6 +262,20 @@ func (p *Postfix) stop() {
 		time.Sleep(100 * time.Millisecond)
 	}
 	os.RemoveAll(p.Dir)
+}
+
+// MasterPID is the pid of the instance's master process.
+func (p *Postfix) MasterPID(t testing.TB) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(p.Dir, "queue", "pid", "master.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("master.pid: %v", err)
+	}
+	return pid
 }
 
 func (p *Postfix) waitSMTP() {
