@@ -516,9 +516,10 @@ func TestPerfRelayThroughputAndLatency(t *testing.T) {
 		d := lat[0]
 		for i, tg := range targets[1:] {
 			l := lat[i+1]
-			t.Logf("LATENCY %s, %s, %s (ms, %d messages each): direct p50 %.3f p90 %.3f p99 %.3f; %s p50 %.3f p90 %.3f p99 %.3f; added p50 %.3f p90 %.3f p99 %.3f (target p99 added <= 1 ms)",
+			lo, hi := bootDiff(l, d, .99)
+			t.Logf("LATENCY %s, %s, %s (ms, %d messages each): direct p50 %.3f p90 %.3f p99 %.3f; %s p50 %.3f p90 %.3f p99 %.3f; added p50 %.3f p90 %.3f p99 %.3f, 95%% interval [%.3f, %.3f] (target p99 added <= 1 ms)",
 				hop, load.name, tg.name, len(l), pct(d, .5), pct(d, .9), pct(d, .99), tg.name, pct(l, .5), pct(l, .9), pct(l, .99),
-				pct(l, .5)-pct(d, .5), pct(l, .9)-pct(d, .9), pct(l, .99)-pct(d, .99))
+				pct(l, .5)-pct(d, .5), pct(l, .9)-pct(d, .9), pct(l, .99)-pct(d, .99), lo, hi)
 		}
 	}
 }

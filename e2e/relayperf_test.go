@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,6 +46,34 @@ func envInt(name string, def int) int {
 		return n
 	}
 	return def
+}
+
+// bootDiff is a 95 % bootstrap interval of pct(a, p) - pct(b, p): both
+// samples resampled with replacement, 2000 times, with a fixed seed (the
+// same data give the same interval). A p99 over a few hundred sessions on
+// a shared machine moves by milliseconds between runs; the interval says
+// whether a difference is more than that.
+func bootDiff(a, b []float64, p float64) (lo, hi float64) {
+	if len(a) == 0 || len(b) == 0 {
+		return 0, 0
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	const n = 2000
+	diffs := make([]float64, n)
+	ra, rb := make([]float64, len(a)), make([]float64, len(b))
+	for i := range diffs {
+		for j := range ra {
+			ra[j] = a[rng.IntN(len(a))]
+		}
+		for j := range rb {
+			rb[j] = b[rng.IntN(len(b))]
+		}
+		sort.Float64s(ra)
+		sort.Float64s(rb)
+		diffs[i] = pct(ra, p) - pct(rb, p)
+	}
+	sort.Float64s(diffs)
+	return pct(diffs, .025), pct(diffs, .975)
 }
 
 // pct is the p-quantile of sorted samples.
@@ -187,5 +217,20 @@ func background(t *testing.T, addr string, sessions int) (stop func()) {
 	return func() {
 		cmd.Process.Kill()
 		cmd.Wait()
+	}
+}
+
+func TestBootDiffBracketsAShift(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	a, b := make([]float64, 500), make([]float64, 500)
+	for i := range a {
+		b[i] = rng.ExpFloat64()
+		a[i] = rng.ExpFloat64() + 5
+	}
+	if lo, hi := bootDiff(a, b, .5); lo > 5 || hi < 5 || hi-lo > 1 {
+		t.Errorf("median shifted by 5: interval [%.3f, %.3f]", lo, hi)
+	}
+	if lo, hi := bootDiff(b, b, .99); lo > 0 || hi < 0 {
+		t.Errorf("same sample: interval [%.3f, %.3f] leaves out 0", lo, hi)
 	}
 }
