@@ -18,6 +18,12 @@ func TestAppendedSuffixToAProtectedDomainIsBlockedWithTheRightSuggestion(t *test
 		{"mil", "h@army.mil.net", "army.mil"},
 		{"example.com", "j@example.com.com", "example.com"},
 		{"example.com", "j@examplecom.com", "example.com"},
+		// The protected domain's own suffix glued on, then .com: the dot
+		// dropped and the habit suffix typed (not only com/net/org glue).
+		{"army.mil", "h@armymil.com", "army.mil"},
+		{"army.mil", "h@armymil.net", "army.mil"},
+		{"mod.gov.uk", "h@modgovuk.com", "mod.gov.uk"},
+		{"bund.de", "h@bundde.com", "bund.de"},
 	}
 	for _, tt := range tests {
 		c, err := New(Knowledge{Protected: []string{tt.protect}})

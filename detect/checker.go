@@ -55,6 +55,10 @@ type Checker struct {
 	brands     []brand  // giant providers' distinctive names (model.go)
 	// providerNames are the registrable names of every provider.
 	providerNames map[string]bool
+	// glued maps a protected domain with the dot before its public suffix
+	// (and the suffix's own dots) dropped to the domain: armymil for
+	// army.mil, modgovuk for mod.gov.uk.
+	glued map[string]string
 }
 
 // New builds a Checker from knowledge. Building is linear in the size of the
@@ -67,6 +71,7 @@ func New(k Knowledge) (*Checker, error) {
 		orgs:       map[string]bool{},
 		knownUnder: map[string]int{},
 		families:   map[string]bool{},
+		glued:      map[string]string{},
 		slips:      newSlipModel(),
 	}
 	for _, p := range k.Protected {
@@ -112,6 +117,14 @@ func New(k Knowledge) (*Checker, error) {
 			c.families[f] = true
 		}
 		c.addBrands()
+	}
+	for _, t := range c.targets {
+		if ps, _ := publicsuffix.PublicSuffix(t.name); t.class == classProtected && len(t.name) > len(ps)+1 {
+			key := t.name[:len(t.name)-len(ps)-1] + strings.ReplaceAll(ps, ".", "")
+			if _, ok := c.glued[key]; !ok {
+				c.glued[key] = t.name
+			}
+		}
 	}
 	c.index = newDeleteIndex(len(c.targets))
 	for id, t := range c.targets {

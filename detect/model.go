@@ -351,7 +351,8 @@ var gluedTLDs = []string{"com", "net", "org"}
 // repairedSuffix explains d as a target with its suffix doubled or glued on
 // (and at most one more slip), or as a whole domain of the organisation or
 // a provider with a generic suffix appended (army.mil.com, gmail.com.net:
-// autocompletion, or .com typed out of habit).
+// autocompletion, or .com typed out of habit), with or without the dot
+// before its own suffix (armymil.com).
 func (c *Checker) repairedSuffix(d, ps string) []candidate {
 	var out []candidate
 	repairs := suffixRepairs(d, ps)
@@ -365,6 +366,13 @@ func (c *Checker) repairedSuffix(d, ps string) []candidate {
 				{KindProtectedLookalike, fmt.Sprintf("%s looks like %s, your own domain, but is outside it: mail there leaks to whoever runs %s", d, rest, registrable(d))}}})
 		} else if _, ok := c.exact[rest]; ok {
 			repairs = append(repairs, rest)
+		}
+	}
+	// A protected domain written without the dot before its suffix, and a
+	// generic suffix typed after it (armymil.com, modgovuk.com).
+	if len(d) > len(ps)+1 && genericTLDs[ps] {
+		if r, ok := c.glued[d[:len(d)-len(ps)-1]]; ok && !slices.Contains(repairs, r) {
+			repairs = append(repairs, r)
 		}
 	}
 	for _, r := range repairs {
