@@ -24,6 +24,11 @@ func TestAppendedSuffixToAProtectedDomainIsBlockedWithTheRightSuggestion(t *test
 		{"army.mil", "h@armymil.net", "army.mil"},
 		{"mod.gov.uk", "h@modgovuk.com", "mod.gov.uk"},
 		{"bund.de", "h@bundde.com", "bund.de"},
+		// The suffix typed again with a slip: the domain before it is
+		// what the sender meant, not army.mil.mil.
+		{"mil", "h@army.mil.ml", "army.mil"},
+		{"army.mil", "h@army.mil.ml", "army.mil"},
+		{"example.com", "j@example.com.cm", "example.com"},
 	}
 	for _, tt := range tests {
 		c, err := New(Knowledge{Protected: []string{tt.protect}})
@@ -43,6 +48,14 @@ func TestAppendedSuffixToAProtectedDomainIsBlockedWithTheRightSuggestion(t *test
 			if r.Kind == KindProtectedLookalike && !strings.HasPrefix(r.Message, typed+" looks like "+tt.intended) {
 				t.Errorf("%s: reason %q does not name the typed domain", tt.addr, r.Message)
 			}
+		}
+	}
+	// A name under a registry's two-part suffix is a domain of its own,
+	// not a known correspondent's with the suffix retyped.
+	k, _ := New(Knowledge{Known: map[string]int{"falabella.com": 50, "gmail.com": 9}})
+	for _, a := range []string{"j@falabella.com.co", "j@shop.com.cm"} {
+		if f, _ := k.Check(a); f.Verdict != OK {
+			t.Errorf("%s: %s → %s, want ok (%v)", a, f.Verdict, f.Intended, f.Reasons)
 		}
 	}
 	// The organisation's own hosts stay ok.

@@ -345,6 +345,13 @@ func suffixRepairs(d, ps string) []string {
 	return out
 }
 
+// retyped reports whether the suffix typed after prev is prev again with
+// one slip (mil then ml, com then cm).
+func retyped(prev, tld string) bool {
+	_, ok := oneEdit(tld, prev)
+	return ok
+}
+
 // gluedTLDs are the suffixes people glue onto a name without its dot.
 var gluedTLDs = []string{"com", "net", "org"}
 
@@ -357,14 +364,18 @@ func (c *Checker) repairedSuffix(d, ps string) []candidate {
 	var out []candidate
 	repairs := suffixRepairs(d, ps)
 	tld := tldOf(d)
-	if rest := d[:len(d)-len(tld)-1]; genericTLDs[tld] && strings.Contains(rest, ".") && !slices.Contains(repairs, rest) {
+	if rest := d[:len(d)-len(tld)-1]; strings.Contains(rest, ".") && !slices.Contains(repairs, rest) && (genericTLDs[tld] || retyped(tldOf(rest), tld)) {
 		if c.inProtected(rest) {
-			// Outside the protected space only by the appended suffix:
-			// the leak the organisation exists to stop.
+			// Outside the protected space only by the appended suffix
+			// (army.mil.com, or army.mil.ml: the suffix typed again with a
+			// slip): the leak the organisation exists to stop.
 			out = append(out, candidate{intended: rest, score: 0.9, verdict: Block, reasons: []Reason{
 				{KindDoubledSuffix, fmt.Sprintf("a suffix was appended: %s for %s", d, rest)},
 				{KindProtectedLookalike, fmt.Sprintf("%s looks like %s, your own domain, but is outside it: mail there leaks to whoever runs %s", d, rest, registrable(d))}}})
-		} else if _, ok := c.exact[rest]; ok {
+		} else if _, ok := c.exact[rest]; ok && (genericTLDs[tld] || !strings.Contains(ps, ".")) {
+			// Not when both suffixes form a registry's own (com.co):
+			// falabella.com.co is a company of its own, not a retyped
+			// falabella.com.
 			repairs = append(repairs, rest)
 		}
 	}
