@@ -309,3 +309,126 @@ func TestServeAfterShutdownReturnsAtOnce(t *testing.T) {
 		t.Fatal("Serve after Shutdown is still accepting")
 	}
 }
+
+// holdOpen answers one line and then holds the connection, busy, until
+// release closes.
+func holdOpen(release <-chan struct{}) func(*Conn) {
+	return func(c *Conn) {
+		r := bufio.NewReader(c)
+		c.SetReadDeadline(c.IdleDeadline(10 * time.Second))
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		c.SetBusy(true)
+		if _, err := io.WriteString(c, line); err != nil {
+			return
+		}
+		<-release
+	}
+}
+
+// workers is l's count of workers and of those not serving a connection.
+func (s *Server) workers(l net.Listener) (workers, idle int) {
+	s.mu.Lock()
+	a := s.listeners[l]
+	s.mu.Unlock()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.workers, a.idle
+}
+
+// A worker serves the connection it accepted; a new connection must still
+// be answered while every earlier one is in the middle of something.
+func TestANewConnectionIsServedWhileEveryOtherIsBusy(t *testing.T) {
+	t.Parallel()
+	l := listen(t)
+	release := make(chan struct{})
+	defer close(release)
+	s := &Server{Handle: holdOpen(release)}
+	serve(t, s, l)
+	const n = 3 * MaxIdleWorkers
+	for i := range n {
+		nc, r := dialEcho(t, l.Addr().String())
+		if err := roundTrip(nc, r, "x"); err != nil {
+			t.Fatalf("connection %d, with %d busy: %v", i, i, err)
+		}
+	}
+	if w, idle := s.workers(l); w != n+1 || idle != 1 {
+		t.Fatalf("%d workers, %d idle with %d connections busy; want %d and 1", w, idle, n, n+1)
+	}
+}
+
+func TestIdleWorkersAreBoundedAfterABurst(t *testing.T) {
+	t.Parallel()
+	l := listen(t)
+	release := make(chan struct{})
+	s := &Server{Handle: holdOpen(release)}
+	serve(t, s, l)
+	const n = 3 * MaxIdleWorkers
+	var conns []net.Conn
+	for i := range n {
+		nc, r := dialEcho(t, l.Addr().String())
+		if err := roundTrip(nc, r, "x"); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		conns = append(conns, nc)
+	}
+	close(release)
+	for i, nc := range conns {
+		if !closed(nc, 2*time.Second) {
+			t.Fatalf("connection %d was not closed when its handler returned", i)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		w, idle := s.workers(l)
+		if w == MaxIdleWorkers && idle == MaxIdleWorkers {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers, %d idle after the burst; want %d", w, idle, MaxIdleWorkers)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// What is left still serves.
+	nc, r := dialEcho(t, l.Addr().String())
+	if err := roundTrip(nc, r, "after"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Shutdown ends every worker: the idle ones waiting to accept, and the
+// busy ones once their connection ends.
+func TestShutdownEndsEveryWorker(t *testing.T) {
+	t.Parallel()
+	l := listen(t)
+	release := make(chan struct{})
+	s := &Server{Handle: holdOpen(release)}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(l) }()
+	for i := range 4 {
+		nc, r := dialEcho(t, l.Addr().String())
+		if err := roundTrip(nc, r, "x"); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+	}
+	time.AfterFunc(100*time.Millisecond, func() { close(release) })
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Serve after Shutdown: %v, want nil", err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		w, _ := s.workers(l)
+		if w == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers left after Shutdown", w)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
