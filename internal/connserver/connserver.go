@@ -1,16 +1,8 @@
 // Package connserver runs the accept loop and two-phase shutdown shared by
-// stray's protocol front ends (milter, policy server): connections marked
-// busy while a message or request is in progress, and a Shutdown that
-// stops accepting, wakes idle connections, lets busy ones finish, and
-// closes what is left when its context ends.
-//
-// Connections are served by workers, each of which accepts a connection
-// and serves it itself rather than starting a goroutine for it: Postfix
-// opens a connection per SMTP session, so a goroutine per connection was
-// one more for every message. A worker that takes a connection when no
-// other worker is left waiting to accept starts one first, so that a new
-// connection never waits for a busy one; a worker that finishes a
-// connection when MaxIdleWorkers are already waiting ends.
+// stray's protocol front ends (milter, policy server): one goroutine per
+// connection, connections marked busy while a message or request is in
+// progress, and a Shutdown that stops accepting, wakes idle connections,
+// lets busy ones finish, and closes what is left when its context ends.
 //
 // It also keeps a listener serving under hostile load: accept errors (a
 // full file-descriptor table, EMFILE) back off and retry instead of ending
@@ -231,8 +223,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	started   bool
-	listeners map[net.Listener]*acceptor
-	quit      chan struct{} // closed by Shutdown
+	listeners map[net.Listener]bool
 	lim       limiter
 	closing   atomic.Bool
 	wg        sync.WaitGroup
@@ -241,8 +232,7 @@ type Server struct {
 func (s *Server) start() {
 	if !s.started {
 		s.started = true
-		s.listeners = map[net.Listener]*acceptor{}
-		s.quit = make(chan struct{})
+		s.listeners = map[net.Listener]bool{}
 		if s.Grace <= 0 {
 			s.Grace = 250 * time.Millisecond
 		}
@@ -253,10 +243,6 @@ func (s *Server) start() {
 // Serve accepts connections on l until Shutdown; it then returns nil. An
 // accept error other than a closed listener is retried after a delay (5ms
 // doubling to 1s): a full descriptor table must not end the daemon.
-//
-// The connections are served by workers, each of which accepts a
-// connection and serves it itself (see the package doc); Serve waits
-// until they stop accepting.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	s.start()
@@ -267,117 +253,29 @@ func (s *Server) Serve(l net.Listener) error {
 		l.Close()
 		return nil
 	}
-	a := &acceptor{s: s, l: l, idle: 1, workers: 1, done: make(chan struct{})}
-	s.listeners[l] = a
+	s.listeners[l] = true
 	s.mu.Unlock()
-	go a.work()
-	<-a.done
-	return a.err
-}
-
-// MaxIdleWorkers is how many workers per listener may wait for a
-// connection; a worker that finishes a connection when as many are
-// already waiting ends. A burst leaves no more goroutines behind than
-// this, and a steady load (up to this many connections ending between
-// two new ones) starts none.
-const MaxIdleWorkers = 16
-
-// acceptor is one listener's workers.
-type acceptor struct {
-	s *Server
-	l net.Listener
-
-	mu      sync.Mutex
-	idle    int // workers not serving a connection: accepting, or waiting to
-	workers int
-	delay   time.Duration // the last accept-error delay (0: the last accept worked)
-	retry   time.Time     // no accept before this, after an accept error
-	stopped bool
-	err     error // why accepting ended (nil: Shutdown)
-	done    chan struct{}
-}
-
-// work accepts connections and serves each itself, until the listener
-// closes or this worker is surplus. A worker that takes a connection when
-// no other is left to accept starts one first, so that a new connection
-// never waits for a busy one.
-func (a *acceptor) work() {
+	var delay time.Duration
 	for {
-		nc, err := a.l.Accept()
+		nc, err := l.Accept()
 		if err != nil {
-			if a.s.closing.Load() {
-				a.stop(nil)
-				return
+			if s.closing.Load() {
+				return nil
 			}
 			if errors.Is(err, net.ErrClosed) {
-				a.stop(err)
-				return
+				return err
 			}
-			a.backoff(err)
+			delay = s.lim.acceptFailed(err, delay)
+			time.Sleep(delay)
 			continue
 		}
-		a.mu.Lock()
-		a.delay = 0
-		a.idle--
-		spawn := a.idle == 0 && !a.stopped
-		if spawn {
-			a.idle++
-			a.workers++
-		}
-		a.mu.Unlock()
-		if spawn {
-			go a.work()
-		}
-		if c := a.s.admit(nc); c != nil {
-			a.s.run(c)
-		}
-		a.mu.Lock()
-		if a.stopped || a.idle >= MaxIdleWorkers {
-			a.workers--
-			a.mu.Unlock()
-			return
-		}
-		a.idle++
-		a.mu.Unlock()
+		delay = 0
+		s.serve(nc)
 	}
 }
 
-// backoff logs an accept error at a bounded rate and waits before the
-// next accept. The delay doubles per failure, not per worker: the workers
-// waiting to accept all see a full descriptor table, and all wait for the
-// same retry.
-func (a *acceptor) backoff(err error) {
-	a.mu.Lock()
-	now := time.Now()
-	if !now.Before(a.retry) {
-		a.delay = a.s.lim.acceptFailed(err, a.delay)
-		a.retry = now.Add(a.delay)
-	}
-	wait := a.retry.Sub(now)
-	a.mu.Unlock()
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-a.s.quit:
-	}
-}
-
-// stop records that accepting ended and why, the first time.
-func (a *acceptor) stop(err error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.workers--
-	a.idle--
-	if !a.stopped {
-		a.stopped, a.err = true, err
-		close(a.done)
-	}
-}
-
-// admit registers an accepted connection, or closes it and returns nil
-// when it is refused (the cap, shutdown).
-func (s *Server) admit(nc net.Conn) *Conn {
+// serve admits and serves an accepted connection.
+func (s *Server) serve(nc net.Conn) *Conn {
 	c := s.lim.newConn(nc)
 	c.srv = s
 	s.mu.Lock()
@@ -388,21 +286,17 @@ func (s *Server) admit(nc net.Conn) *Conn {
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	go s.run(c)
 	return c
 }
 
-// Track registers a connection accepted elsewhere (tests) and serves it
-// on a goroutine of its own. It returns nil when the connection was
-// refused (the cap, shutdown).
+// Track registers a connection accepted elsewhere (tests) and serves it.
+// It returns nil when the connection was refused (the cap, shutdown).
 func (s *Server) Track(nc net.Conn) *Conn {
 	s.mu.Lock()
 	s.start()
 	s.mu.Unlock()
-	c := s.admit(nc)
-	if c != nil {
-		go s.run(c)
-	}
-	return c
+	return s.serve(nc)
 }
 
 // Wait waits for every connection to end.
@@ -421,11 +315,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
 	s.mu.Lock()
 	s.start()
-	select {
-	case <-s.quit:
-	default:
-		close(s.quit)
-	}
 	for l := range s.listeners {
 		l.Close()
 	}
