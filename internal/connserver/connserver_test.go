@@ -309,3 +309,39 @@ func TestServeAfterShutdownReturnsAtOnce(t *testing.T) {
 		t.Fatal("Serve after Shutdown is still accepting")
 	}
 }
+
+// holdOpen answers one line and then holds the connection, busy, until
+// release closes.
+func holdOpen(release <-chan struct{}) func(*Conn) {
+	return func(c *Conn) {
+		r := bufio.NewReader(c)
+		c.SetReadDeadline(c.IdleDeadline(10 * time.Second))
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		c.SetBusy(true)
+		if _, err := io.WriteString(c, line); err != nil {
+			return
+		}
+		<-release
+	}
+}
+
+// Whatever the accept model, a new connection is answered while every
+// earlier one is in the middle of something: an MTA's new session must
+// not wait for another to end.
+func TestANewConnectionIsServedWhileEveryOtherIsBusy(t *testing.T) {
+	t.Parallel()
+	l := listen(t)
+	release := make(chan struct{})
+	defer close(release)
+	s := &Server{Handle: holdOpen(release)}
+	serve(t, s, l)
+	for i := range 50 {
+		nc, r := dialEcho(t, l.Addr().String())
+		if err := roundTrip(nc, r, "x"); err != nil {
+			t.Fatalf("connection %d, with %d busy: %v", i, i, err)
+		}
+	}
+}
