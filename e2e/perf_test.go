@@ -58,12 +58,6 @@ func smtpSource(t *testing.T, addr string, n, sessions int) time.Duration {
 	return time.Since(start)
 }
 
-func median(d []float64) float64 {
-	s := append([]float64(nil), d...)
-	sort.Float64s(s)
-	return s[len(s)/2]
-}
-
 // TestPerfPostfixThroughputWithAndWithoutMilter: Postfix's message rate with
 // the stray milter against the same Postfix without it, alternating rounds
 // in one run. Target: ratio ≥ 0.90. With STRAY_PERF_CMILTER=1 it also runs
@@ -137,10 +131,10 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 			slices.Reverse(order)
 		}
 		for _, r := range order {
-			c := cpuTicks(r.pid)
+			c := cpuTime(t, r.pid)
 			d := smtpSource(t, r.pf.SMTP, n, 10)
 			r.rate = append(r.rate, float64(n)/d.Seconds())
-			r.cpu = append(r.cpu, float64(cpuTicks(r.pid)-c)*1e4/float64(n))
+			r.cpu = append(r.cpu, float64((cpuTime(t, r.pid)-c).Microseconds())/float64(n))
 		}
 		m, p := byName["milter"], byName["policy"]
 		line := fmt.Sprintf("round %d: bare %.0f msg/s, with stray milter %.0f msg/s (%.0f µs CPU/msg), with stray policy server %.0f msg/s (%.0f µs CPU/msg)",
@@ -170,26 +164,11 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 		// The figures: stray's milter against the no-op, both
 		// over the same transport, in the same rounds.
 		mc, nc := byName["milter"].cpu, byName["noop"].cpu
-		t.Logf("stray's milter against the C libmilter no-op over %s: message rate %.3f of the no-op's (median of per-round ratios; medians %.0f and %.0f msg/s), CPU per message %.0f µs against %.0f µs (%.2f; median of per-round ratios %.2f); target ≥ 0.95 and ≤ 1",
-			transport, median(ratios(rw, rc)), median(rw), median(rc), mean(mc), mean(nc), mean(mc)/mean(nc), median(ratios(mc, nc)))
+		rlo, rhi := bootMedian(ratios(rw, rc))
+		clo, chi := bootMedian(ratios(mc, nc))
+		t.Logf("stray's milter against the C libmilter no-op over %s: message rate %.3f of the no-op's (median of per-round ratios, 95%% interval [%.3f, %.3f]; medians %.0f and %.0f msg/s), CPU per message %.0f µs against %.0f µs (%.2f; median of per-round ratios %.2f, 95%% interval [%.2f, %.2f]); target ≥ 0.95 and ≤ 1",
+			transport, median(ratios(rw, rc)), rlo, rhi, median(rw), median(rc), mean(mc), mean(nc), mean(mc)/mean(nc), median(ratios(mc, nc)), clo, chi)
 	}
-}
-
-// ratios is a[i]/b[i] for each round both have.
-func ratios(a, b []float64) []float64 {
-	var out []float64
-	for i := range min(len(a), len(b)) {
-		out = append(out, a[i]/b[i])
-	}
-	return out
-}
-
-func mean(d []float64) float64 {
-	sum := 0.0
-	for _, x := range d {
-		sum += x
-	}
-	return sum / float64(len(d))
 }
 
 // startNoopMilter builds testdata/noopmilter.c (gcc and Debian's
@@ -234,18 +213,6 @@ func startNoopMilter(t *testing.T, unix bool) (spec string, pid int) {
 	}
 	t.Fatal("the C no-op milter did not start")
 	return "", 0
-}
-
-// cpuTicks is a process's user+system CPU time in clock ticks (1/100 s).
-func cpuTicks(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	u, _ := strconv.Atoi(f[11])
-	st, _ := strconv.Atoi(f[12])
-	return u + st
 }
 
 func rss(pid int) int {

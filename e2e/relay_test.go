@@ -468,8 +468,10 @@ func TestPerfRelayThroughputAndLatency(t *testing.T) {
 		t.Logf("throughput round %d (msg/s): %s", round, strings.Join(line, ", "))
 	}
 	for _, tg := range targets[1:] {
-		t.Logf("THROUGHPUT %s via %s: median %.0f msg/s vs direct %.0f, ratio of medians %.3f, median of per-round ratios %.3f (target >= 0.90); CPU %.0f µs/msg (median)",
-			hop, tg.name, median(rates[tg.name]), median(rates["direct"]), median(rates[tg.name])/median(rates["direct"]), median(ratios(rates[tg.name], rates["direct"])), median(cpu[tg.name]))
+		rr := ratios(rates[tg.name], rates["direct"])
+		lo, hi := bootMedian(rr)
+		t.Logf("THROUGHPUT %s via %s: median %.0f msg/s vs direct %.0f, ratio of medians %.3f, median of per-round ratios %.3f, 95%% interval [%.3f, %.3f] (target >= 0.90); CPU %.0f µs/msg (median)",
+			hop, tg.name, median(rates[tg.name]), median(rates["direct"]), median(rates[tg.name])/median(rates["direct"]), median(rr), lo, hi, median(cpu[tg.name]))
 	}
 
 	// The paced load is a fifth of what the next hop took directly, shared

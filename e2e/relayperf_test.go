@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"fmt"
-	"math/rand/v2"
-	"os"
 	"os/exec"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,103 +36,6 @@ func names(ts []perfTarget) []string {
 		out = append(out, t.name+"="+t.addr)
 	}
 	return out
-}
-
-func envInt(name string, def int) int {
-	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
-		return n
-	}
-	return def
-}
-
-// bootDiff is a 95 % bootstrap interval of pct(a, p) - pct(b, p): both
-// samples resampled with replacement, 2000 times, with a fixed seed (the
-// same data give the same interval). A p99 over a few hundred sessions on
-// a shared machine moves by milliseconds between runs; the interval says
-// whether a difference is more than that.
-func bootDiff(a, b []float64, p float64) (lo, hi float64) {
-	if len(a) == 0 || len(b) == 0 {
-		return 0, 0
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	const n = 2000
-	diffs := make([]float64, n)
-	ra, rb := make([]float64, len(a)), make([]float64, len(b))
-	for i := range diffs {
-		for j := range ra {
-			ra[j] = a[rng.IntN(len(a))]
-		}
-		for j := range rb {
-			rb[j] = b[rng.IntN(len(b))]
-		}
-		sort.Float64s(ra)
-		sort.Float64s(rb)
-		diffs[i] = pct(ra, p) - pct(rb, p)
-	}
-	sort.Float64s(diffs)
-	return pct(diffs, .025), pct(diffs, .975)
-}
-
-// pct is the p-quantile of sorted samples.
-func pct(s []float64, p float64) float64 {
-	if len(s) == 0 {
-		return 0
-	}
-	return s[int(float64(len(s)-1)*p)]
-}
-
-// cpuTime is a process's user and system CPU time (0 for pid 0).
-func cpuTime(t *testing.T, pid int) time.Duration {
-	if pid == 0 {
-		return 0
-	}
-	f, err := procStat(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ticks(f, 14, 15)
-}
-
-// cpuTree is the CPU time of pid, of its children that ended (and were
-// waited for), and of its live children.
-func cpuTree(t *testing.T, pid int) time.Duration {
-	f, err := procStat(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := ticks(f, 14, 15, 16, 17)
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if cf, err := procStat(child); err == nil && cf[4] == strconv.Itoa(pid) {
-			sum += ticks(cf, 14, 15)
-		}
-	}
-	return sum
-}
-
-// procStat is /proc/PID/stat's fields, numbered from 1 as proc(5) does
-// (field 0 is empty); the command name (2) may hold spaces and is left out.
-func procStat(pid int) ([]string, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil, err
-	}
-	s := string(b)
-	return append([]string{"", strconv.Itoa(pid), ""}, strings.Fields(s[strings.LastIndexByte(s, ')')+2:])...), nil
-}
-
-// ticks sums the fields (clock ticks, 100 Hz) as a duration.
-func ticks(f []string, fields ...int) time.Duration {
-	var n int64
-	for _, i := range fields {
-		v, _ := strconv.ParseInt(f[i], 10, 64)
-		n += v
-	}
-	return time.Duration(n) * 10 * time.Millisecond
 }
 
 // perfBody is a message of about 2 kB, as smtp-source -l 2048 sends.
@@ -217,20 +117,5 @@ func background(t *testing.T, addr string, sessions int) (stop func()) {
 	return func() {
 		cmd.Process.Kill()
 		cmd.Wait()
-	}
-}
-
-func TestBootDiffBracketsAShift(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	a, b := make([]float64, 500), make([]float64, 500)
-	for i := range a {
-		b[i] = rng.ExpFloat64()
-		a[i] = rng.ExpFloat64() + 5
-	}
-	if lo, hi := bootDiff(a, b, .5); lo > 5 || hi < 5 || hi-lo > 1 {
-		t.Errorf("median shifted by 5: interval [%.3f, %.3f]", lo, hi)
-	}
-	if lo, hi := bootDiff(b, b, .99); lo > 0 || hi < 0 {
-		t.Errorf("same sample: interval [%.3f, %.3f] leaves out 0", lo, hi)
 	}
 }
