@@ -92,18 +92,9 @@ func (d *Daemon) StartSink(addr string) error { return d.StartSinkWith(addr, d.C
 // at path (relative to the config file); its events go to the store when
 // there is one.
 func (d *Daemon) StartSinkWith(addr, path string) error {
-	if path == "" {
-		return fmt.Errorf("sink: sink.domains is required")
-	}
-	cfg := d.Config()
-	f, err := os.Open(cfg.Path(path))
+	domains, err := SinkDomains(d.Config(), path)
 	if err != nil {
 		return fmt.Errorf("sink: %w", err)
-	}
-	domains, err := detect.ReadDeny(f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("sink: %s: %w", path, err)
 	}
 	l, err := listenTCP("sink", addr)
 	if err != nil {
@@ -114,6 +105,28 @@ func (d *Daemon) StartSinkWith(addr, path string) error {
 	capped := d.capSMTP(l, "sink", d.caps().Sink)
 	d.run("sink", addr, l, func() error { return s.Serve(capped) }, s.Shutdown, "max_connections", d.caps().Sink)
 	return nil
+}
+
+// SinkDomains reads the sink's "DOMAIN INTENDED" lines from the file at
+// path (relative to the config file). A file without a domain is an
+// error: a sink that refuses nothing of its own is a mistake.
+func SinkDomains(cfg *config.Config, path string) (map[string]string, error) {
+	if path == "" {
+		return nil, fmt.Errorf("sink.domains is required")
+	}
+	f, err := os.Open(cfg.Path(path))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	domains, err := detect.ReadDeny(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(domains) == 0 {
+		return nil, fmt.Errorf("%s: no \"DOMAIN INTENDED\" line", path)
+	}
+	return domains, nil
 }
 
 // keyPair serves a certificate from files, re-reading them when they
