@@ -28,7 +28,9 @@ only) hear 554 at connect; with --allow-cert they may instead relay after
 STARTTLS with a client certificate for an allowed name (verified against
 --client-ca or the system roots) or with a pinned public key, and are
 refused at MAIL (550 5.7.1) without one. SIGHUP re-reads the certificate
-and key. Every setting is also in the config file
+and key, and who may relay (relay.allow, relay.allow_certs and
+relay.client_ca, unless flags set them) for the sessions that start
+after it; a config that does not load keeps the running rules. Every setting is also in the config file
 (listen.relay and the relay section); flags win.
 
 See docs/relay.md for Exchange, Microsoft 365, Google Workspace, Exim and
@@ -127,7 +129,7 @@ func runRelay(ctx context.Context, args []string, std Stdio) int {
 		fmt.Fprintf(std.Err, "stray relay: %v\n", err)
 		return runtimeExit(err)
 	}
-	if err := d.StartRelayWith(c.Listen.Relay, c.Relay); err != nil {
+	if err := d.StartRelayWith(c.Listen.Relay, section); err != nil {
 		fmt.Fprintf(std.Err, "stray relay: %v\n", err)
 		d.Close()
 		return runtimeExit(err)

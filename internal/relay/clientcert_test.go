@@ -231,8 +231,8 @@ func TestClientOutsideTheRangesIsRefusedAtConnectWithoutCertificateRules(t *test
 }
 
 // SetClientRoots (relay.client_ca re-read on SIGHUP) applies to the next
-// MAIL: a certificate of the new CA passes, one of the old no longer.
-func TestNewClientRootsApplyToTheNextMail(t *testing.T) {
+// session: a certificate of the new CA passes, one of the old no longer.
+func TestNewClientRootsApplyToTheNextSession(t *testing.T) {
 	t.Parallel()
 	oldCA, newCA := newTestCA(t, "old CA"), newTestCA(t, "new CA")
 	now := time.Now()
