@@ -483,6 +483,56 @@ func TestRelayDSNParametersOfAUTF8RecipientReachTheNextHopsThroughRealPostfixes(
 	}
 }
 
+// An ENVID is xtext of printable ASCII (RFC 3461, section 4.4; RFC 6533
+// gives UTF-8 a type for ORCPT only, none for ENVID), also with SMTPUTF8.
+// Postfix 3.7 refuses UTF-8 in it, raw or as +HH octets, with 501 and
+// never sends one (its sendmail -V drops such an id); the relay refuses
+// the same with 501 naming ENVID, and passes an ASCII one, \x{E9} and all,
+// through a real Postfix next hop unchanged (issue 13).
+func TestRelayENVIDUnderSMTPUTF8IsWhatPostfixAcceptsAndReachesTheNextHopsUnchanged(t *testing.T) {
+	final := startLineHop(t)
+	next := postfixtest.Start(t, postfixtest.Options{Extra: map[string]string{
+		"relayhost": "[127.0.0.1]:" + final.Addr[strings.LastIndexByte(final.Addr, ':')+1:],
+	}})
+	r := startRelay(t, next.SMTP, milConfig, nil, "--next-hop-tls", "none")
+	for _, addr := range []string{next.SMTP, r.Addr} {
+		c, err := postfixtest.Dial(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Cmd("EHLO client.test")
+		for _, envid := range []string{"caf\u00e9-1", "caf+C3+A9-2"} {
+			rep, err := c.Cmd("MAIL FROM:<a@army.mil> SMTPUTF8 ENVID=%s", envid)
+			if err != nil || rep.Code != 501 || !strings.Contains(rep.Text, "ENVID") {
+				t.Errorf("%s: ENVID=%s: %v %v, want 501 naming ENVID", addr, envid, rep, err)
+			}
+		}
+		c.Close()
+	}
+	c, err := postfixtest.Dial(r.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, cmd := range []string{"EHLO client.test", `MAIL FROM:<a@army.mil> SMTPUTF8 ENVID=caf\x{E9}+2B3`, "RCPT TO:<c@army.mil>"} {
+		if rep, err := c.Cmd("%s", cmd); err != nil || rep.Code != 250 {
+			t.Fatalf("%s: %v %v", cmd, rep, err)
+		}
+	}
+	if rep, err := c.Data(relayMsg); err != nil || rep.Code != 250 {
+		t.Fatalf("data: %v %v", rep, err)
+	}
+	var mail string
+	for _, l := range final.wait(1, 60*time.Second) {
+		if strings.HasPrefix(l, "MAIL FROM:<a@army.mil>") {
+			mail = l
+		}
+	}
+	if !strings.Contains(mail, ` ENVID=caf\x{E9}+2B3`) || !strings.Contains(mail, " SMTPUTF8") {
+		t.Errorf("MAIL after the relay and a Postfix: %q, want ENVID=caf\\x{E9}+2B3 and SMTPUTF8", mail)
+	}
+}
+
 // orcptIs reports whether a RCPT line's ORCPT parameter is addr, in any of
 // the forms of RFC 3461 and RFC 6533.
 func orcptIs(line, addr string) bool {
