@@ -230,8 +230,9 @@ func TestClientOutsideTheRangesIsRefusedAtConnectWithoutCertificateRules(t *test
 	}
 }
 
-// SetClientRoots (relay.client_ca re-read on SIGHUP) applies to the next
-// session: a certificate of the new CA passes, one of the old no longer.
+// New roots (relay.client_ca re-read on SIGHUP, SetAccess) apply to the
+// next session: a certificate of the new CA passes, one of the old no
+// longer.
 func TestNewClientRootsApplyToTheNextSession(t *testing.T) {
 	t.Parallel()
 	oldCA, newCA := newTestCA(t, "old CA"), newTestCA(t, "new CA")
@@ -252,7 +253,10 @@ func TestNewClientRootsApplyToTheNextSession(t *testing.T) {
 	if err := sendWithCert(t, e.relay, &newCert, "new-1@example.org"); !is5571(err) {
 		t.Fatalf("new CA before: %v", err)
 	}
-	srv.SetClientRoots(newCA.pool())
+	rules.Roots = newCA.pool()
+	if err := srv.SetAccess(outside, rules); err != nil {
+		t.Fatal(err)
+	}
 	if err := sendWithCert(t, e.relay, &newCert, "new-2@example.org"); err != nil {
 		t.Fatalf("new CA after: %v", err)
 	}

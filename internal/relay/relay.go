@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -257,21 +256,6 @@ func (s *Server) SetAccess(allow []netip.Prefix, certs clientcert.Rules) error {
 	}
 	s.access.Store(newAccess(allow, certs))
 	return nil
-}
-
-// SetClientRoots replaces the CA certificates that verify client
-// certificates allowed by name (AllowCerts.Roots) for the sessions that
-// start from now on. Safe while serving.
-func (s *Server) SetClientRoots(p *x509.CertPool) {
-	s.init()
-	for {
-		old := s.access.Load()
-		a := *old
-		a.certs.Roots = p
-		if s.access.CompareAndSwap(old, &a) {
-			return
-		}
-	}
 }
 
 // nextDialer is how sessions reach the next hop, from the Server's fields.
