@@ -80,7 +80,8 @@ type Server struct {
 	// ORCPT=rfc822;<xtext of a UTF-8 address> that Postfix sends for an
 	// internationalised recipient with a permanent 501, so with DSN each
 	// client connection goes through smtpConn, which gives that parameter
-	// its RFC 6533 utf-8 type (and therefore does STARTTLS itself).
+	// its RFC 6533 utf-8 type (and therefore does STARTTLS itself), and
+	// says why in the 501 to a malformed ENVID.
 	DSN bool
 	// NextHopTLS is none, opportunistic (default: encrypted when offered,
 	// not authenticated) or required; with required, NextHopTLSConfig
