@@ -211,6 +211,90 @@ func TestRelayReloadsItsCertificateOnSIGHUPAndKeepsItWhenTheNewFilesAreBroken(t 
 	}
 }
 
+// relayMail opens a session to the relay at addr (over STARTTLS with cert
+// when cert is set) and returns the error of MAIL, or of the connection
+// when the relay refused it.
+func relayMail(addr string, cert *tls.Certificate) error {
+	var c *smtp.Client
+	var err error
+	if cert != nil {
+		c, err = smtp.DialStartTLS(addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{*cert}})
+	} else {
+		c, err = smtp.Dial(addr)
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello("client.test"); err != nil {
+		return err
+	}
+	return c.Mail("a@army.mil", nil)
+}
+
+// SIGHUP makes `stray relay` re-read who may relay from its config: a
+// Microsoft 365 style certificate name added to relay.allow_certs lets
+// that client relay from outside relay.allow without a restart; a config
+// that does not load keeps the running rules (issue 13).
+func TestRelayReloadsItsAllowRulesOnSIGHUPAndKeepsThemWhenTheConfigIsBroken(t *testing.T) {
+	p := newPKI(t)
+	p.make("relay", []string{"relay.test"}, false, 30)
+	p.make("sender", []string{"sender.mail.example.net"}, false, 31)
+	p.make("stranger", []string{"stranger.example.net"}, false, 32)
+	pair := func(name string) *tls.Certificate {
+		c, err := tls.LoadX509KeyPair(p.path(name+".pem"), p.path(name+".key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &c
+	}
+	sender, stranger := pair("sender"), pair("stranger")
+	hop := postfixtest.StartSink(t)
+	section := func(allow, allowCerts string) string {
+		return "relay:\n  allow: " + allow + "\n  allow_certs: " + allowCerts + "\n  client_ca: " + p.path("ca.pem") +
+			"\n  tls_cert: " + p.path("relay.pem") + "\n  tls_key: " + p.path("relay.key") + "\n"
+	}
+	// 127.0.0.1, where the clients connect from, is outside relay.allow.
+	first := section("[192.0.2.0/24]", "[]")
+	r := startRelay(t, hop.Addr, milConfig+first, nil)
+	if err := relayMail(r.Addr, sender); err == nil || !strings.Contains(err.Error(), "554") {
+		t.Fatalf("before the reload: %v, want 554 at connect", err)
+	}
+	body, err := os.ReadFile(r.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hup := func(sec, logged string) {
+		t.Helper()
+		n := strings.Count(r.log.String(), logged)
+		writeFile(t, r.cfg, strings.Replace(string(body), first, sec, 1))
+		r.cmd.Process.Signal(syscall.SIGHUP)
+		deadline := time.Now().Add(10 * time.Second)
+		for strings.Count(r.log.String(), logged) == n {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in the log after SIGHUP:\n%s", logged, r.log.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	hup(section("[192.0.2.0/24]", "[\"*.mail.example.net\"]"), `what="relay allow rules"`)
+	if err := relayMail(r.Addr, sender); err != nil {
+		t.Errorf("the certificate name added to relay.allow_certs: MAIL: %v", err)
+	}
+	for name, cert := range map[string]*tls.Certificate{"another name": stranger, "no certificate": nil} {
+		if err := relayMail(r.Addr, cert); err == nil || !strings.Contains(err.Error(), "550") {
+			t.Errorf("%s after the reload: MAIL: %v, want 550", name, err)
+		}
+	}
+	hup(section("[10.0.0.0/33]", "[]"), "reload failed; keeping the running configuration")
+	if err := relayMail(r.Addr, sender); err != nil {
+		t.Errorf("after a broken config, the allowed certificate: MAIL: %v", err)
+	}
+	if err := r.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the relay died: %v", err)
+	}
+}
+
 // BDAT (CHUNKING) from a client, with a real Postfix as the next hop: the
 // message arrives intact, byte for byte after the relay's Received field
 // (issue 13).
@@ -396,6 +480,56 @@ func TestRelayDSNParametersOfAUTF8RecipientReachTheNextHopsThroughRealPostfixes(
 	}
 	if l := r.log.String(); !strings.Contains(l, "ORCPT with a UTF-8 address given its RFC 6533 type") {
 		t.Errorf("the relay did not fix the ORCPT:\n%s", l)
+	}
+}
+
+// An ENVID is xtext of printable ASCII (RFC 3461, section 4.4; RFC 6533
+// gives UTF-8 a type for ORCPT only, none for ENVID), also with SMTPUTF8.
+// Postfix 3.7 refuses UTF-8 in it, raw or as +HH octets, with 501 and
+// never sends one (its sendmail -V drops such an id); the relay refuses
+// the same with 501 naming ENVID, and passes an ASCII one, \x{E9} and all,
+// through a real Postfix next hop unchanged (issue 13).
+func TestRelayENVIDUnderSMTPUTF8IsWhatPostfixAcceptsAndReachesTheNextHopsUnchanged(t *testing.T) {
+	final := startLineHop(t)
+	next := postfixtest.Start(t, postfixtest.Options{Extra: map[string]string{
+		"relayhost": "[127.0.0.1]:" + final.Addr[strings.LastIndexByte(final.Addr, ':')+1:],
+	}})
+	r := startRelay(t, next.SMTP, milConfig, nil, "--next-hop-tls", "none")
+	for _, addr := range []string{next.SMTP, r.Addr} {
+		c, err := postfixtest.Dial(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Cmd("EHLO client.test")
+		for _, envid := range []string{"caf\u00e9-1", "caf+C3+A9-2"} {
+			rep, err := c.Cmd("MAIL FROM:<a@army.mil> SMTPUTF8 ENVID=%s", envid)
+			if err != nil || rep.Code != 501 || !strings.Contains(rep.Text, "ENVID") {
+				t.Errorf("%s: ENVID=%s: %v %v, want 501 naming ENVID", addr, envid, rep, err)
+			}
+		}
+		c.Close()
+	}
+	c, err := postfixtest.Dial(r.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, cmd := range []string{"EHLO client.test", `MAIL FROM:<a@army.mil> SMTPUTF8 ENVID=caf\x{E9}+2B3`, "RCPT TO:<c@army.mil>"} {
+		if rep, err := c.Cmd("%s", cmd); err != nil || rep.Code != 250 {
+			t.Fatalf("%s: %v %v", cmd, rep, err)
+		}
+	}
+	if rep, err := c.Data(relayMsg); err != nil || rep.Code != 250 {
+		t.Fatalf("data: %v %v", rep, err)
+	}
+	var mail string
+	for _, l := range final.wait(1, 60*time.Second) {
+		if strings.HasPrefix(l, "MAIL FROM:<a@army.mil>") {
+			mail = l
+		}
+	}
+	if !strings.Contains(mail, ` ENVID=caf\x{E9}+2B3`) || !strings.Contains(mail, " SMTPUTF8") {
+		t.Errorf("MAIL after the relay and a Postfix: %q, want ENVID=caf\\x{E9}+2B3 and SMTPUTF8", mail)
 	}
 }
 

@@ -2,9 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/stray-mail/stray/internal/config"
+	"github.com/stray-mail/stray/internal/daemon"
 	"github.com/stray-mail/stray/internal/listenaddr"
 )
 
@@ -24,7 +28,9 @@ only) hear 554 at connect; with --allow-cert they may instead relay after
 STARTTLS with a client certificate for an allowed name (verified against
 --client-ca or the system roots) or with a pinned public key, and are
 refused at MAIL (550 5.7.1) without one. SIGHUP re-reads the certificate
-and key. Every setting is also in the config file
+and key, and who may relay (relay.allow, relay.allow_certs and
+relay.client_ca, unless flags set them) for the sessions that start
+after it; a config that does not load keeps the running rules. Every setting is also in the config file
 (listen.relay and the relay section); flags win.
 
 See docs/relay.md for Exchange, Microsoft 365, Google Workspace, Exim and
@@ -58,58 +64,72 @@ func runRelay(ctx context.Context, args []string, std Stdio) int {
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return flagExit(err)
 	}
-	// The flags that stand alone are checked before the store is opened;
-	// the whole relay section is validated once merged with the config.
+	// Every flag is checked, with the config it overrides, before the
+	// store is opened (a typo must not leave a new store behind).
 	if err := relayFlagProblem(*addr, *nextTLS, *pin); err != nil {
 		fmt.Fprintf(std.Err, "stray relay: %v\n", err)
 		return ExitUsage
 	}
-	d, err := newDaemon(ctx, df, std, nil)
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["tls-cert"] || set["tls-key"] {
+		set["tls-cert"], set["tls-key"] = true, true // either sets both
+	}
+	// section is the relay section the relay runs with: the flags over
+	// the config's.
+	section := func(cfg *config.Config) config.Relay {
+		r := cfg.Relay
+		if *next != "" {
+			r.NextHop = *next
+		}
+		if len(allow) > 0 {
+			r.Allow = allow
+		}
+		if len(allowCerts) > 0 {
+			r.AllowCerts = allowCerts
+		}
+		if *clientCA != "" {
+			r.ClientCA = *clientCA
+		}
+		if *cert != "" || *key != "" {
+			r.TLSCert, r.TLSKey = *cert, *key
+		}
+		if *requireTLS {
+			r.RequireTLS = true
+		}
+		if *nextTLS != "" {
+			r.NextHopTLS = config.NextHopTLS(*nextTLS)
+		}
+		if *pin != "" {
+			r.NextHopFingerprint = *pin
+		}
+		if *helo != "" {
+			r.NextHopHelo = *helo
+		}
+		return r
+	}
+	var c config.Config
+	check := func(cfg *config.Config) error {
+		c = *cfg
+		c.Relay = section(cfg)
+		if *addr != "" {
+			c.Listen.Relay = *addr
+		}
+		if c.Listen.Relay == "" {
+			return errors.New("--listen is required (or listen.relay)")
+		}
+		if err := c.Validate(); err != nil {
+			return errors.New(relayFlagNames(err.Error(), set))
+		}
+		return nil
+	}
+	d, err := daemon.New(ctx, daemon.Options{ConfigPath: *df.config, Check: check, LogOutput: std.Err,
+		Knowledge: daemon.Knowledge{Protect: df.protect, Known: df.known, Deny: df.deny}})
 	if err != nil {
 		fmt.Fprintf(std.Err, "stray relay: %v\n", err)
 		return runtimeExit(err)
 	}
-	c := *d.Config()
-	r := &c.Relay
-	if *next != "" {
-		r.NextHop = *next
-	}
-	if len(allow) > 0 {
-		r.Allow = allow
-	}
-	if len(allowCerts) > 0 {
-		r.AllowCerts = allowCerts
-	}
-	if *clientCA != "" {
-		r.ClientCA = *clientCA
-	}
-	if *cert != "" || *key != "" {
-		r.TLSCert, r.TLSKey = *cert, *key
-	}
-	if *requireTLS {
-		r.RequireTLS = true
-	}
-	if *nextTLS != "" {
-		r.NextHopTLS = config.NextHopTLS(*nextTLS)
-	}
-	if *pin != "" {
-		r.NextHopFingerprint = *pin
-	}
-	if *helo != "" {
-		r.NextHopHelo = *helo
-	}
-	if *addr != "" {
-		c.Listen.Relay = *addr
-	}
-	if err := c.Validate(); err != nil || c.Listen.Relay == "" {
-		if c.Listen.Relay == "" {
-			err = fmt.Errorf("--listen is required (or listen.relay)")
-		}
-		fmt.Fprintf(std.Err, "stray relay: %v\n", err)
-		d.Close()
-		return ExitUsage
-	}
-	if err := d.StartRelayWith(c.Listen.Relay, c.Relay); err != nil {
+	if err := d.StartRelayWith(c.Listen.Relay, section); err != nil {
 		fmt.Fprintf(std.Err, "stray relay: %v\n", err)
 		d.Close()
 		return runtimeExit(err)
@@ -118,6 +138,37 @@ func runRelay(ctx context.Context, args []string, std Stdio) int {
 		return ExitRuntime
 	}
 	return ExitOK
+}
+
+// relayFlags are the relay's flags by the config key each overrides,
+// longest key first (relay.next_hop_tls before relay.next_hop).
+var relayFlags = []struct{ key, flag string }{
+	{"relay.next_hop_fingerprint", "next-hop-fingerprint"},
+	{"relay.next_hop_helo", "next-hop-helo"},
+	{"relay.next_hop_tls", "next-hop-tls"},
+	{"relay.require_tls", "require-tls"},
+	{"relay.allow_certs", "allow-cert"},
+	{"relay.client_ca", "client-ca"},
+	{"relay.next_hop", "next-hop"},
+	{"relay.tls_cert", "tls-cert"},
+	{"relay.tls_key", "tls-key"},
+	{"relay.allow", "allow"},
+	{"listen.relay", "listen"},
+}
+
+// relayFlagNames names, in the config's problems, the flag where the
+// command line set a value (or, for a key no flag set, keeps the key and
+// adds the flag that would set it).
+func relayFlagNames(problems string, set map[string]bool) string {
+	var pairs []string
+	for _, f := range relayFlags {
+		if set[f.flag] {
+			pairs = append(pairs, f.key, "--"+f.flag)
+		} else {
+			pairs = append(pairs, f.key, f.key+" (--"+f.flag+")")
+		}
+	}
+	return strings.NewReplacer(pairs...).Replace(problems)
 }
 
 // relayFlagProblem checks the relay flags whose values mean the same

@@ -32,7 +32,9 @@ recipient, verdict, intended, action). SIGHUP reloads the config and the
 knowledge files and swaps them in atomically (messages in flight finish
 with the old ones; listener addresses need a restart), and re-reads the
 relay's and the HTTP listener's TLS certificates (a broken one is logged
-and the running one kept). SIGTERM or SIGINT
+and the running one kept) and who may relay (relay.allow,
+relay.allow_certs, relay.client_ca; for the sessions that start after
+it). SIGTERM or SIGINT
 stops accepting, lets messages in progress finish for shutdown_timeout, then
 closes what is left: the MTA tempfails those messages and retries them.
 

@@ -2,8 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
+
+	"github.com/stray-mail/stray/internal/config"
+	"github.com/stray-mail/stray/internal/daemon"
+	"github.com/stray-mail/stray/internal/listenaddr"
 )
 
 const sinkHelp = `usage: stray sink --listen HOST:PORT --domains FILE [--config FILE]
@@ -35,24 +40,35 @@ func runSink(ctx context.Context, args []string, std Stdio) int {
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return flagExit(err)
 	}
-	d, err := newDaemon(ctx, &detectFlags{config: cfgPath}, std, nil)
+	// Everything the flags say is checked, with the config, before the
+	// store is opened (a typo must not leave a new store behind).
+	check := func(cfg *config.Config) error {
+		if *domains == "" {
+			*domains = cfg.Sink.Domains
+		} else if abs, err := filepath.Abs(*domains); err == nil {
+			*domains = abs // a flag's path is the working directory's, not the config's
+		}
+		if *addr == "" {
+			*addr = cfg.Listen.Sink
+		}
+		switch {
+		case *addr == "":
+			return errors.New("--listen is required (or listen.sink)")
+		case *domains == "":
+			return errors.New("--domains is required (or sink.domains)")
+		}
+		if _, err := listenaddr.TCP(*addr); err != nil {
+			return fmt.Errorf("--listen %v", err)
+		}
+		if _, err := daemon.SinkDomains(cfg, *domains); err != nil {
+			return fmt.Errorf("--domains: %v", err)
+		}
+		return nil
+	}
+	d, err := daemon.New(ctx, daemon.Options{ConfigPath: *cfgPath, Check: check, LogOutput: std.Err})
 	if err != nil {
 		fmt.Fprintf(std.Err, "stray sink: %v\n", err)
 		return runtimeExit(err)
-	}
-	cfg := d.Config()
-	if *domains == "" {
-		*domains = cfg.Sink.Domains
-	} else if abs, err := filepath.Abs(*domains); err == nil {
-		*domains = abs // a flag's path is the working directory's, not the config's
-	}
-	if *addr == "" {
-		*addr = cfg.Listen.Sink
-	}
-	if *addr == "" || *domains == "" {
-		fmt.Fprintln(std.Err, "stray sink: --listen and --domains are required (or listen.sink and sink.domains)")
-		d.Close()
-		return ExitUsage
 	}
 	if err := d.StartSinkWith(*addr, *domains); err != nil {
 		fmt.Fprintf(std.Err, "stray sink: %v\n", err)

@@ -111,6 +111,7 @@ relay:
   next_hop: ""
   # Client ranges (CIDR) that may relay; anyone else hears 554 at connect
   # (with allow_certs: 550 5.7.1 at MAIL, unless its certificate is allowed).
+  # allow, allow_certs and client_ca are re-read on SIGHUP, for new sessions.
   allow: [127.0.0.0/8, "::1/128"]
   # Client certificates that may relay from outside allow, after STARTTLS:
   # a DNS name the certificate carries (*.example.com: one label under

@@ -46,6 +46,10 @@ func unavailable(err error) error { return unavailableError{err} }
 type Options struct {
 	// ConfigPath is the YAML config ("" : the embedded defaults).
 	ConfigPath string
+	// Check, when set, is a command's own check of the loaded config (its
+	// flags over the config), run before anything is opened: a mistake
+	// leaves no store behind. Its error is returned as it is.
+	Check func(*config.Config) error
 	// Knowledge adds command-line knowledge to the config's.
 	Knowledge Knowledge
 	// LogOutput receives the log (standard error).
@@ -116,6 +120,11 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	cfg, err := LoadConfig(o.ConfigPath)
 	if err != nil {
 		return nil, err
+	}
+	if o.Check != nil {
+		if err := o.Check(cfg); err != nil {
+			return nil, err
+		}
 	}
 	if o.LogOutput == nil {
 		o.LogOutput = io.Discard

@@ -3,6 +3,7 @@ package daemon
 import (
 	"crypto/tls"
 	"fmt"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -15,15 +16,29 @@ import (
 
 // StartRelay starts the SMTP relay front end on addr, as the config's
 // relay section says.
-func (d *Daemon) StartRelay(addr string) error { return d.StartRelayWith(addr, d.Config().Relay) }
+func (d *Daemon) StartRelay(addr string) error {
+	return d.StartRelayWith(addr, func(c *config.Config) config.Relay { return c.Relay })
+}
 
-// StartRelayWith starts the relay with rc (stray relay's flags over the
-// config's relay section).
-func (d *Daemon) StartRelayWith(addr string, rc config.Relay) error {
+// StartRelayWith starts the relay with the relay section that section
+// makes of a config (stray relay's flags over the config's relay
+// section): of the running config now, and of the reloaded one on SIGHUP,
+// when who may relay (relay.allow, relay.allow_certs, relay.client_ca) is
+// read again for new sessions.
+func (d *Daemon) StartRelayWith(addr string, section func(*config.Config) config.Relay) error {
+	rc := section(d.Config())
 	s, err := d.newRelay(rc)
 	if err != nil {
 		return err
 	}
+	d.onHUP("relay allow rules", func() error {
+		cfg := d.Config()
+		allow, certs, err := relayAccess(cfg, section(cfg))
+		if err != nil {
+			return err
+		}
+		return s.SetAccess(allow, certs)
+	})
 	l, err := listenTCP("relay", addr)
 	if err != nil {
 		return err
@@ -33,17 +48,36 @@ func (d *Daemon) StartRelayWith(addr string, rc config.Relay) error {
 	return nil
 }
 
-// newRelay builds the relay front end from a relay section.
-func (d *Daemon) newRelay(rc config.Relay) (*relay.Server, error) {
+// relayAccess reads who may relay from a relay section: the client ranges
+// and the client certificate rules, with their CAs.
+func relayAccess(cfg *config.Config, rc config.Relay) ([]netip.Prefix, clientcert.Rules, error) {
 	allow, err := rc.AllowPrefixes()
 	if err != nil {
-		return nil, fmt.Errorf("relay.allow: %w", err)
+		return nil, clientcert.Rules{}, fmt.Errorf("relay.allow: %w", err)
 	}
+	certs, err := clientcert.Parse(rc.AllowCerts)
+	if err != nil {
+		return nil, clientcert.Rules{}, fmt.Errorf("relay.allow_certs: %w", err)
+	}
+	if rc.ClientCA != "" {
+		if certs.Roots, err = rc.ClientCAPool(cfg.Path(rc.ClientCA)); err != nil {
+			return nil, clientcert.Rules{}, fmt.Errorf("relay.client_ca: %w", err)
+		}
+	}
+	return allow, certs, nil
+}
+
+// newRelay builds the relay front end from a relay section.
+func (d *Daemon) newRelay(rc config.Relay) (*relay.Server, error) {
 	if rc.NextHop == "" {
 		return nil, fmt.Errorf("relay.next_hop (--next-hop) is required")
 	}
 	cfg := d.Config()
-	s := &relay.Server{Gate: d.gate, Holder: d.holder, NextHop: rc.NextHop, Allow: allow,
+	allow, certs, err := relayAccess(cfg, rc)
+	if err != nil {
+		return nil, err
+	}
+	s := &relay.Server{Gate: d.gate, Holder: d.holder, NextHop: rc.NextHop, Allow: allow, AllowCerts: certs,
 		RequireTLS: rc.RequireTLS, DSN: rc.DSN, NextHopTLS: string(rc.NextHopTLS), NextHopHelo: rc.NextHopHelo,
 		MaxMessageBytes: rc.MaxMessageSize, MaxHoldSize: cfg.Hold.MaxSize}
 	if rc.NextHopFingerprint != "" {
@@ -53,23 +87,6 @@ func (d *Daemon) newRelay(rc config.Relay) (*relay.Server, error) {
 		}
 		fp := relay.Fingerprint(pin)
 		s.NextHopFingerprint = &fp
-	}
-	if s.AllowCerts, err = clientcert.Parse(rc.AllowCerts); err != nil {
-		return nil, fmt.Errorf("relay.allow_certs: %w", err)
-	}
-	if rc.ClientCA != "" {
-		path := cfg.Path(rc.ClientCA)
-		if s.AllowCerts.Roots, err = rc.ClientCAPool(path); err != nil {
-			return nil, fmt.Errorf("relay.client_ca: %w", err)
-		}
-		d.onHUP("relay client CA", func() error {
-			p, err := rc.ClientCAPool(path)
-			if err != nil {
-				return err
-			}
-			s.SetClientRoots(p)
-			return nil
-		})
 	}
 	if rc.TLSCert != "" {
 		kp := &keyPair{cert: cfg.Path(rc.TLSCert), key: cfg.Path(rc.TLSKey)}
@@ -92,18 +109,9 @@ func (d *Daemon) StartSink(addr string) error { return d.StartSinkWith(addr, d.C
 // at path (relative to the config file); its events go to the store when
 // there is one.
 func (d *Daemon) StartSinkWith(addr, path string) error {
-	if path == "" {
-		return fmt.Errorf("sink: sink.domains is required")
-	}
-	cfg := d.Config()
-	f, err := os.Open(cfg.Path(path))
+	domains, err := SinkDomains(d.Config(), path)
 	if err != nil {
 		return fmt.Errorf("sink: %w", err)
-	}
-	domains, err := detect.ReadDeny(f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("sink: %s: %w", path, err)
 	}
 	l, err := listenTCP("sink", addr)
 	if err != nil {
@@ -114,6 +122,28 @@ func (d *Daemon) StartSinkWith(addr, path string) error {
 	capped := d.capSMTP(l, "sink", d.caps().Sink)
 	d.run("sink", addr, l, func() error { return s.Serve(capped) }, s.Shutdown, "max_connections", d.caps().Sink)
 	return nil
+}
+
+// SinkDomains reads the sink's "DOMAIN INTENDED" lines from the file at
+// path (relative to the config file). A file without a domain is an
+// error: a sink that refuses nothing of its own is a mistake.
+func SinkDomains(cfg *config.Config, path string) (map[string]string, error) {
+	if path == "" {
+		return nil, fmt.Errorf("sink.domains is required")
+	}
+	f, err := os.Open(cfg.Path(path))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	domains, err := detect.ReadDeny(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(domains) == 0 {
+		return nil, fmt.Errorf("%s: no \"DOMAIN INTENDED\" line", path)
+	}
+	return domains, nil
 }
 
 // keyPair serves a certificate from files, re-reading them when they

@@ -230,9 +230,10 @@ func TestClientOutsideTheRangesIsRefusedAtConnectWithoutCertificateRules(t *test
 	}
 }
 
-// SetClientRoots (relay.client_ca re-read on SIGHUP) applies to the next
-// MAIL: a certificate of the new CA passes, one of the old no longer.
-func TestNewClientRootsApplyToTheNextMail(t *testing.T) {
+// New roots (relay.client_ca re-read on SIGHUP, SetAccess) apply to the
+// next session: a certificate of the new CA passes, one of the old no
+// longer.
+func TestNewClientRootsApplyToTheNextSession(t *testing.T) {
 	t.Parallel()
 	oldCA, newCA := newTestCA(t, "old CA"), newTestCA(t, "new CA")
 	now := time.Now()
@@ -252,11 +253,80 @@ func TestNewClientRootsApplyToTheNextMail(t *testing.T) {
 	if err := sendWithCert(t, e.relay, &newCert, "new-1@example.org"); !is5571(err) {
 		t.Fatalf("new CA before: %v", err)
 	}
-	srv.SetClientRoots(newCA.pool())
+	rules.Roots = newCA.pool()
+	if err := srv.SetAccess(outside, rules); err != nil {
+		t.Fatal(err)
+	}
 	if err := sendWithCert(t, e.relay, &newCert, "new-2@example.org"); err != nil {
 		t.Fatalf("new CA after: %v", err)
 	}
 	if err := sendWithCert(t, e.relay, &oldCert, "old-2@example.org"); !is5571(err) {
 		t.Fatalf("old CA after: %v", err)
+	}
+}
+
+// SetAccess (relay.allow and relay.allow_certs re-read on SIGHUP) applies
+// to the sessions that start after it: certificate rules added to a relay
+// started without any make the handshake ask for a certificate, and a
+// session already open keeps the rules it started with. Certificate rules
+// need TLS.
+func TestSetAccessAppliesToNewSessionsOnly(t *testing.T) {
+	t.Parallel()
+	for _, dsn := range []bool{true, false} {
+		t.Run(fmt.Sprintf("dsn=%v", dsn), func(t *testing.T) {
+			t.Parallel()
+			ca := newTestCA(t, "client CA")
+			now := time.Now()
+			cert := ca.issue(t, now.Add(-time.Hour), now.Add(time.Hour), nil, "mta.example.net")
+			rules, _ := clientcert.Parse([]string{"mta.example.net"})
+			rules.Roots = ca.pool()
+			var srv *Server
+			e := newEnv(t, opts{modify: func(s *Server) {
+				s.TLS = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
+				s.Allow, s.DSN = outside, dsn
+				srv = s
+			}})
+			if err := srv.SetAccess(outside, rules); err != nil {
+				t.Fatal(err)
+			}
+			if err := sendWithCert(t, e.relay, &cert, "added@example.org"); err != nil {
+				t.Fatalf("certificate rules added: %v", err)
+			}
+			old, err := smtp.DialStartTLS(e.relay, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer old.Close()
+			if err := old.Mail("a@example.com", nil); err != nil {
+				t.Fatalf("MAIL before the rules were removed: %v", err)
+			}
+			old.Reset()
+			if err := srv.SetAccess(outside, clientcert.Rules{}); err != nil {
+				t.Fatal(err)
+			}
+			nc, err := net.DialTimeout("tcp", e.relay, 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(5 * time.Second))
+			if b, _ := io.ReadAll(nc); !strings.HasPrefix(string(b), "554 5.7.1") {
+				t.Errorf("a new session after the rules were removed: greeting %q, want 554 5.7.1", b)
+			}
+			if err := old.Mail("a@example.com", nil); err != nil {
+				t.Errorf("a session opened before lost its rules: MAIL: %v", err)
+			}
+			if err := srv.SetAccess(nil, clientcert.Rules{}); err != nil {
+				t.Fatal(err)
+			}
+			c := dial(t, e.relay)
+			cmd(t, c, 250, "MAIL FROM:<a@example.com>") // nil: loopback
+		})
+	}
+	var plain *Server
+	newEnv(t, opts{modify: func(s *Server) { plain = s }})
+	rules, _ := clientcert.Parse([]string{"mta.example.net"})
+	if err := plain.SetAccess(nil, rules); err == nil {
+		t.Error("certificate rules were taken by a relay without TLS")
 	}
 }

@@ -20,5 +20,6 @@
 // (clientcert). It never changes what a client sends but for one
 // parameter: with DSN, an ORCPT whose rfc822 xtext holds a UTF-8 address
 // is given its RFC 6533 utf-8 form for the same address (smtpConn, which
-// therefore also does STARTTLS); message content is never touched.
+// therefore also does STARTTLS, and says why a malformed ENVID is
+// refused); message content is never touched.
 package relay

@@ -23,6 +23,8 @@ import (
 // gives such an address its own type, utf-8; smtpConn rewrites just that
 // parameter of RCPT commands into ORCPT=utf-8;j\x{F6}rg@b\x{FC}cher.de,
 // which go-smtp decodes to the same address (fixORCPT says exactly when).
+// It also answers a MAIL whose ENVID go-smtp would refuse with a 501
+// that says why (envidProblem).
 //
 // Because the rewrite must see commands inside TLS too, smtpConn also does
 // STARTTLS itself (go-smtp would put its TLS layer below this one): it
@@ -246,6 +248,11 @@ func (c *smtpConn) command(line []byte) (out []byte, again bool, err error) {
 				c.mode, c.chunk = modeChunk, n
 			}
 		}
+	case "MAIL":
+		if why := envidProblem(line); why != "" {
+			c.log.Info("MAIL refused: malformed ENVID", "reason", why)
+			return nil, true, c.reply("501 5.5.4 Malformed ENVID parameter: " + why)
+		}
 	case "RCPT":
 		if fixed, ok := fixORCPT(line); ok {
 			c.log.Debug("ORCPT with a UTF-8 address given its RFC 6533 type", "from", string(bytes.TrimSpace(line)), "to", string(bytes.TrimSpace(fixed)))
@@ -253,6 +260,72 @@ func (c *smtpConn) command(line []byte) (out []byte, again bool, err error) {
 		}
 	}
 	return line, false, nil
+}
+
+// envidProblem says why go-smtp would refuse the ENVID parameter of a MAIL
+// command, in words for the client: its value must be xtext (RFC 3461:
+// "+" and two upper-case hex digits for "+", "=" and what is not
+// printable) of printable ASCII, which RFC 6533 leaves as it is under
+// SMTPUTF8 (it has a UTF-8 form for ORCPT only). go-smtp refuses those
+// with a 501 that does not say why, or, for a bare "=", does not name
+// ENVID. It is "" when go-smtp takes the parameter, and whenever it is
+// unsure that it reads the command as go-smtp does (no ">", not exactly
+// one ENVID after the line's last ">"): only what go-smtp refuses is ever
+// refused here.
+func envidProblem(line []byte) string {
+	gt := bytes.LastIndexByte(line, '>')
+	if gt < 0 || !hasENVID(line[gt+1:]) {
+		return "" // most MAIL commands: nothing allocated
+	}
+	var value string
+	n := 0
+	for _, f := range strings.Fields(string(line[gt+1:])) {
+		k, v, _ := strings.Cut(f, "=")
+		if strings.ToUpper(k) == "ENVID" { // as go-smtp reads keywords
+			value = v
+			n++
+		}
+	}
+	if n != 1 {
+		return ""
+	}
+	if value == "" {
+		return "empty"
+	}
+	if strings.Contains(value, "=") {
+		return `a bare "=" (xtext writes it +3D)`
+	}
+	for i := 0; i < len(value); i++ {
+		ch := value[i]
+		if ch == '+' {
+			if i+2 >= len(value) || !isUpperHex(value[i+1]) || !isUpperHex(value[i+2]) {
+				return `"+" without two upper-case hex digits (xtext)`
+			}
+			ch = unhex(value[i+1])<<4 | unhex(value[i+2])
+			i += 2
+		}
+		if ch < ' ' || ch > '~' {
+			return "printable ASCII only (RFC 3461), also with SMTPUTF8"
+		}
+	}
+	return ""
+}
+
+// hasENVID reports whether b holds "ENVID" in any ASCII case.
+func hasENVID(b []byte) bool {
+	for i := 0; i+5 <= len(b); i++ {
+		if b[i]|0x20 == 'e' && b[i+1]|0x20 == 'n' && b[i+2]|0x20 == 'v' && b[i+3]|0x20 == 'i' && b[i+4]|0x20 == 'd' {
+			return true
+		}
+	}
+	return false
+}
+
+func unhex(b byte) byte {
+	if b <= '9' {
+		return b - '0'
+	}
+	return b - 'A' + 10
 }
 
 // startTLS answers STARTTLS and makes the rest of the session TLS.

@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/stray-mail/stray/internal/postfixtest"
 )
 
 // postfixORCPT is the ORCPT value Postfix 3.7 sends for addr: xtext of
@@ -447,7 +449,10 @@ func FuzzSMTPConnStream(f *testing.F) {
 				break
 			}
 		}
-		if !bytes.Contains(bytes.ToUpper(in), []byte("RCPT")) && !bytes.Equal(out, in) {
+		// RCPT lines may be rewritten (fixORCPT), MAIL lines with an ENVID
+		// answered (envidProblem); everything else passes as it is.
+		up := bytes.ToUpper(in)
+		if !bytes.Contains(up, []byte("RCPT")) && !bytes.Contains(up, []byte("ENVID")) && !bytes.Equal(out, in) {
 			t.Fatalf("changed:\n%q\n%q", in, out)
 		}
 	})
@@ -570,6 +575,76 @@ func BenchmarkSMTPConnContent(b *testing.B) {
 			c := newSMTPConn(&memConn{r: bytes.NewReader(stream)}, nil, slog.New(slog.DiscardHandler), time.Minute)
 			c.lastCode = [3]byte{'3', '5', '4'}
 			drain(bufio.NewReaderSize(c, 4096))
+		}
+	})
+}
+
+// An ENVID the relay cannot take (RFC 3461: xtext of printable ASCII; RFC
+// 6533 has no UTF-8 form for it, and Postfix refuses one too) is refused
+// with a 501 that names ENVID and says why, a UTF-8 one and one with a
+// bare "=" included (go-smtp said "Unable to parse MAIL ESMTP
+// parameters"); what go-smtp takes is still taken, and the session goes
+// on (issue 13).
+func TestAMalformedENVIDIsRefusedWithA501NamingIt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, opts{modify: func(s *Server) { s.DSN = true }})
+	c := dial(t, e.relay)
+	for _, tc := range []struct{ envid, why string }{
+		{"café", "ASCII"},
+		{"caf+C3+A9", "ASCII"},
+		{"a=b", `"="`},
+		{"a+2b", "hex"},
+		{"a+2", "hex"},
+		{"", "empty"},
+		{"x+7F", "ASCII"},
+	} {
+		r := cmd(t, c, 501, "MAIL FROM:<a@example.com> SMTPUTF8 ENVID=%s", tc.envid)
+		if !strings.Contains(r.Text, "ENVID") || !strings.Contains(r.Text, tc.why) {
+			t.Errorf("ENVID=%s: %q, want ENVID and %q named", tc.envid, r.Text, tc.why)
+		}
+	}
+	for _, envid := range []string{"abc+2B4", `caf\x{E9}`, "sp+20ace", "a>b"} {
+		cmd(t, c, 250, "MAIL FROM:<a@example.com> SMTPUTF8 ENVID=%s", envid)
+		cmd(t, c, 250, "RSET")
+	}
+}
+
+// envidProblem refuses only what go-smtp itself refuses: every MAIL
+// command it finds a problem in gets a refusal from a go-smtp server with
+// DSN and SMTPUTF8 on (its own words, but a refusal).
+func FuzzENVIDProblemRefusesOnlyWhatGoSMTPRefuses(f *testing.F) {
+	for _, s := range []string{"ENVID=caf\u00e9", "ENVID=caf+C3+A9", "ENVID=a=b", "ENVID=a+2b", "ENVID=", "ENVID", "envid=x+7F SIZE=1",
+		"ENVID=a ENVID=\u00e9", "SMTPUTF8 ENVID=ok+2B1", "ENVID=\u0131", "ENVID=a>b ENVID=\u00e9", "RET=HDRS ENVID=+4A+4"} {
+		f.Add(s)
+	}
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &hopSession{h: &nextHop{}, c: c}, nil }))
+	srv.Domain = "reference.test"
+	srv.EnableSMTPUTF8, srv.EnableDSN = true, true
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	go srv.Serve(l)
+	f.Cleanup(func() { srv.Close() })
+	f.Fuzz(func(t *testing.T, params string) {
+		line := "MAIL FROM:<a@example.com> " + params
+		if strings.ContainsAny(line, "\r\n") || len(line) > 1000 {
+			t.Skip()
+		}
+		why := envidProblem([]byte(line + "\r\n"))
+		if why == "" {
+			return
+		}
+		c, err := postfixtest.Dial(l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if r, err := c.Cmd("EHLO client.test"); err != nil || r.Code != 250 {
+			t.Fatalf("EHLO: %v %v", r, err)
+		}
+		if r, err := c.Cmd("%s", line); err != nil || r.Code == 250 {
+			t.Fatalf("%q: refused here (%s), taken by go-smtp: %v %v", line, why, r, err)
 		}
 	})
 }

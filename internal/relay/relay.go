@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,7 +38,7 @@ const (
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 // Server is the relay. Set its fields before Serve; they must not change
-// afterwards.
+// afterwards (SetAccess replaces who may relay while it serves).
 type Server struct {
 	Gate *gate.Gate
 	// Holder, when set, stores messages with held recipients (hold and
@@ -51,6 +50,7 @@ type Server struct {
 	NextHop string
 	// Allow are the client ranges that may relay (default: loopback).
 	// Anyone else hears 554 at connect, unless AllowCerts is set.
+	// SetAccess replaces Allow and AllowCerts while serving.
 	Allow []netip.Prefix
 	// AllowCerts, when not empty, also lets clients outside Allow relay
 	// after STARTTLS with a certificate that meets a rule (Microsoft 365
@@ -80,7 +80,8 @@ type Server struct {
 	// ORCPT=rfc822;<xtext of a UTF-8 address> that Postfix sends for an
 	// internationalised recipient with a permanent 501, so with DSN each
 	// client connection goes through smtpConn, which gives that parameter
-	// its RFC 6533 utf-8 type (and therefore does STARTTLS itself).
+	// its RFC 6533 utf-8 type (and therefore does STARTTLS itself), and
+	// says why in the 501 to a malformed ENVID.
 	DSN bool
 	// NextHopTLS is none, opportunistic (default: encrypted when offered,
 	// not authenticated) or required; with required, NextHopTLSConfig
@@ -103,7 +104,7 @@ type Server struct {
 	ReadTimeout, WriteTimeout   time.Duration
 
 	once   sync.Once
-	roots  atomic.Pointer[x509.CertPool] // SetClientRoots: replaces AllowCerts.Roots
+	access atomic.Pointer[access] // who may relay: Allow and AllowCerts, then SetAccess
 	srv    *smtp.Server
 	tlsCfg *tls.Config // offered to clients
 	log    *slog.Logger
@@ -187,9 +188,7 @@ func (s *Server) init() {
 		if s.NextHopTLS == "" {
 			s.NextHopTLS = TLSOpportunistic
 		}
-		if len(s.Allow) == 0 {
-			s.Allow = loopback
-		}
+		s.access.Store(newAccess(s.Allow, s.AllowCerts))
 		srv := smtp.NewServer(backend{s})
 		srv.Domain = s.Domain
 		srv.MaxMessageBytes = s.MaxMessageBytes
@@ -199,7 +198,7 @@ func (s *Server) init() {
 		srv.WriteTimeout = orDur(s.WriteTimeout, time.Minute)
 		srv.EnableSMTPUTF8 = true
 		srv.EnableDSN = s.DSN
-		s.tlsCfg = clientTLS(s.TLS, !s.AllowCerts.Empty())
+		s.tlsCfg = s.clientTLS()
 		srv.TLSConfig = s.tlsCfg
 		if s.DSN {
 			srv.TLSConfig = nil // smtpConn does STARTTLS, below its ORCPT fix
@@ -212,18 +211,52 @@ func (s *Server) init() {
 	})
 }
 
-// SetClientRoots replaces the CA certificates that verify client
-// certificates allowed by name (AllowCerts.Roots), for the next MAIL of
-// every session: a CA file re-read on SIGHUP. Safe while serving.
-func (s *Server) SetClientRoots(p *x509.CertPool) { s.roots.Store(p) }
+// access is who may relay: the client ranges, and the client
+// certificates that may relay from outside them. A session keeps the one
+// in force when it started.
+type access struct {
+	allow []netip.Prefix
+	certs clientcert.Rules
+}
 
-// certRules are AllowCerts with the roots in force.
-func (s *Server) certRules() clientcert.Rules {
-	r := s.AllowCerts
-	if p := s.roots.Load(); p != nil {
-		r.Roots = p
+func newAccess(allow []netip.Prefix, certs clientcert.Rules) *access {
+	if len(allow) == 0 {
+		allow = loopback
 	}
-	return r
+	return &access{allow: allow, certs: certs}
+}
+
+// allowed reports whether a client address is in the ranges.
+func (a *access) allowed(addr net.Addr) bool {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ip, ok := netip.AddrFromSlice(ta.IP)
+	if !ok {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range a.allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// SetAccess replaces who may relay (Allow and AllowCerts, with the roots
+// that verify certificates allowed by name) for the sessions that start
+// from now on; sessions already open keep the rules they started with.
+// Safe while serving: the allow rules re-read on SIGHUP. Certificate rules
+// need TLS.
+func (s *Server) SetAccess(allow []netip.Prefix, certs clientcert.Rules) error {
+	s.init()
+	if !certs.Empty() && s.TLS == nil {
+		return errors.New("client certificates may relay only with TLS (a certificate and key)")
+	}
+	s.access.Store(newAccess(allow, certs))
+	return nil
 }
 
 // nextDialer is how sessions reach the next hop, from the Server's fields.
@@ -316,25 +349,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// allowed reports whether a client address may relay.
-func (s *Server) allowed(a net.Addr) bool {
-	ta, ok := a.(*net.TCPAddr)
-	if !ok {
-		return false
-	}
-	ip, ok := netip.AddrFromSlice(ta.IP)
-	if !ok {
-		return false
-	}
-	ip = ip.Unmap()
-	for _, p := range s.Allow {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
 // allowListener refuses clients outside the allowed ranges at connect,
 // unless certificates may relay (then Mail refuses them without one).
 type allowListener struct {
@@ -348,7 +362,7 @@ func (l *allowListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if l.s.allowed(c.RemoteAddr()) || !l.s.AllowCerts.Empty() {
+		if a := l.s.access.Load(); a.allowed(c.RemoteAddr()) || !a.certs.Empty() {
 			if l.s.DSN {
 				return newSMTPConn(c, l.s.tlsCfg, l.s.log.With("client", c.RemoteAddr().String()), l.s.srv.ReadTimeout), nil
 			}
@@ -369,7 +383,8 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	s := b.s
 	id := s.connID.Add(1)
 	log := s.log.With("conn", id, "client", c.Conn().RemoteAddr().String())
-	return &session{s: s, c: c, id: id, log: log, gs: s.Gate.NewSession("relay", log), inRange: s.allowed(c.Conn().RemoteAddr())}, nil
+	a := s.access.Load()
+	return &session{s: s, c: c, id: id, log: log, gs: s.Gate.NewSession("relay", log), access: a, inRange: a.allowed(c.Conn().RemoteAddr())}, nil
 }
 
 // errorLog sends go-smtp's own error messages to the log.

@@ -29,8 +29,9 @@ type session struct {
 	log *slog.Logger
 	gs  *gate.Session
 
-	inRange bool // the client is in Allow; else it needs an allowed certificate
-	certOK  bool // its certificate was checked and allowed (this TLS session)
+	access  *access // who may relay, as when the session started
+	inRange bool    // the client is in its ranges; else it needs an allowed certificate
+	certOK  bool    // its certificate was checked and allowed (this TLS session)
 
 	next *nextConn // nil until the first MAIL, and after a failure
 	// kept: next came from the idle pool and has not answered yet in this

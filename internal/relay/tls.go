@@ -8,17 +8,29 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// clientTLS is the TLS configuration the relay offers clients: base, plus
-// a request for a client certificate when certificates may relay. The
-// certificate is not verified in the handshake (a client in the allowed
-// ranges may present any, or a self-signed one, and must still relay);
-// clientcert.Rules.Check decides at MAIL.
-func clientTLS(base *tls.Config, askCert bool) *tls.Config {
-	if base == nil || !askCert {
-		return base
+// clientTLS is the TLS configuration the relay offers clients: TLS, plus
+// a request for a client certificate whenever the rules in force let
+// certificates relay (SetAccess may add or remove them while serving).
+// The certificate is not verified in the handshake (a client in the
+// allowed ranges may present any, or a self-signed one, and must still
+// relay); clientcert.Rules.Check decides at MAIL.
+func (s *Server) clientTLS() *tls.Config {
+	if s.TLS == nil {
+		return nil
 	}
-	c := base.Clone()
-	c.ClientAuth = tls.RequestClientCert
+	ask := s.TLS.Clone()
+	ask.ClientAuth = tls.RequestClientCert
+	c := s.TLS.Clone()
+	next := c.GetConfigForClient
+	c.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		if !s.access.Load().certs.Empty() {
+			return ask, nil
+		}
+		if next != nil {
+			return next(h)
+		}
+		return nil, nil
+	}
 	return c
 }
 
@@ -38,11 +50,12 @@ func (x *session) mayRelay() error {
 		x.log.Warn("client outside the allowed ranges sent MAIL without STARTTLS; refused")
 		return errNotAllowed
 	}
-	if x.s.AllowCerts.Empty() {
+	rules := x.access.certs
+	if rules.Empty() {
 		x.log.Warn("client outside the allowed ranges; refused")
 		return errNotAllowed
 	}
-	if err := x.s.certRules().Check(st.PeerCertificates, time.Now()); err != nil {
+	if err := rules.Check(st.PeerCertificates, time.Now()); err != nil {
 		x.log.Warn("client certificate not allowed; refused at MAIL", "reason", err.Error())
 		return errNotAllowed
 	}
