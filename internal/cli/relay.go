@@ -75,10 +75,11 @@ func runRelay(ctx context.Context, args []string, std Stdio) int {
 	if set["tls-cert"] || set["tls-key"] {
 		set["tls-cert"], set["tls-key"] = true, true // either sets both
 	}
-	// section is the relay section the relay runs with: the flags over
-	// the config's.
-	section := func(cfg *config.Config) config.Relay {
-		r := cfg.Relay
+	// The flags are written over the config file (at start and at every
+	// reload) before it is checked, so that the two are checked as the
+	// whole they make.
+	override := func(cfg *config.Config) {
+		r := &cfg.Relay
 		if *next != "" {
 			r.NextHop = *next
 		}
@@ -106,30 +107,23 @@ func runRelay(ctx context.Context, args []string, std Stdio) int {
 		if *helo != "" {
 			r.NextHopHelo = *helo
 		}
-		return r
-	}
-	var c config.Config
-	check := func(cfg *config.Config) error {
-		c = *cfg
-		c.Relay = section(cfg)
 		if *addr != "" {
-			c.Listen.Relay = *addr
+			cfg.Listen.Relay = *addr
 		}
-		if c.Listen.Relay == "" {
+	}
+	check := func(cfg *config.Config) error {
+		if cfg.Listen.Relay == "" {
 			return errors.New("--listen is required (or listen.relay)")
-		}
-		if err := c.Validate(); err != nil {
-			return errors.New(relayFlagNames(err.Error(), set))
 		}
 		return nil
 	}
-	d, err := daemon.New(ctx, daemon.Options{ConfigPath: *df.config, Check: check, LogOutput: std.Err,
+	d, err := daemon.New(ctx, daemon.Options{ConfigPath: *df.config, Override: override, Check: check, LogOutput: std.Err,
 		Knowledge: daemon.Knowledge{Protect: df.protect, Known: df.known, Deny: df.deny}})
 	if err != nil {
-		fmt.Fprintf(std.Err, "stray relay: %v\n", err)
+		fmt.Fprintf(std.Err, "stray relay: %v\n", relayFlagNames(err.Error(), set))
 		return runtimeExit(err)
 	}
-	if err := d.StartRelayWith(c.Listen.Relay, section); err != nil {
+	if err := d.StartRelay(d.Config().Listen.Relay); err != nil {
 		fmt.Fprintf(std.Err, "stray relay: %v\n", err)
 		d.Close()
 		return runtimeExit(err)

@@ -388,7 +388,12 @@ func Default() *Config {
 // Load reads and validates a configuration file. A value refused as it is
 // decoded (an unknown enum word, a bad duration) is reported with the
 // validation problems of the rest, each with its field path.
-func Load(path string) (*Config, error) {
+func Load(path string) (*Config, error) { return LoadWith(path, nil) }
+
+// LoadWith is Load with override applied after the file is read and
+// before it is checked: a command's flags, which win over the file, so
+// that the file and the flags are checked as the whole they make.
+func LoadWith(path string, override func(*Config)) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -399,6 +404,9 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("config: %s: %w", path, err)
 	}
 	c.dir = filepath.Dir(path)
+	if override != nil {
+		override(c)
+	}
 	if err := c.Validate(); err != nil {
 		var vp Problems
 		if !errors.As(err, &vp) {

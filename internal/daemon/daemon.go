@@ -46,6 +46,9 @@ func unavailable(err error) error { return unavailableError{err} }
 type Options struct {
 	// ConfigPath is the YAML config ("" : the embedded defaults).
 	ConfigPath string
+	// Override, when set, writes a command's flags over the config file,
+	// at start and at every reload, before the config is checked.
+	Override func(*config.Config)
 	// Check, when set, is a command's own check of the loaded config (its
 	// flags over the config), run before anything is opened: a mistake
 	// leaves no store behind. Its error is returned as it is.
@@ -102,12 +105,22 @@ func orDefault(s, d string) string {
 	return s
 }
 
-// LoadConfig reads the config file, or the defaults when there is none.
-func LoadConfig(path string) (*config.Config, error) {
-	if path == "" {
-		return config.Default(), nil
+// LoadConfig reads the config file, or the defaults when there is none,
+// with override (a command's flags; nil: none) applied before it is
+// checked.
+func LoadConfig(path string, override func(*config.Config)) (*config.Config, error) {
+	if path != "" {
+		return config.LoadWith(path, override)
 	}
-	return config.Load(path)
+	c := config.Default()
+	if override == nil {
+		return c, nil
+	}
+	override(c)
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return c, nil
 }
 
 // storeTimeout bounds opening the store and the reads of a rebuild.
@@ -117,7 +130,7 @@ const storeTimeout = 30 * time.Second
 // the engine; it starts no listener. A store that cannot be opened is an
 // ErrUnavailable error; a bad config or knowledge file is any other.
 func New(ctx context.Context, o Options) (*Daemon, error) {
-	cfg, err := LoadConfig(o.ConfigPath)
+	cfg, err := LoadConfig(o.ConfigPath, o.Override)
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +275,7 @@ func (d *Daemon) Config() *config.Config {
 // Reload re-reads the config and knowledge (files and what the store has
 // learned) and swaps them in; on error the running ones stay.
 func (d *Daemon) Reload(ctx context.Context) error {
-	cfg, err := LoadConfig(d.opts.ConfigPath)
+	cfg, err := LoadConfig(d.opts.ConfigPath, d.opts.Override)
 	if err == nil {
 		var eng *gate.Engine
 		var k detect.Knowledge

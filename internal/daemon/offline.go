@@ -18,7 +18,7 @@ import (
 // audit, learn): the knowledge of the config at configPath (the embedded
 // defaults when "") plus k's. It consults no store.
 func Checker(configPath string, k Knowledge) (*detect.Checker, error) {
-	cfg, err := LoadConfig(configPath)
+	cfg, err := LoadConfig(configPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func CheckConfig(path string) (*config.Config, error) {
 // default when ""). A store that cannot be opened is an ErrUnavailable
 // error; a bad config is any other.
 func OpenStore(ctx context.Context, configPath string) (store.Store, error) {
-	cfg, err := LoadConfig(configPath)
+	cfg, err := LoadConfig(configPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +63,7 @@ func OpenStore(ctx context.Context, configPath string) (store.Store, error) {
 // answer from a new, empty store made in the wrong directory), and the
 // Holder on it, logging to logOut. close closes the store.
 func OpenQuarantine(ctx context.Context, configPath string, logOut io.Writer) (h *hold.Holder, close func(), err error) {
-	cfg, err := LoadConfig(configPath)
+	cfg, err := LoadConfig(configPath, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -83,7 +83,7 @@ func OpenQuarantine(ctx context.Context, configPath string, logOut io.Writer) (h
 // dest (store.Backup, whose errors it returns as they are), and returns
 // the store's DSN with its password hidden.
 func BackupStore(ctx context.Context, configPath, dest string) (string, error) {
-	cfg, err := LoadConfig(configPath)
+	cfg, err := LoadConfig(configPath, nil)
 	if err != nil {
 		return "", err
 	}

@@ -15,25 +15,19 @@ import (
 )
 
 // StartRelay starts the SMTP relay front end on addr, as the config's
-// relay section says.
+// relay section says (stray relay's flags written over it: Options.Override).
+// On SIGHUP, after the config is reloaded, who may relay (relay.allow,
+// relay.allow_certs, relay.client_ca) is read again for new sessions.
 func (d *Daemon) StartRelay(addr string) error {
-	return d.StartRelayWith(addr, func(c *config.Config) config.Relay { return c.Relay })
-}
-
-// StartRelayWith starts the relay with the relay section that section
-// makes of a config (stray relay's flags over the config's relay
-// section): of the running config now, and of the reloaded one on SIGHUP,
-// when who may relay (relay.allow, relay.allow_certs, relay.client_ca) is
-// read again for new sessions.
-func (d *Daemon) StartRelayWith(addr string, section func(*config.Config) config.Relay) error {
-	rc := section(d.Config())
-	s, err := d.newRelay(rc)
+	cfg := d.Config()
+	rc := cfg.Relay
+	s, err := d.newRelay(cfg)
 	if err != nil {
 		return err
 	}
 	d.onHUP("relay allow rules", func() error {
 		cfg := d.Config()
-		allow, certs, err := relayAccess(cfg, section(cfg))
+		allow, certs, err := relayAccess(cfg)
 		if err != nil {
 			return err
 		}
@@ -48,9 +42,10 @@ func (d *Daemon) StartRelayWith(addr string, section func(*config.Config) config
 	return nil
 }
 
-// relayAccess reads who may relay from a relay section: the client ranges
-// and the client certificate rules, with their CAs.
-func relayAccess(cfg *config.Config, rc config.Relay) ([]netip.Prefix, clientcert.Rules, error) {
+// relayAccess reads who may relay from the config's relay section: the
+// client ranges and the client certificate rules, with their CAs.
+func relayAccess(cfg *config.Config) ([]netip.Prefix, clientcert.Rules, error) {
+	rc := cfg.Relay
 	allow, err := rc.AllowPrefixes()
 	if err != nil {
 		return nil, clientcert.Rules{}, fmt.Errorf("relay.allow: %w", err)
@@ -67,13 +62,13 @@ func relayAccess(cfg *config.Config, rc config.Relay) ([]netip.Prefix, clientcer
 	return allow, certs, nil
 }
 
-// newRelay builds the relay front end from a relay section.
-func (d *Daemon) newRelay(rc config.Relay) (*relay.Server, error) {
+// newRelay builds the relay front end from the config's relay section.
+func (d *Daemon) newRelay(cfg *config.Config) (*relay.Server, error) {
+	rc := cfg.Relay
 	if rc.NextHop == "" {
 		return nil, fmt.Errorf("relay.next_hop (--next-hop) is required")
 	}
-	cfg := d.Config()
-	allow, certs, err := relayAccess(cfg, rc)
+	allow, certs, err := relayAccess(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/stray-mail/stray/internal/config"
 	"github.com/stray-mail/stray/internal/postfixtest"
 )
 
@@ -111,5 +112,37 @@ func TestRelayAllowRulesAreReloadedOnHUPForNewSessions(t *testing.T) {
 	}
 	if _, err := mailFrom(t, addr, nil); !is5571(err) {
 		t.Errorf("after a broken config, no certificate: MAIL: %v, want 550 5.7.1", err)
+	}
+}
+
+// stray relay's flags complete the config file before it is checked, at
+// start and at every reload: relay.allow_certs in the file with the
+// certificate given only by --tls-cert and --tls-key is a whole relay
+// section, not a file that fails "needs relay.tls_cert" on each SIGHUP.
+func TestFlagsOverrideTheConfigBeforeItIsChecked(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeCert(t, filepath.Join(dir, "relay.pem"), filepath.Join(dir, "relay.key"), 1)
+	cfg := filepath.Join(dir, "stray.yaml")
+	body := "store: \"\"\nrelay:\n  next_hop: 127.0.0.1:25\n  allow_certs: [mx.example.com]\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(cfg, nil); err == nil || !strings.Contains(err.Error(), "needs relay.tls_cert") {
+		t.Fatalf("the file alone: %v, want needs relay.tls_cert", err)
+	}
+	flags := func(c *config.Config) {
+		c.Relay.TLSCert, c.Relay.TLSKey = filepath.Join(dir, "relay.pem"), filepath.Join(dir, "relay.key")
+	}
+	d, err := New(t.Context(), Options{ConfigPath: cfg, Override: flags})
+	if err != nil {
+		t.Fatalf("with the flags: %v", err)
+	}
+	defer d.Close()
+	if err := d.Reload(t.Context()); err != nil {
+		t.Errorf("reload with the flags: %v", err)
+	}
+	if got := d.Config().Relay.TLSCert; got != filepath.Join(dir, "relay.pem") {
+		t.Errorf("after reload relay.tls_cert is %q: the flag was lost", got)
 	}
 }

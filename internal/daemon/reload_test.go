@@ -87,7 +87,7 @@ func TestRuntimeRulesSurviveAReloadWhileTheStoreIsDown(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg, err := LoadConfig(cfgPath)
+	cfg, err := LoadConfig(cfgPath, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
