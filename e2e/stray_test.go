@@ -47,6 +47,8 @@ type stray struct {
 	Milter string // 127.0.0.1:PORT
 	Policy string
 	HTTP   string
+	// more are other loopback listeners start waits for.
+	more []string
 }
 
 type syncBuffer struct {
@@ -143,15 +145,26 @@ func (s *stray) start() {
 	if strings.HasPrefix(addr, "unix:") {
 		network, addr = "unix", addr[len("unix:"):]
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	// Every listener the test may dial at once: they open one after
+	// another, milliseconds apart.
+	s.waitDial(network, addr)
+	for _, a := range append([]string{s.Policy, s.HTTP}, s.more...) {
+		if a != "" {
+			s.waitDial("tcp", a)
+		}
+	}
+}
+
+// waitDial waits up to 10 s for stray to accept a connection at addr.
+func (s *stray) waitDial(network, addr string) {
+	s.t.Helper()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if c, err := net.DialTimeout(network, addr, 200*time.Millisecond); err == nil {
 			c.Close()
 			return
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	s.t.Fatalf("stray did not start:\n%s", s.log.String())
+	s.t.Fatalf("stray did not start (%s %s not listening after 10 s):\n%s", network, addr, s.log.String())
 }
 
 // MilterSpec is the milter address as Postfix's smtpd_milters takes it.
