@@ -49,7 +49,7 @@ type nextHop struct {
 	srv   *smtp.Server
 }
 
-func startNextHop(t *testing.T) *nextHop { return startNextHopTLS(t, nil) }
+func startNextHop(t testing.TB) *nextHop { return startNextHopTLS(t, nil) }
 
 // startNextHopAt starts a next hop on a given address and returns a stop
 // function that closes it and every session.
@@ -60,12 +60,12 @@ func startNextHopAt(t *testing.T, addr string) (*nextHop, func()) {
 }
 
 // startNextHopTLS starts a next hop offering STARTTLS with cfg (nil: none).
-func startNextHopTLS(t *testing.T, cfg *tls.Config) *nextHop {
+func startNextHopTLS(t testing.TB, cfg *tls.Config) *nextHop {
 	t.Helper()
 	return startNextHopOn(t, cfg, "127.0.0.1:0")
 }
 
-func startNextHopOn(t *testing.T, cfg *tls.Config, addr string) *nextHop {
+func startNextHopOn(t testing.TB, cfg *tls.Config, addr string) *nextHop {
 	t.Helper()
 	h := &nextHop{tls: cfg}
 	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
@@ -163,7 +163,7 @@ type opts struct {
 	modify func(*Server)
 }
 
-func newEnv(t *testing.T, o opts) *env {
+func newEnv(t testing.TB, o opts) *env {
 	t.Helper()
 	e := &env{hop: startNextHop(t)}
 	var gopts []gate.Option
