@@ -166,3 +166,36 @@ func TestConfigCheckConnectSaysWhichEndpointsAnswer(t *testing.T) {
 		t.Errorf("without --connect: exit %d:\n%s", code, out)
 	}
 }
+
+// An allow rule in the config file that lets mail through to a lookalike
+// of a protected domain (army.ml, all of .ml, with mil protected) is the
+// leak stray exists to stop, opened by one line: the dashboard asks for a
+// confirmation before adding one, the file was accepted without a word.
+// config check now names each such rule and what it imitates.
+func TestConfigCheckNamesAllowRulesThatOpenAProtectedLookalike(t *testing.T) {
+	t.Parallel()
+	yaml := "store: \"\"\ndetect:\n  protect: [mil]\npolicy:\n  allow: [army.ml, j@navy.ml, partner.example.com, .ml]\n" +
+		"  scopes:\n    - senders: [.liaison.army.mil]\n      allow: [.partner.ml]\n"
+	out, errOut, code := runConfigCheck(t, yaml)
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		`warning: policy.allow: "army.ml" lets mail through to a lookalike of army.mil`,
+		`warning: policy.allow: "j@navy.ml" lets mail through to a lookalike of navy.mil`,
+		`warning: policy.allow: ".ml" lets mail through to lookalikes of mil`,
+		`warning: policy.scopes[0].allow: ".partner.ml" lets mail through to lookalikes of partner.mil`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "partner.example.com") {
+		t.Errorf("a rule for an ordinary domain is named:\n%s", out)
+	}
+	out, _, _ = runConfigCheck(t, yaml, "--format", "json")
+	var r struct{ Warnings []string }
+	if err := json.Unmarshal([]byte(out), &r); err != nil || len(r.Warnings) != 4 {
+		t.Errorf("json warnings %v (%v):\n%s", r.Warnings, err, out)
+	}
+}

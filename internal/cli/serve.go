@@ -214,7 +214,10 @@ something off shows here.
 "web":{"dashboard":false,"api":true}, "listen":{...}, ...}, or
 {"config":FILE, "ok":false, "problems":[...]}. A "warning:" line (JSON:
 "warnings") is a setting that is valid but probably wrong, such as
-hold.base_url on loopback while listen.http is reachable from elsewhere.
+hold.base_url on loopback while listen.http is reachable from elsewhere,
+or deserves a second look: an allow rule that lets mail through to a
+lookalike of a protected domain (army.ml, or all of .ml, with mil
+protected), which stray serve also logs at start.
 
 --connect also tries what the file depends on and a daemon would first
 try only when a message is held: the store (opened, written), the SMTP
@@ -258,7 +261,7 @@ func runConfig(ctx context.Context, args []string, std Stdio) int {
 		fmt.Fprint(std.Err, configHelp)
 		return ExitUsage
 	}
-	cfg, err := daemon.CheckConfig(pos[1])
+	cfg, warnings, err := daemon.CheckConfig(pos[1])
 	if err != nil {
 		var probs config.Problems
 		isProbs := errors.As(err, &probs)
@@ -280,6 +283,7 @@ func runConfig(ctx context.Context, args []string, std Stdio) int {
 	}
 	eff := cfg.Effective()
 	eff.Store = store.RedactDSN(eff.Store)
+	eff.Warnings = append(eff.Warnings, warnings...)
 	code := ExitOK
 	var endpoints []daemon.Endpoint
 	if *connect {

@@ -85,6 +85,8 @@ type Daemon struct {
 	mu        sync.Mutex // guards cfg and knowledge after start (reload replaces them)
 	cfg       *config.Config
 	knowledge detect.Knowledge // the configured knowledge of the running engine
+	// allowWarned is the last set of LookalikeAllows logged (under mu).
+	allowWarned string
 }
 
 // NewLogger is the daemon's logger as the config's log section says.
@@ -165,6 +167,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.knowledge = k
+	d.warnLookalikeAllows(cfg, eng.Checker)
 	var deps []gate.Option
 	if d.recorder != nil {
 		deps = append(deps, gate.WithRecorder(d.recorder))
@@ -280,6 +283,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 		var eng *gate.Engine
 		var k detect.Knowledge
 		if eng, k, err = d.build(ctx, cfg); err == nil {
+			d.warnLookalikeAllows(cfg, eng.Checker)
 			d.gate.Swap(eng)
 			d.mu.Lock()
 			d.cfg, d.knowledge = cfg, k

@@ -31,20 +31,21 @@ func Checker(configPath string, k Knowledge) (*detect.Checker, error) {
 
 // CheckConfig loads and validates the config file at path, reads its
 // knowledge files and compiles its engine, starting and opening nothing
-// (stray config check).
-func CheckConfig(path string) (*config.Config, error) {
-	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, err
+// (stray config check). warnings are what is valid but deserves a look:
+// allow rules that open a lookalike of a protected domain.
+func CheckConfig(path string) (cfg *config.Config, warnings []string, err error) {
+	if cfg, err = config.Load(path); err != nil {
+		return nil, nil, err
 	}
 	k, err := cfg.Knowledge(nil, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if _, err := EngineFrom(cfg, k); err != nil {
-		return nil, err
+	eng, err := EngineFrom(cfg, k)
+	if err != nil {
+		return nil, nil, err
 	}
-	return cfg, nil
+	return cfg, LookalikeAllows(cfg, eng.Checker), nil
 }
 
 // OpenStore opens the store the config at configPath names (the embedded

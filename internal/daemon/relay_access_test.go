@@ -146,3 +146,21 @@ func TestFlagsOverrideTheConfigBeforeItIsChecked(t *testing.T) {
 		t.Errorf("after reload relay.tls_cert is %q: the flag was lost", got)
 	}
 }
+
+// An allow rule in the file that opens a lookalike of a protected domain is
+// logged at start, once: a reload that changes nothing (the learned
+// correspondents are refreshed every few minutes) does not repeat it.
+func TestAllowRuleForAProtectedLookalikeIsLoggedAtStartOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	logs := &lockedLog{}
+	d, stop := runDaemonIn(t, dir, fmt.Sprintf("store: \"\"\nlisten:\n  milter: \"\"\n  http: \"\"\n  policy: 127.0.0.1:%d\n", postfixtest.FreePort(t))+"detect:\n  protect: [mil]\npolicy:\n  allow: [army.ml, partner.example.com]\n", logs)
+	defer stop()
+	d.Reload(t.Context())
+	if n := strings.Count(logs.String(), "an allow rule opens a lookalike"); n != 1 {
+		t.Errorf("logged %d times, want once:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), `rule="policy.allow: \"army.ml\" lets mail through to a lookalike of army.mil"`) || strings.Contains(logs.String(), "partner.example.com\\\" lets") {
+		t.Errorf("log:\n%s", logs.String())
+	}
+}
