@@ -30,8 +30,9 @@ STARTTLS with a client certificate for an allowed name (verified against
 refused at MAIL (550 5.7.1) without one. SIGHUP re-reads the certificate
 and key, and who may relay (relay.allow, relay.allow_certs and
 relay.client_ca, unless flags set them) for the sessions that start
-after it; a config that does not load keeps the running rules. Every setting is also in the config file
-(listen.relay and the relay section); flags win.
+after it; a config that does not load keeps the running rules. Every
+setting is also in the config file (listen.relay and the relay section);
+flags win, and are checked with the file as one.
 
 See docs/relay.md for Exchange, Microsoft 365, Google Workspace, Exim and
 OpenSMTPD.
