@@ -34,7 +34,7 @@ func TestRelayAndSinkFlagMistakesExitTwoAndCreateNoStore(t *testing.T) {
 		{"relay with a bad --allow-cert", []string{"relay", "--listen", "127.0.0.1:10025", "--next-hop", "127.0.0.1:25", "--allow-cert", "a..b"}, "--allow-cert"},
 		{"relay with an unknown --next-hop-tls", []string{"relay", "--listen", "127.0.0.1:10025", "--next-hop", "127.0.0.1:25", "--next-hop-tls", "maybe"}, "--next-hop-tls"},
 		{"relay without --next-hop", []string{"relay", "--listen", "127.0.0.1:10025"}, "--next-hop"},
-		{"relay without --listen", []string{"relay", "--next-hop", "127.0.0.1:25"}, "--listen"},
+		{"relay without --listen", []string{"relay", "--next-hop", "127.0.0.1:25"}, "--listen is required (or listen.relay)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -62,7 +62,8 @@ func TestRelayAndSinkFlagMistakesExitTwoAndCreateNoStore(t *testing.T) {
 			code := Run(ctx, args, Stdio{In: strings.NewReader(""), Out: io.Discard, Err: &errb})
 			stderr := errb.String()
 			msg := strings.TrimSuffix(stderr, "\n")
-			if code != ExitUsage || !strings.HasPrefix(msg, "stray "+tc.args[0]+": ") || strings.Contains(msg, "\n") || !strings.Contains(msg, tc.want) {
+			if code != ExitUsage || !strings.HasPrefix(msg, "stray "+tc.args[0]+": ") || strings.Contains(msg, "\n") || !strings.Contains(msg, tc.want) ||
+				strings.Contains(msg, "))") {
 				t.Errorf("stray %s: exit %d, want %d and one line naming %s:\n%s", strings.Join(tc.args, " "), code, ExitUsage, tc.want, stderr)
 			}
 			ents, _ := os.ReadDir(dir)

@@ -114,14 +114,18 @@ func runRelay(ctx context.Context, args []string, std Stdio) int {
 	}
 	check := func(cfg *config.Config) error {
 		if cfg.Listen.Relay == "" {
-			return errors.New("--listen is required (or listen.relay)")
+			return errNoRelayListen
 		}
 		return nil
 	}
 	d, err := daemon.New(ctx, daemon.Options{ConfigPath: *df.config, Override: override, Check: check, LogOutput: std.Err,
 		Knowledge: daemon.Knowledge{Protect: df.protect, Known: df.known, Deny: df.deny}})
 	if err != nil {
-		fmt.Fprintf(std.Err, "stray relay: %v\n", relayFlagNames(err.Error(), set))
+		msg := err.Error()
+		if !errors.Is(err, errNoRelayListen) {
+			msg = relayFlagNames(msg, set)
+		}
+		fmt.Fprintf(std.Err, "stray relay: %s\n", msg)
 		return runtimeExit(err)
 	}
 	if err := d.StartRelay(d.Config().Listen.Relay); err != nil {
@@ -134,6 +138,8 @@ func runRelay(ctx context.Context, args []string, std Stdio) int {
 	}
 	return ExitOK
 }
+
+var errNoRelayListen = errors.New("--listen is required (or listen.relay)")
 
 // relayFlags are the relay's flags by the config key each overrides,
 // longest key first (relay.next_hop_tls before relay.next_hop).

@@ -120,7 +120,7 @@ func LoadConfig(path string, override func(*config.Config)) (*config.Config, err
 	}
 	override(c)
 	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, err // no file: the override (a command's flags) is all it checked
 	}
 	return c, nil
 }
