@@ -2,17 +2,11 @@ package e2e
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stray-mail/stray/internal/testcert"
 )
 
 // envRequireDeb makes TestDebianPackage fail instead of skip when it cannot
@@ -297,33 +293,19 @@ func serveAsStrayUntilHealthy(t *testing.T, cfg, base string, client *http.Clien
 // as an administrator installs one, and returns a pool that trusts it.
 func installTestCertificate(t *testing.T, dir string) *x509.CertPool {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "stray package test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, k := testcert.New(t, 1)
+	certPEM, keyPEM := testcert.PEM(t, c, k)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(dir, "cert.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	writeFile(t, filepath.Join(dir, "cert.pem"), string(certPEM))
 	keyPath := filepath.Join(dir, "key.pem")
-	writeFile(t, keyPath, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})))
+	writeFile(t, keyPath, string(keyPEM))
 	os.Chmod(filepath.Join(dir, "cert.pem"), 0o644)
 	if out, err := exec.Command("chown", "root:stray", keyPath).CombinedOutput(); err != nil {
 		t.Fatalf("chown: %v %s", err, out)
 	}
 	os.Chmod(keyPath, 0o640)
-	c, _ := x509.ParseCertificate(der)
 	pool := x509.NewCertPool()
 	pool.AddCert(c)
 	return pool

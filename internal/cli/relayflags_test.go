@@ -2,15 +2,8 @@ package cli
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,32 +12,8 @@ import (
 	"time"
 
 	"github.com/stray-mail/stray/internal/postfixtest"
+	"github.com/stray-mail/stray/internal/testcert"
 )
-
-// selfSigned writes a self-signed certificate and its key for name.
-func selfSigned(t *testing.T, certPath, keyPath, name string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // The flags complete the config file before it is checked: certificate
 // rules in the file, the certificate itself on the command line, is a
@@ -53,7 +22,7 @@ func selfSigned(t *testing.T, certPath, keyPath, name string) {
 func TestRelayFlagsCompleteTheConfigFile(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	selfSigned(t, filepath.Join(dir, "relay.pem"), filepath.Join(dir, "relay.key"), "relay.test")
+	testcert.Write(t, filepath.Join(dir, "relay.pem"), filepath.Join(dir, "relay.key"), 1, "relay.test")
 	cfg := filepath.Join(dir, "stray.yaml")
 	if err := os.WriteFile(cfg, []byte("store: \"\"\nrelay:\n  allow_certs: [mx.example.com]\n"), 0o644); err != nil {
 		t.Fatal(err)

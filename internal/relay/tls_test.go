@@ -1,14 +1,9 @@
 package relay
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
-	"math/big"
 	"net"
 	"strconv"
 	"strings"
@@ -16,24 +11,12 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/stray-mail/stray/internal/testcert"
 )
 
 // selfSigned is a certificate for 127.0.0.1 and localhost.
-func selfSigned(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "relay.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
+func selfSigned(t *testing.T) tls.Certificate { return testcert.TLS(t, "localhost") }
 
 func TestStartTLSIsOfferedAndRequiredBeforeMail(t *testing.T) {
 	t.Parallel()
