@@ -219,15 +219,23 @@ func TestClientOutsideTheRangesIsRefusedAtConnectWithoutCertificateRules(t *test
 		s.TLS = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
 		s.Allow = outside
 	}})
-	nc, err := net.DialTimeout("tcp", e.relay, 2*time.Second)
+	if b := greeting(t, e.relay); !strings.HasPrefix(b, "554 5.7.1") {
+		t.Errorf("greeting %q, want 554 5.7.1", b)
+	}
+}
+
+// greeting is all the relay at addr says to a new connection before it
+// closes it (or within 5 s).
+func greeting(t *testing.T, addr string) string {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(5 * time.Second))
-	if b, _ := io.ReadAll(nc); !strings.HasPrefix(string(b), "554 5.7.1") {
-		t.Errorf("greeting %q, want 554 5.7.1", b)
-	}
+	b, _ := io.ReadAll(nc)
+	return string(b)
 }
 
 // New roots (relay.client_ca re-read on SIGHUP, SetAccess) apply to the
@@ -304,13 +312,7 @@ func TestSetAccessAppliesToNewSessionsOnly(t *testing.T) {
 			if err := srv.SetAccess(outside, clientcert.Rules{}); err != nil {
 				t.Fatal(err)
 			}
-			nc, err := net.DialTimeout("tcp", e.relay, 2*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
-			nc.SetDeadline(time.Now().Add(5 * time.Second))
-			if b, _ := io.ReadAll(nc); !strings.HasPrefix(string(b), "554 5.7.1") {
+			if b := greeting(t, e.relay); !strings.HasPrefix(b, "554 5.7.1") {
 				t.Errorf("a new session after the rules were removed: greeting %q, want 554 5.7.1", b)
 			}
 			if err := old.Mail("a@example.com", nil); err != nil {
