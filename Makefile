@@ -142,11 +142,16 @@ perf:
 
 # The milter's per-message cost against a C libmilter no-op (issue #12):
 # over TCP, then over a unix socket, each in alternating rounds with bare
-# Postfix and the policy server (gcc and libmilter-dev).
+# Postfix and the policy server (gcc and libmilter-dev). With
+# MILTER_PERF_BASE=REV the milter built from that git revision runs in the
+# same rounds too: an A/B on one machine in one run.
+MILTER_PERF_BASE ?=
 .PHONY: perf-milter
 perf-milter:
-	STRAY_PERF_CMILTER=1 STRAY_PERF_MESSAGES=3000 STRAY_PERF_ROUNDS=7 $(GO) test -count=1 -run '^TestPerfPostfixThroughput' -v -timeout 60m ./e2e
-	STRAY_PERF_CMILTER=1 STRAY_PERF_UNIX=1 STRAY_PERF_MESSAGES=3000 STRAY_PERF_ROUNDS=7 $(GO) test -count=1 -run '^TestPerfPostfixThroughput' -v -timeout 60m ./e2e
+	@set -e; base=$$(GO=$(GO) scripts/build-rev.sh "$(MILTER_PERF_BASE)"); \
+	export STRAY_PERF_MILTER_BASE=$$base STRAY_PERF_CMILTER=1 STRAY_PERF_MESSAGES=3000 STRAY_PERF_ROUNDS=7; \
+	$(GO) test -count=1 -run '^TestPerfPostfixThroughput' -v -timeout 60m ./e2e; \
+	STRAY_PERF_UNIX=1 $(GO) test -count=1 -run '^TestPerfPostfixThroughput' -v -timeout 60m ./e2e
 
 # The SMTP relay (issue #13): a real Postfix as next hop (the main figure),
 # then smtp-sink (C, answers at once: the relay's own cost shows whole).
@@ -162,11 +167,7 @@ RELAY_PERF_ROUNDS ?= 5
 RELAY_PERF_BASE ?=
 .PHONY: relay-perf
 relay-perf:
-	@set -e; base=""; \
-	if [ -n "$(RELAY_PERF_BASE)" ]; then \
-		d=$$(mktemp -d); git archive $(RELAY_PERF_BASE) | tar -x -C $$d; \
-		(cd $$d && $(GO) build -o $$d/stray-base ./cmd/stray); base=$$d/stray-base; \
-	fi; \
+	@set -e; base=$$(GO=$(GO) scripts/build-rev.sh "$(RELAY_PERF_BASE)"); \
 	export STRAY_PERF_RELAY_BASE=$$base STRAY_PERF_RELAY_ROUNDS=$(RELAY_PERF_ROUNDS) STRAY_PERF_RELAY_PEER=1; \
 	STRAY_PERF_RELAY_NEXT=postfix STRAY_PERF_RELAY=2000 $(GO) test -count=1 -timeout 30m -run '^TestPerfRelayThroughputAndLatency$$' -v ./e2e; \
 	STRAY_PERF_RELAY=3000 $(GO) test -count=1 -timeout 30m -run '^TestPerfRelayThroughputAndLatency$$' -v ./e2e

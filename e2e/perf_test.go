@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -63,7 +64,9 @@ func smtpSource(t *testing.T, addr string, n, sessions int) time.Duration {
 // in one run. Target: ratio ≥ 0.90. With STRAY_PERF_CMILTER=1 it also runs
 // a C libmilter no-op on the same transport (TCP, or a unix socket with
 // STRAY_PERF_UNIX=1) and compares stray's milter with it: target ≥ 0.95 of
-// its rate and no more CPU per message.
+// its rate and no more CPU per message. With STRAY_PERF_MILTER_BASE=/path/to/stray
+// another build's milter runs in the same rounds, for an A/B comparison
+// (make perf-milter MILTER_PERF_BASE=REV).
 func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 	n := perfEnabled(t, "STRAY_PERF_MESSAGES")
 	if n <= 0 {
@@ -71,16 +74,21 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 	}
 	sockDir := ""
 	if os.Getenv("STRAY_PERF_UNIX") != "" {
-		dir, err := os.MkdirTemp("", "stray-sock-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.Chmod(dir, 0o755) // smtpd runs as postfix
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		sockDir = dir
+		sockDir = sockTempDir(t)
 	}
 	s := startStrayOn(t, sockDir, milConfig+"log:\n  level: info\n")
 	t.Logf("milter at %s, stray's GOMAXPROCS=%q (STRAY_E2E_GOMAXPROCS)", s.MilterSpec(), os.Getenv("STRAY_E2E_GOMAXPROCS"))
+	var base *stray
+	if bin := os.Getenv("STRAY_PERF_MILTER_BASE"); bin != "" {
+		dir := sockDir
+		if dir != "" {
+			dir = filepath.Join(sockDir, "base")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		base = startStrayBin(t, bin, dir, milConfig+"log:\n  level: info\n")
+	}
 	sink := startSmtpSink(t)
 	relay := "[127.0.0.1]:" + sink[strings.LastIndexByte(sink, ':')+1:]
 	bare := postfixtest.Start(t, postfixtest.Options{Extra: map[string]string{"relayhost": relay}})
@@ -95,7 +103,11 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 		spec, noopPid = startNoopMilter(t, sockDir != "")
 		noop = postfixtest.Start(t, postfixtest.Options{Milter: spec, Extra: map[string]string{"relayhost": relay}})
 	}
-	for _, pf := range []*postfixtest.Postfix{bare, with, pol, noop} {
+	var withBase *postfixtest.Postfix
+	if base != nil {
+		withBase = postfixtest.Start(t, postfixtest.Options{Milter: base.MilterSpec(), Extra: map[string]string{"relayhost": relay}})
+	}
+	for _, pf := range []*postfixtest.Postfix{bare, with, pol, noop, withBase} {
 		if pf != nil {
 			smtpSource(t, pf.SMTP, 200, 10) // warm up
 		}
@@ -120,6 +132,9 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 		// Next to stray's milter, which it is compared with.
 		runs = append(runs, &run{name: "noop", pf: noop, pid: noopPid})
 	}
+	if base != nil {
+		runs = append(runs, &run{name: "base", pf: withBase, pid: base.cmd.Process.Pid})
+	}
 	runs = append(runs, &run{name: "policy", pf: pol, pid: s.cmd.Process.Pid})
 	byName := map[string]*run{}
 	for _, r := range runs {
@@ -142,6 +157,9 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 		if noop != nil {
 			line += fmt.Sprintf(", with the C libmilter no-op %.0f msg/s (%.0f µs CPU/msg)", byName["noop"].rate[round], byName["noop"].cpu[round])
 		}
+		if base != nil {
+			line += fmt.Sprintf(", with the base build's milter %.0f msg/s (%.0f µs CPU/msg)", byName["base"].rate[round], byName["base"].cpu[round])
+		}
 		t.Log(line)
 	}
 	rb, rw, rp := byName["bare"].rate, byName["milter"].rate, byName["policy"].rate
@@ -154,11 +172,19 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 	// Paired: each round's ratio against the bare run next to it, which
 	// cancels slow drifts in the machine's load.
 	t.Logf("median of per-round ratios: milter %.3f, policy server %.3f", median(ratios(rw, rb)), median(ratios(rp, rb)))
+	transport := "TCP"
+	if sockDir != "" {
+		transport = "a unix socket"
+	}
+	if base != nil {
+		rbase, mc, bc := byName["base"].rate, byName["milter"].cpu, byName["base"].cpu
+		rlo, rhi := bootMedian(ratios(rw, rbase))
+		clo, chi := bootMedian(ratios(mc, bc))
+		t.Logf("this build's milter against the base build's over %s: message rate %.3f (median of per-round ratios, 95%% interval [%.3f, %.3f]), CPU per message %.0f µs against %.0f µs (median of per-round ratios %.2f, 95%% interval [%.2f, %.2f])",
+			transport, median(ratios(rw, rbase)), rlo, rhi, mean(mc), mean(bc), median(ratios(mc, bc)), clo, chi)
+	}
 	if noop != nil {
-		rc, transport := byName["noop"].rate, "TCP"
-		if sockDir != "" {
-			transport = "a unix socket"
-		}
+		rc := byName["noop"].rate
 		t.Logf("C libmilter no-op: median %.0f msg/s (ratio %.3f), median of per-round ratios %.3f, CPU per message %.0f µs (median of rounds %.0f µs)",
 			median(rc), median(rc)/median(rb), median(ratios(rc, rb)), mean(byName["noop"].cpu), median(byName["noop"].cpu))
 		// The figures: stray's milter against the no-op, both

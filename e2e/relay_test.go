@@ -473,6 +473,14 @@ func TestPerfRelayThroughputAndLatency(t *testing.T) {
 		t.Logf("THROUGHPUT %s via %s: median %.0f msg/s vs direct %.0f, ratio of medians %.3f, median of per-round ratios %.3f, 95%% interval [%.3f, %.3f] (target >= 0.90); CPU %.0f µs/msg (median)",
 			hop, tg.name, median(rates[tg.name]), median(rates["direct"]), median(rates[tg.name])/median(rates["direct"]), median(rr), lo, hi, median(cpu[tg.name]))
 	}
+	if cb := cpu["base"]; len(cb) > 0 {
+		// The A/B: CPU per message of this build against the base's, round
+		// by round.
+		cr := ratios(cpu["relay"], cb)
+		lo, hi := bootMedian(cr)
+		t.Logf("CPU per message, relay / base (%s): median of per-round ratios %.2f, 95%% interval [%.2f, %.2f] (%.0f against %.0f µs, medians)",
+			hop, median(cr), lo, hi, median(cpu["relay"]), median(cb))
+	}
 
 	// The paced load is a fifth of what the next hop took directly, shared
 	// by the targets: well below saturation on this machine, today.

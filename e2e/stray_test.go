@@ -40,6 +40,7 @@ func TestMain(m *testing.M) {
 // stray is a running `stray serve` process.
 type stray struct {
 	t      *testing.T
+	bin    string // another build to run (A/B measurements); empty: strayBin
 	cfg    string
 	cmd    *exec.Cmd
 	log    *syncBuffer
@@ -72,26 +73,45 @@ func (s *syncBuffer) String() string {
 // free ports, and starts `stray serve`.
 func startStray(t *testing.T, body string) *stray {
 	t.Helper()
-	return newStray(t, "", nil, func(*stray) string { return body })
+	return newStray(t, "", "", nil, func(*stray) string { return body })
 }
 
 // startStrayOn is startStray with the milter on a unix socket in sockDir
 // when sockDir is not empty (Milter is then "unix:PATH").
 func startStrayOn(t *testing.T, sockDir, body string) *stray {
 	t.Helper()
-	return newStray(t, sockDir, nil, func(*stray) string { return body })
+	return newStray(t, "", sockDir, nil, func(*stray) string { return body })
 }
 
 // startStrayEnv starts stray with extra environment variables and a config
 // body computed once its listener addresses are known.
 func startStrayEnv(t *testing.T, env []string, body func(*stray) string) *stray {
 	t.Helper()
-	return newStray(t, "", env, body)
+	return newStray(t, "", "", env, body)
 }
 
-func newStray(t *testing.T, sockDir string, env []string, bodyFn func(*stray) string) *stray {
+// sockTempDir is a directory for stray's milter socket that Postfix's
+// smtpd, running as postfix, can reach (t.TempDir's parent is private).
+func sockTempDir(t *testing.T) string {
 	t.Helper()
-	s := &stray{t: t, log: &syncBuffer{}, env: env}
+	dir, err := os.MkdirTemp("", "stray-sock-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// startStrayBin starts another build of stray (bin) as startStrayOn does.
+func startStrayBin(t *testing.T, bin, sockDir, body string) *stray {
+	t.Helper()
+	return newStray(t, bin, sockDir, nil, func(*stray) string { return body })
+}
+
+func newStray(t *testing.T, bin, sockDir string, env []string, bodyFn func(*stray) string) *stray {
+	t.Helper()
+	s := &stray{t: t, bin: bin, log: &syncBuffer{}, env: env}
 	s.Milter = fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
 	milterListen := "inet:" + s.Milter
 	if sockDir != "" {
@@ -130,7 +150,11 @@ func newStray(t *testing.T, sockDir string, env []string, bodyFn func(*stray) st
 
 func (s *stray) start() {
 	s.t.Helper()
-	s.cmd = exec.Command(strayBin, "serve", "--config", s.cfg)
+	bin := s.bin
+	if bin == "" {
+		bin = strayBin
+	}
+	s.cmd = exec.Command(bin, "serve", "--config", s.cfg)
 	s.cmd.Env = append(os.Environ(), "STRAY_CPUPROFILE="+os.Getenv("STRAY_E2E_CPUPROFILE"))
 	s.cmd.Env = append(s.cmd.Env, s.env...)
 	if n := os.Getenv("STRAY_E2E_GOMAXPROCS"); n != "" {
