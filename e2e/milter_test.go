@@ -11,8 +11,25 @@ import (
 	"github.com/stray-mail/stray/internal/postfixtest"
 )
 
+// Over TCP and over a unix socket (accepted with connserver.ListenUnix's
+// raw accept), as Postfix connects to each.
 func TestPostfixMilterRejectsMaliAtRcptWithSuggestionAndDeliversTheRest(t *testing.T) {
-	s := startStray(t, milConfig)
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			sockDir := ""
+			if network == "unix" {
+				sockDir = sockTempDir(t)
+			}
+			s := startStrayOn(t, sockDir, milConfig)
+			if got := strings.HasPrefix(s.MilterSpec(), "unix:"); got != (network == "unix") {
+				t.Fatalf("milter at %s", s.MilterSpec())
+			}
+			rejectsMaliAndDeliversTheRest(t, s)
+		})
+	}
+}
+
+func rejectsMaliAndDeliversTheRest(t *testing.T, s *stray) {
 	pf := postfixtest.Start(t, postfixtest.Options{Milter: s.MilterSpec()})
 	rcpt, data, err := postfixtest.Send(pf.SMTP, "a@army.mil", []string{"b@army.ml", "c@army.mil", "sales@partner.ml", "d@army.il"}, msg)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -123,20 +124,27 @@ func serverCPU(b *testing.B) time.Duration {
 // at once ("sessions10", smtp-source -s 10 in the throughput test).
 // Besides the wall time it reports the server process's CPU time per
 // connection (cpu-ns/op, getrusage): the figure to compare, since wall
-// time moves with whatever else runs on the machine.
+// time moves with whatever else runs on the machine. "unix" listens as the
+// daemon does (ListenUnix); "unix-net" with net's Accept, for comparison.
 func BenchmarkConnectionPerSession(b *testing.B) {
-	for _, network := range []string{"tcp", "unix"} {
+	for _, kind := range []string{"tcp", "unix", "unix-net"} {
+		network := strings.TrimSuffix(kind, "-net")
 		for _, sessions := range []int{1, 10} {
-			name := network + "/serial"
+			name := kind + "/serial"
 			if sessions > 1 {
-				name = fmt.Sprintf("%s/sessions%d", network, sessions)
+				name = fmt.Sprintf("%s/sessions%d", kind, sessions)
 			}
 			b.Run(name, func(b *testing.B) {
-				addr := "127.0.0.1:0"
-				if network == "unix" {
-					addr = filepath.Join(b.TempDir(), "s.sock")
+				var l net.Listener
+				var err error
+				switch kind {
+				case "tcp":
+					l, err = net.Listen("tcp", "127.0.0.1:0")
+				case "unix":
+					l, err = ListenUnix(filepath.Join(b.TempDir(), "s.sock"))
+				default:
+					l, err = net.Listen("unix", filepath.Join(b.TempDir(), "s.sock"))
 				}
-				l, err := net.Listen(network, addr)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -27,15 +29,28 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 	return l.Listener.Accept()
 }
 
-func listen(t *testing.T) net.Listener {
+func listen(t *testing.T) net.Listener { return listenOn(t, "tcp") }
+
+// listenOn listens on loopback TCP, or on a unix socket as the daemon does
+// (ListenUnix).
+func listenOn(t *testing.T, network string) net.Listener {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	var l net.Listener
+	var err error
+	if network == "unix" {
+		l, err = ListenUnix(filepath.Join(t.TempDir(), "s.sock"))
+	} else {
+		l, err = net.Listen("tcp", "127.0.0.1:0")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
 	return l
 }
+
+// networks are the transports the servers are tested on.
+var networks = []string{"tcp", "unix"}
 
 // echo answers each line with the same line, marking progress per line and
 // the connection busy while the line starts with "busy".
@@ -56,7 +71,11 @@ func echo(c *Conn) {
 
 func dialEcho(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	network := "tcp"
+	if strings.HasPrefix(addr, "/") {
+		network = "unix"
+	}
+	nc, err := net.DialTimeout(network, addr, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,36 +202,38 @@ func TestConnectionCap(t *testing.T) {
 		{"ABusyConnectionKeepsItsPlaceAndTheNewOneIsRefused", "busy", false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			l := listen(t)
-			s := &Server{Handle: echo, MaxConns: 1, Stall: 100 * time.Millisecond}
-			serve(t, s, l)
-			first, fr := dialEcho(t, l.Addr().String())
-			if tt.first != "" {
-				if err := roundTrip(first, fr, tt.first); err != nil {
-					t.Fatal(err)
+		for _, network := range networks {
+			t.Run(tt.name+"/"+network, func(t *testing.T) {
+				t.Parallel()
+				l := listenOn(t, network)
+				s := &Server{Handle: echo, MaxConns: 1, Stall: 100 * time.Millisecond}
+				serve(t, s, l)
+				first, fr := dialEcho(t, l.Addr().String())
+				if tt.first != "" {
+					if err := roundTrip(first, fr, tt.first); err != nil {
+						t.Fatal(err)
+					}
 				}
-			}
-			time.Sleep(300 * time.Millisecond)
-			second, sr := dialEcho(t, l.Addr().String())
-			err := roundTrip(second, sr, "second")
-			if tt.firstClosed {
-				if err != nil {
-					t.Fatalf("the new connection was not served: %v", err)
+				time.Sleep(300 * time.Millisecond)
+				second, sr := dialEcho(t, l.Addr().String())
+				err := roundTrip(second, sr, "second")
+				if tt.firstClosed {
+					if err != nil {
+						t.Fatalf("the new connection was not served: %v", err)
+					}
+					if !closed(first, 2*time.Second) {
+						t.Fatal("the stalled connection was not closed")
+					}
+					return
 				}
-				if !closed(first, 2*time.Second) {
-					t.Fatal("the stalled connection was not closed")
+				if err == nil {
+					t.Fatal("the new connection was served over the cap")
 				}
-				return
-			}
-			if err == nil {
-				t.Fatal("the new connection was served over the cap")
-			}
-			if err := roundTrip(first, fr, "busy still"); err != nil {
-				t.Fatalf("the busy connection was disturbed: %v", err)
-			}
-		})
+				if err := roundTrip(first, fr, "busy still"); err != nil {
+					t.Fatalf("the busy connection was disturbed: %v", err)
+				}
+			})
+		}
 	}
 }
 
@@ -333,15 +354,20 @@ func holdOpen(release <-chan struct{}) func(*Conn) {
 // not wait for another to end.
 func TestANewConnectionIsServedWhileEveryOtherIsBusy(t *testing.T) {
 	t.Parallel()
-	l := listen(t)
-	release := make(chan struct{})
-	defer close(release)
-	s := &Server{Handle: holdOpen(release)}
-	serve(t, s, l)
-	for i := range 50 {
-		nc, r := dialEcho(t, l.Addr().String())
-		if err := roundTrip(nc, r, "x"); err != nil {
-			t.Fatalf("connection %d, with %d busy: %v", i, i, err)
-		}
+	for _, network := range networks {
+		t.Run(network, func(t *testing.T) {
+			t.Parallel()
+			l := listenOn(t, network)
+			release := make(chan struct{})
+			defer close(release)
+			s := &Server{Handle: holdOpen(release)}
+			serve(t, s, l)
+			for i := range 50 {
+				nc, r := dialEcho(t, l.Addr().String())
+				if err := roundTrip(nc, r, "x"); err != nil {
+					t.Fatalf("connection %d, with %d busy: %v", i, i, err)
+				}
+			}
+		})
 	}
 }

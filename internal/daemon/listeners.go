@@ -87,7 +87,9 @@ func listen(name, network, addr string) (net.Listener, error) {
 		if fi, serr := os.Stat(addr); serr == nil && fi.Mode()&os.ModeSocket != 0 {
 			os.Remove(addr)
 		}
-		if l, err = net.Listen(network, addr); err == nil {
+		// Accepted without the runtime's system-call bookkeeping
+		// (connserver.ListenUnix): Postfix connects once per SMTP session.
+		if l, err = connserver.ListenUnix(addr); err == nil {
 			os.Chmod(addr, 0o666) // the MTA runs as another user
 		}
 	} else {

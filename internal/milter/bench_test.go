@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/stray-mail/stray/detect"
+	"github.com/stray-mail/stray/internal/connserver"
 	"github.com/stray-mail/stray/internal/policy"
 )
 
@@ -80,11 +81,13 @@ func BenchmarkCleanMessagePerConnection(b *testing.B) {
 		b.Run(network, func(b *testing.B) {
 			g := newGate(b, detect.Knowledge{Protected: []string{"mil"}}, policy.Config{})
 			s := &Server{Sessions: connLogSessions{g: g, log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
-			addr := "127.0.0.1:0"
+			var l net.Listener
+			var err error
 			if network == "unix" {
-				addr = filepath.Join(b.TempDir(), "m.sock")
+				l, err = connserver.ListenUnix(filepath.Join(b.TempDir(), "m.sock")) // as the daemon listens
+			} else {
+				l, err = net.Listen("tcp", "127.0.0.1:0")
 			}
-			l, err := net.Listen(network, addr)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -18,7 +18,8 @@
 // system calls through the runtime's poller (rawio_linux.go), reads
 // packets in place, allocates nothing per packet of a clean message,
 // formats the connection's log attributes only for a line it logs, and
-// moves its deadlines only in steps.
+// moves its deadlines only in steps; the daemon accepts its unix socket
+// with connserver.ListenUnix.
 package milter
 
 import (
