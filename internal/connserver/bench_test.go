@@ -136,17 +136,14 @@ func BenchmarkConnectionPerSession(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				var l net.Listener
-				var err error
-				switch kind {
-				case "tcp":
-					l, err = net.Listen("tcp", "127.0.0.1:0")
-				case "unix":
-					l, err = ListenUnix(filepath.Join(b.TempDir(), "s.sock"))
-				default:
-					l, err = net.Listen("unix", filepath.Join(b.TempDir(), "s.sock"))
-				}
-				if err != nil {
-					b.Fatal(err)
+				if kind == "unix-net" {
+					nl, err := net.Listen("unix", filepath.Join(b.TempDir(), "s.sock"))
+					if err != nil {
+						b.Fatal(err)
+					}
+					l = nl
+				} else {
+					l = listenOn(b, kind)
 				}
 				s := &Server{Handle: untilQuit}
 				go s.Serve(l)

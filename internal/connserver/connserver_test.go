@@ -33,7 +33,7 @@ func listen(t *testing.T) net.Listener { return listenOn(t, "tcp") }
 
 // listenOn listens on loopback TCP, or on a unix socket as the daemon does
 // (ListenUnix).
-func listenOn(t *testing.T, network string) net.Listener {
+func listenOn(t testing.TB, network string) net.Listener {
 	t.Helper()
 	var l net.Listener
 	var err error
