@@ -278,6 +278,9 @@ func (d *Daemon) Config() *config.Config {
 // Reload re-reads the config and knowledge (files and what the store has
 // learned) and swaps them in; on error the running ones stay.
 func (d *Daemon) Reload(ctx context.Context) error {
+	if d.recorder != nil {
+		d.recorder.Flush() // what was learned up to now counts
+	}
 	cfg, err := LoadConfig(d.opts.ConfigPath, d.opts.Override)
 	if err == nil {
 		var eng *gate.Engine

@@ -162,3 +162,36 @@ func openTestStore(t *testing.T, dsn string) store.Store {
 	t.Cleanup(func() { st.Close() })
 	return st
 }
+
+// A reload counts everything learned up to that moment: the recorder
+// writes deliveries every second, and a reload (SIGHUP, a rule change, the
+// periodic refresh) writes what it holds first.
+func TestReloadLearnsFromDeliveriesUpToThatMoment(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "stray.yaml")
+	if err := os.WriteFile(cfg, []byte("store: sqlite:"+filepath.Join(dir, "s.db")+
+		"\nhold:\n  enabled: false\ndetect:\n  learn:\n    min_senders: 2\n    min_days: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(t.Context(), Options{ConfigPath: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if v := decideRcpt(d, "x@westlandhigh-schol.nz").Finding.Verdict.String(); v != "ok" {
+		t.Fatalf("before learning: %s", v)
+	}
+	for _, sender := range []string{"a@example.org", "b@example.org"} {
+		s := d.gate.NewSession("test", d.log)
+		s.Mail(sender)
+		s.Rcpt("y@westlandhigh-school.nz")
+		s.End(t.Context())
+	}
+	if err := d.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if v := decideRcpt(d, "x@westlandhigh-schol.nz").Finding.Verdict.String(); v == "ok" {
+		t.Errorf("after two senders and a reload: %s, want a slip of westlandhigh-school.nz", v)
+	}
+}

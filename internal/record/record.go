@@ -20,7 +20,10 @@ import (
 // without a log import), a recipient released as typed becomes a
 // per-sender allow, flagged decisions go to the event log. It queues and writes
 // in the background; when the store cannot keep up, records are dropped
-// and counted, never blocking mail. Every decision is counted per day,
+// and counted, never blocking mail. Deliveries are summed in memory per
+// sender, domain and day and written every LearnFlush in one transaction
+// (one commit a second, not one a message: a commit waits for the disk,
+// beside the MTA's own queue writes); every decision is counted per day,
 // verdict and action in memory and the counts are added to the store every
 // CountFlush.
 type Recorder struct {
@@ -33,6 +36,8 @@ type Recorder struct {
 
 	counts   sync.Mutex
 	pending  map[countKey]int64
+	learnMu  sync.Mutex
+	learning map[deliveryKey]deliverySpan
 	stop     chan struct{}
 	flushed  chan struct{}
 	stopOnce sync.Once
@@ -50,14 +55,50 @@ type countKey struct {
 	verdict, action string
 }
 
-// CountFlush is how often the decision counts are written.
-const CountFlush = 10 * time.Second
+// deliveryKey is what deliveries are summed by until they are written.
+type deliveryKey struct {
+	sender, domain string
+	day            time.Time
+}
+
+// deliverySpan is deliveries summed: how many, the first and the last.
+type deliverySpan struct {
+	n           int64
+	first, last time.Time
+}
+
+// add is s with m more deliveries from first to last.
+func (s deliverySpan) add(m int64, first, last time.Time) deliverySpan {
+	if s.n == 0 {
+		return deliverySpan{m, first, last}
+	}
+	if first.Before(s.first) {
+		s.first = first
+	}
+	if last.After(s.last) {
+		s.last = last
+	}
+	s.n += m
+	return s
+}
+
+const (
+	// CountFlush is how often the decision counts are written.
+	CountFlush = 10 * time.Second
+	// LearnFlush is how often the deliveries summed in memory are written:
+	// what a crash can lose of the learning, which needs several senders
+	// over several days anyway.
+	LearnFlush = time.Second
+	// maxLearning bounds the (sender, domain, day) sums held between
+	// writes, while the store is down say; more are dropped and counted.
+	maxLearning = 100_000
+)
 
 // New starts a recorder; Close stops it after writing what is
 // queued.
 func New(st store.Store, log *slog.Logger) *Recorder {
 	r := &Recorder{st: st, log: log, q: make(chan func(context.Context) error, 4096), done: make(chan struct{}),
-		pending: map[countKey]int64{}, stop: make(chan struct{}), flushed: make(chan struct{})}
+		pending: map[countKey]int64{}, learning: map[deliveryKey]deliverySpan{}, stop: make(chan struct{}), flushed: make(chan struct{})}
 	go r.run()
 	go r.flushLoop()
 	return r
@@ -76,12 +117,16 @@ func (r *Recorder) run() {
 
 func (r *Recorder) flushLoop() {
 	defer close(r.flushed)
-	t := time.NewTicker(CountFlush)
-	defer t.Stop()
+	counts := time.NewTicker(CountFlush)
+	defer counts.Stop()
+	learn := time.NewTicker(LearnFlush)
+	defer learn.Stop()
 	for {
 		select {
-		case <-t.C:
-			r.Flush()
+		case <-counts.C:
+			r.flushCounts()
+		case <-learn.C:
+			r.flushLearning()
 		case <-r.stop:
 			r.Flush()
 			return
@@ -89,9 +134,51 @@ func (r *Recorder) flushLoop() {
 	}
 }
 
-// Flush writes the decision counts gathered so far. On a store error they
-// are kept and written with the next flush.
+// Flush writes the deliveries and decision counts gathered so far, as a
+// reload does before it reads what was learned. On a store error they are
+// kept and written with the next flush.
 func (r *Recorder) Flush() {
+	r.flushLearning()
+	r.flushCounts()
+}
+
+func (r *Recorder) flushLearning() {
+	r.learnMu.Lock()
+	if len(r.learning) == 0 {
+		r.learnMu.Unlock()
+		return
+	}
+	batch := r.learning
+	r.learning = map[deliveryKey]deliverySpan{}
+	r.learnMu.Unlock()
+	cs := make([]store.DeliveryCount, 0, len(batch))
+	for k, s := range batch {
+		cs = append(cs, store.DeliveryCount{Domain: k.domain, Sender: k.sender, N: s.n, First: s.first, Last: s.last})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.st.AddDeliveryCounts(ctx, cs); err != nil {
+		r.log.Warn("writing learned deliveries failed; keeping them for the next try", "err", err)
+		r.learnMu.Lock()
+		for k, s := range batch {
+			r.addLearning(k, s)
+		}
+		r.learnMu.Unlock()
+	}
+}
+
+// addLearning adds s to the sums under k, or drops it when maxLearning
+// sums are held already. The caller holds learnMu.
+func (r *Recorder) addLearning(k deliveryKey, s deliverySpan) {
+	old, ok := r.learning[k]
+	if !ok && len(r.learning) >= maxLearning {
+		r.drop()
+		return
+	}
+	r.learning[k] = old.add(s.n, s.first, s.last)
+}
+
+func (r *Recorder) flushCounts() {
 	r.counts.Lock()
 	if len(r.pending) == 0 {
 		r.counts.Unlock()
@@ -128,13 +215,18 @@ func (r *Recorder) enqueue(f func(context.Context) error) {
 	select {
 	case r.q <- f:
 	default:
-		r.dropped.Lock()
-		r.drops++
-		n := r.drops
-		r.dropped.Unlock()
-		if n%1000 == 1 {
-			r.log.Warn("recorder queue full; dropping records", "dropped", n)
-		}
+		r.drop()
+	}
+}
+
+// drop counts a record that could not be kept, and says so now and then.
+func (r *Recorder) drop() {
+	r.dropped.Lock()
+	r.drops++
+	n := r.drops
+	r.dropped.Unlock()
+	if n%1000 == 1 {
+		r.log.Warn("recorder cannot keep up; dropping records", "dropped", n)
 	}
 }
 
@@ -164,7 +256,18 @@ func (r *Recorder) Delivered(sender string, rcpts []gate.Delivery) {
 	}
 	now := time.Now()
 	if len(domains) > 0 {
-		r.enqueue(func(ctx context.Context) error { return r.st.AddDeliveries(ctx, sender, domains, now) })
+		today := now.UTC().Truncate(24 * time.Hour)
+		r.learnMu.Lock()
+		for _, d := range domains {
+			// What the store would refuse is dropped here, alone, not
+			// with the batch it would poison.
+			if err := (store.DeliveryCount{Domain: d, Sender: sender, N: 1}).Check(); err != nil {
+				r.log.Warn("delivery not learned", "err", err)
+				continue
+			}
+			r.addLearning(deliveryKey{sender, d, today}, deliverySpan{1, now, now})
+		}
+		r.learnMu.Unlock()
 	}
 	from := strings.ToLower(sender)
 	if from == "" || len(released) == 0 {

@@ -3,6 +3,8 @@ package record
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -103,5 +105,75 @@ func TestRecorderLearnsOnlyCleanRecipientsAndRemembersReleasesPerSender(t *testi
 	}
 	if n := changed.Load(); n != 2 {
 		t.Errorf("OnSenderAllow called %d times, want 2 (once per new allow)", n)
+	}
+}
+
+// countingStore counts the store's delivery calls; with fail set, its
+// next AddDeliveryCounts fails.
+type countingStore struct {
+	store.Store
+	one, batches atomic.Int32
+	fail         atomic.Bool
+}
+
+func (c *countingStore) AddDeliveries(ctx context.Context, sender string, domains []string, at time.Time) error {
+	c.one.Add(1)
+	return c.Store.AddDeliveries(ctx, sender, domains, at)
+}
+
+func (c *countingStore) AddDeliveryCounts(ctx context.Context, counts []store.DeliveryCount) error {
+	c.batches.Add(1)
+	if c.fail.Swap(false) {
+		return errors.New("store down")
+	}
+	return c.Store.AddDeliveryCounts(ctx, counts)
+}
+
+// Deliveries are summed in memory and written together: a commit a
+// message would wait on the disk beside the MTA's own queue writes. A
+// failed write keeps them for the next; what the store would refuse
+// (a sender that is not UTF-8) is dropped alone.
+func TestRecorderWritesDeliveriesInBatchesAndKeepsThemWhenTheStoreFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cs := &countingStore{Store: st}
+	r := New(cs, slog.New(slog.DiscardHandler))
+	defer r.Close()
+	for i := range 1000 {
+		r.Delivered(fmt.Sprintf("s%d@army.mil", i%4), []gate.Delivery{{Recipient: "a@partner.example", Passed: gate.PassedClean}})
+	}
+	r.Delivered("bad\xff@army.mil", []gate.Delivery{{Recipient: "b@partner.example", Passed: gate.PassedClean}})
+	cs.fail.Store(true)
+	r.Flush() // fails: kept
+	if got, _ := st.Correspondents(ctx, 0); len(got) != 0 {
+		t.Fatalf("written by a failed flush: %+v", got)
+	}
+	r.Flush()
+	got, err := st.Correspondents(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Domain != "partner.example" || got[0].Deliveries != 1000 || got[0].Senders != 4 {
+		t.Errorf("learned %+v, want partner.example: 1000 deliveries from 4 senders", got)
+	}
+	if one, b := cs.one.Load(), cs.batches.Load(); one != 0 || b != 2 {
+		t.Errorf("%d single writes and %d batches, want none and 2 (one failed)", one, b)
+	}
+	// Without Flush, within LearnFlush or so.
+	r.Delivered("s0@army.mil", []gate.Delivery{{Recipient: "c@other.example", Passed: gate.PassedClean}})
+	deadline := time.Now().Add(LearnFlush + 5*time.Second)
+	for {
+		if got, _ := st.Correspondents(ctx, 0); len(got) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a delivery was not written within LearnFlush")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

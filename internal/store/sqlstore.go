@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -460,43 +461,76 @@ func (s *sqlStore) AddDeliveries(ctx context.Context, sender string, domains []s
 	if err != nil {
 		return fmt.Errorf("store: add deliveries: %w", err)
 	}
-	if len(ds) == 0 {
-		return nil
-	}
 	if at.IsZero() {
 		at = nowStamp()
 	}
-	at = stamp(at)
-	t, today := s.d.time(at), s.d.time(day(at))
-	// ds is sorted and each statement takes its rows in order: concurrent
-	// deliveries on PostgreSQL lock rows in one order.
-	var cs, days, senders []any
-	for _, d := range ds {
-		cs = append(cs, d, t, t)
-		days = append(days, d, today)
-		senders = append(senders, d, sender)
+	cs := make([]DeliveryCount, len(ds))
+	for i, d := range ds {
+		cs[i] = DeliveryCount{Domain: d, Sender: sender, N: 1, First: at, Last: at}
 	}
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO correspondents (domain, first_seen, last_seen, deliveries) VALUES `+
-			values(len(ds), "(?, ?, ?, 1)")+`
-	ON CONFLICT (domain) DO UPDATE SET deliveries = correspondents.deliveries + 1,
-		first_seen = `+s.d.least+`(correspondents.first_seen, excluded.first_seen),
-		last_seen = `+s.d.greatest+`(correspondents.last_seen, excluded.last_seen)`), cs...); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO correspondent_days (domain, day) VALUES `+values(len(ds), "(?, ?)")+` ON CONFLICT DO NOTHING`), days...); err != nil {
-			return err
-		}
-		if sender == "" {
-			return nil
-		}
-		_, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO correspondent_senders (domain, sender) VALUES `+values(len(ds), "(?, ?)")+` ON CONFLICT DO NOTHING`), senders...)
-		return err
-	})
-	if err != nil {
+	if err := s.addDeliveryCounts(ctx, cs); err != nil {
 		return fmt.Errorf("store: add deliveries: %w", err)
 	}
 	return nil
+}
+
+func (s *sqlStore) AddDeliveryCounts(ctx context.Context, counts []DeliveryCount) error {
+	if err := s.addDeliveryCounts(ctx, counts); err != nil {
+		return fmt.Errorf("store: add delivery counts: %w", err)
+	}
+	return nil
+}
+
+// deliveryRows is how many rows one statement of addDeliveryCounts
+// takes: 3,000 parameters at most, far below SQLite's and PostgreSQL's
+// limits.
+const deliveryRows = 1000
+
+func (s *sqlStore) addDeliveryCounts(ctx context.Context, counts []DeliveryCount) error {
+	b, err := prepareDeliveryCounts(counts)
+	if err != nil {
+		return err
+	}
+	if len(b.domains) == 0 {
+		return nil
+	}
+	// Each statement takes its rows sorted and one row per key (an upsert
+	// cannot touch a row twice): concurrent deliveries on PostgreSQL lock
+	// rows in one order.
+	return s.write(ctx, func(tx *sql.Tx) error {
+		for rows := range slices.Chunk(b.domains, deliveryRows) {
+			args := make([]any, 0, 4*len(rows))
+			for _, d := range rows {
+				args = append(args, d.domain, s.d.time(d.first), s.d.time(d.last), d.n)
+			}
+			if _, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO correspondents (domain, first_seen, last_seen, deliveries) VALUES `+
+				values(len(rows), "(?, ?, ?, ?)")+`
+	ON CONFLICT (domain) DO UPDATE SET deliveries = correspondents.deliveries + excluded.deliveries,
+		first_seen = `+s.d.least+`(correspondents.first_seen, excluded.first_seen),
+		last_seen = `+s.d.greatest+`(correspondents.last_seen, excluded.last_seen)`), args...); err != nil {
+				return err
+			}
+		}
+		for rows := range slices.Chunk(b.days, deliveryRows) {
+			args := make([]any, 0, 2*len(rows))
+			for _, d := range rows {
+				args = append(args, d.domain, s.d.time(d.day))
+			}
+			if _, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO correspondent_days (domain, day) VALUES `+values(len(rows), "(?, ?)")+` ON CONFLICT DO NOTHING`), args...); err != nil {
+				return err
+			}
+		}
+		for rows := range slices.Chunk(b.senders, deliveryRows) {
+			args := make([]any, 0, 2*len(rows))
+			for _, d := range rows {
+				args = append(args, d.domain, d.sender)
+			}
+			if _, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO correspondent_senders (domain, sender) VALUES `+values(len(rows), "(?, ?)")+` ON CONFLICT DO NOTHING`), args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func (s *sqlStore) Correspondents(ctx context.Context, limit int) ([]Correspondent, error) {

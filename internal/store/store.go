@@ -204,6 +204,15 @@ type DecisionCount struct {
 	N       int64
 }
 
+// DeliveryCount is N delivered messages from Sender (empty: bounces) to
+// Domain, the first at First and the last at Last. The days with a
+// delivery it adds are those of First and Last: sum per day.
+type DeliveryCount struct {
+	Domain, Sender string
+	N              int64
+	First, Last    time.Time
+}
+
 // Report is a saved audit or scan result, browsable in the dashboard.
 type Report struct {
 	ID        int64
@@ -297,6 +306,11 @@ type Store interface {
 	// not Senders. Domains and sender are stored as given: normalise them
 	// first.
 	AddDeliveries(ctx context.Context, sender string, domains []string, at time.Time) error
+	// AddDeliveryCounts adds many delivered messages at once, in one
+	// transaction (the recorder gathers a second's worth): each count is
+	// N messages from Sender to Domain, the first at First and the last at
+	// Last, counted as AddDeliveries would count them one by one.
+	AddDeliveryCounts(ctx context.Context, counts []DeliveryCount) error
 	// Correspondents returns learned domains, most deliveries first (limit
 	// 0: all), with their evidence: distinct senders and distinct UTC days.
 	Correspondents(ctx context.Context, limit int) ([]Correspondent, error)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -749,6 +750,102 @@ func TestAddDeliveriesCountsMessagesAndDistinctSenders(t *testing.T) {
 			t.Error("negative limit accepted")
 		}
 	})
+}
+
+// A batch of delivery counts, as the recorder writes a second's worth of
+// traffic, leaves the store as the same messages added one by one would:
+// here 400 messages of 8 recipients each to some 1,600 domains (more rows
+// than one statement takes), one namespace of domains added each way.
+func TestAddDeliveryCountsIsTheSameAsEachMessageAddedAlone(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		rng := mrand.New(mrand.NewPCG(7, 13))
+		type key struct{ sender, domain string }
+		var batch []DeliveryCount
+		at := map[key]int{}
+		for range 400 {
+			sender := []string{"a@corp.example", "b@corp.example", ""}[rng.IntN(3)]
+			when := t0.Add(time.Duration(rng.IntN(72)) * time.Hour) // three days
+			var one []string
+			seen := map[string]bool{}
+			for range 8 {
+				n := rng.IntN(2000)
+				one = append(one, fmt.Sprintf("one-%d.example", n))
+				if seen[fmt.Sprint(n)] {
+					continue // a domain named twice in a message counts once
+				}
+				seen[fmt.Sprint(n)] = true
+				// The batch: one count per sender and domain and day, as
+				// the recorder's (a second's worth each).
+				k := key{sender, fmt.Sprintf("batch-%d.example", n)}
+				if j, ok := at[k]; ok && batch[j].First.Truncate(24*time.Hour).Equal(when.Truncate(24*time.Hour)) {
+					batch[j].N++
+					batch[j].First = minT(batch[j].First, when)
+					batch[j].Last = maxT(batch[j].Last, when)
+					continue
+				}
+				at[k] = len(batch)
+				batch = append(batch, DeliveryCount{Domain: k.domain, Sender: sender, N: 1, First: when, Last: when})
+			}
+			if err := s.AddDeliveries(ctx, sender, one, when); err != nil {
+				t.Fatal(err)
+			}
+		}
+		batch = append(batch, DeliveryCount{Domain: "batch-0.example", Sender: "z@corp.example"}) // N 0: nothing
+		if err := s.AddDeliveryCounts(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Correspondents(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		one, many := map[string]Correspondent{}, map[string]Correspondent{}
+		for _, c := range got {
+			if n, ok := strings.CutPrefix(c.Domain, "one-"); ok {
+				c.Domain = n
+				one[n] = c
+			} else if n, ok := strings.CutPrefix(c.Domain, "batch-"); ok {
+				c.Domain = n
+				many[n] = c
+			}
+		}
+		if len(one) < 1000 || !reflect.DeepEqual(one, many) {
+			t.Errorf("%d domains one by one, %d in a batch; they differ: %v", len(one), len(many), !reflect.DeepEqual(one, many))
+		}
+
+		bad := []struct {
+			name string
+			c    DeliveryCount
+		}{
+			{"empty domain", DeliveryCount{Sender: "a@x", N: 1}},
+			{"negative count", DeliveryCount{Domain: "x.example", N: -1}},
+			{"NUL in the sender", DeliveryCount{Domain: "x.example", Sender: "a\x00@x", N: 1}},
+			{"last before first", DeliveryCount{Domain: "x.example", N: 2, First: t0, Last: t0.Add(-time.Second)}},
+		}
+		for _, b := range bad {
+			if err := s.AddDeliveryCounts(ctx, []DeliveryCount{{Domain: "ok.example", N: 1}, b.c}); err == nil {
+				t.Errorf("%s: accepted", b.name)
+			}
+		}
+		if cs, _ := s.Correspondents(ctx, 0); len(cs) != len(got) {
+			t.Errorf("a refused batch wrote something: %d domains, was %d", len(cs), len(got))
+		}
+	})
+}
+
+func minT(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxT(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // Deliveries from two nodes at once, naming the same domains in different

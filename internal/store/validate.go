@@ -398,6 +398,111 @@ func prepareDeliveries(sender string, domains []string) ([]string, error) {
 	return out, nil
 }
 
+// deliveryBatch is a batch of delivery counts as addDeliveryCounts writes
+// it: one row per key in each table, each slice sorted by its key.
+type deliveryBatch struct {
+	domains []deliveryDomain
+	days    []deliveryDay
+	senders []deliverySender
+}
+
+type deliveryDomain struct {
+	domain      string
+	n           int64
+	first, last time.Time
+}
+
+type deliveryDay struct {
+	domain string
+	day    time.Time
+}
+
+type deliverySender struct{ domain, sender string }
+
+// Check says what AddDeliveryCounts would refuse in c: no domain, text
+// that is not valid UTF-8 or holds a NUL, a negative N, or a Last before
+// First.
+func (c DeliveryCount) Check() error {
+	if c.Domain == "" {
+		return fmt.Errorf("empty domain")
+	}
+	if err := checkText("domain", c.Domain); err != nil {
+		return err
+	}
+	if err := checkText("sender", c.Sender); err != nil {
+		return err
+	}
+	if c.N < 0 {
+		return fmt.Errorf("negative count %d for %s", c.N, c.Domain)
+	}
+	if !c.Last.IsZero() && c.Last.Before(c.First) {
+		return fmt.Errorf("deliveries to %s end (%s) before they start (%s)",
+			c.Domain, c.Last.Format(time.RFC3339Nano), c.First.Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// prepareDeliveryCounts validates counts (Check; a zero First or Last is
+// the other one, both zero are now), sums them per domain and gathers
+// the days and senders per domain. counts is not modified.
+func prepareDeliveryCounts(counts []DeliveryCount) (deliveryBatch, error) {
+	domains := map[string]*deliveryDomain{}
+	days := map[deliveryDay]bool{}
+	senders := map[deliverySender]bool{}
+	for _, c := range counts {
+		if err := c.Check(); err != nil {
+			return deliveryBatch{}, err
+		}
+		if c.N == 0 {
+			continue
+		}
+		first, last := stamp(c.First), stamp(c.Last)
+		switch {
+		case first.IsZero() && last.IsZero():
+			first = nowStamp()
+			last = first
+		case first.IsZero():
+			first = last
+		case last.IsZero():
+			last = first
+		}
+		if d := domains[c.Domain]; d != nil {
+			d.n += c.N
+			if first.Before(d.first) {
+				d.first = first
+			}
+			if last.After(d.last) {
+				d.last = last
+			}
+		} else {
+			domains[c.Domain] = &deliveryDomain{c.Domain, c.N, first, last}
+		}
+		days[deliveryDay{c.Domain, day(first)}] = true
+		days[deliveryDay{c.Domain, day(last)}] = true
+		if c.Sender != "" {
+			senders[deliverySender{c.Domain, c.Sender}] = true
+		}
+	}
+	var b deliveryBatch
+	for _, d := range domains {
+		b.domains = append(b.domains, *d)
+	}
+	slices.SortFunc(b.domains, func(x, y deliveryDomain) int { return strings.Compare(x.domain, y.domain) })
+	for d := range days {
+		b.days = append(b.days, d)
+	}
+	slices.SortFunc(b.days, func(x, y deliveryDay) int {
+		return cmp.Or(strings.Compare(x.domain, y.domain), x.day.Compare(y.day))
+	})
+	for d := range senders {
+		b.senders = append(b.senders, d)
+	}
+	slices.SortFunc(b.senders, func(x, y deliverySender) int {
+		return cmp.Or(strings.Compare(x.domain, y.domain), strings.Compare(x.sender, y.sender))
+	})
+	return b, nil
+}
+
 // The dashboard's records. Keys that are credentials or may be typed by a
 // person (a user name that is really a password, a session id that is
 // really the cookie's secret) are never echoed in an error.
