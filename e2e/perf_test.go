@@ -80,14 +80,7 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 	t.Logf("milter at %s, stray's GOMAXPROCS=%q (STRAY_E2E_GOMAXPROCS)", s.MilterSpec(), os.Getenv("STRAY_E2E_GOMAXPROCS"))
 	var base *stray
 	if bin := os.Getenv("STRAY_PERF_MILTER_BASE"); bin != "" {
-		dir := sockDir
-		if dir != "" {
-			dir = filepath.Join(sockDir, "base")
-			if err := os.Mkdir(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		base = startStrayBin(t, bin, dir, milConfig+"log:\n  level: info\n")
+		base = startBaseMilter(t, bin, sockDir)
 	}
 	sink := startSmtpSink(t)
 	relay := "[127.0.0.1]:" + sink[strings.LastIndexByte(sink, ':')+1:]
@@ -197,6 +190,20 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 	}
 }
 
+// startBaseMilter runs another build of stray (bin) for an A/B, its
+// milter on TCP, or in sockDir/base when sockDir is not empty.
+func startBaseMilter(t *testing.T, bin, sockDir string) *stray {
+	t.Helper()
+	dir := sockDir
+	if dir != "" {
+		dir = filepath.Join(sockDir, "base")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return startStrayBin(t, bin, dir, milConfig+"log:\n  level: info\n")
+}
+
 // startNoopMilter builds testdata/noopmilter.c (gcc and Debian's
 // libmilter-dev) and runs it on the transport stray's milter uses in the
 // same run, so that the two are compared like for like: a unix socket
@@ -239,6 +246,66 @@ func startNoopMilter(t *testing.T, unix bool) (spec string, pid int) {
 	}
 	t.Fatal("the C no-op milter did not start")
 	return "", 0
+}
+
+// TestPerfMilterLatencyAgainstTheNoop: how long a message's SMTP session
+// through Postfix takes with stray's milter, with the C libmilter no-op
+// (the same conversation, deciding nothing) and with no milter, one session
+// at a time so that the machine is idle and what shows is latency, not
+// CPU. The three Postfix instances take turns message by message, the
+// order rotating each round. It separates what the milter's rate against
+// the no-op loses to round-trip latency (the wake-ups of a Go server
+// against a C thread blocked in read) from what it loses to CPU.
+// STRAY_PERF_MILTER_LAT=N sessions per instance and round,
+// STRAY_PERF_ROUNDS rounds (default 5); STRAY_PERF_UNIX=1 for a unix
+// socket; STRAY_PERF_MILTER_BASE=/path/to/stray adds another build's
+// milter, for an A/B.
+func TestPerfMilterLatencyAgainstTheNoop(t *testing.T) {
+	n := perfEnabled(t, "STRAY_PERF_MILTER_LAT")
+	rounds := envInt("STRAY_PERF_ROUNDS", 5)
+	sockDir := ""
+	if os.Getenv("STRAY_PERF_UNIX") != "" {
+		sockDir = sockTempDir(t)
+	}
+	s := startStrayOn(t, sockDir, milConfig+"log:\n  level: info\n")
+	sink := startSmtpSink(t)
+	relay := "[127.0.0.1]:" + sink[strings.LastIndexByte(sink, ':')+1:]
+	spec, _ := startNoopMilter(t, sockDir != "")
+	labels := []string{"bare", "stray", "noop"}
+	milters := []string{"", s.MilterSpec(), spec}
+	pairs := [][2]int{{1, 2}, {2, 0}, {1, 0}}
+	if bin := os.Getenv("STRAY_PERF_MILTER_BASE"); bin != "" {
+		labels = append(labels, "base")
+		milters = append(milters, startBaseMilter(t, bin, sockDir).MilterSpec())
+		pairs = append(pairs, [2]int{3, 2}, [2]int{1, 3})
+	}
+	var addrs []string
+	for _, m := range milters {
+		pf := postfixtest.Start(t, postfixtest.Options{Milter: m, Extra: map[string]string{"relayhost": relay}})
+		smtpSource(t, pf.SMTP, 200, 10) // warm up
+		addrs = append(addrs, pf.SMTP)
+	}
+	lat := make([][]float64, len(addrs))
+	for round := 0; round < rounds; round++ {
+		got := rotate(probe(t, rotate(addrs, round), n, 1, 0), len(addrs)-round%len(addrs))
+		for i := range addrs {
+			lat[i] = append(lat[i], got[i]...)
+		}
+	}
+	for i := range lat {
+		sort.Float64s(lat[i])
+		t.Logf("%s: p50 %.3f p90 %.3f p99 %.3f ms (%d sessions)", labels[i], pct(lat[i], .5), pct(lat[i], .9), pct(lat[i], .99), len(lat[i]))
+	}
+	transport := "TCP"
+	if sockDir != "" {
+		transport = "a unix socket"
+	}
+	for _, c := range pairs {
+		a, b := lat[c[0]], lat[c[1]]
+		lo, hi := bootDiff(a, b, .5)
+		t.Logf("LATENCY over %s, %s against %s: added p50 %.3f ms (95%% interval [%.3f, %.3f]), p90 %.3f, p99 %.3f",
+			transport, labels[c[0]], labels[c[1]], pct(a, .5)-pct(b, .5), lo, hi, pct(a, .9)-pct(b, .9), pct(a, .99)-pct(b, .99))
+	}
 }
 
 func rss(pid int) int {
