@@ -32,13 +32,15 @@ and key, and who may relay (relay.allow, relay.allow_certs and
 relay.client_ca, unless flags set them) for the sessions that start
 after it; a config that does not load keeps the running rules. Every
 setting is also in the config file (listen.relay and the relay section);
-flags win, and are checked with the file as one.
+flags win, and are checked with the file as one. Without --config the
+embedded defaults apply, as for stray serve: hold and confirm on, its
+store stray.db and signing key stray.key in the working directory.
 
 See docs/relay.md for Exchange, Microsoft 365, Google Workspace, Exim and
 OpenSMTPD.
 
 Examples:
-  stray relay --listen 127.0.0.1:10025 --next-hop 127.0.0.1:25 --protect example.com
+  stray relay --listen 127.0.0.1:10025 --next-hop 127.0.0.1:10027 --protect example.com
   stray relay --listen 0.0.0.0:587 --next-hop mx-out.example.com:25 --allow 192.0.2.0/24 \
       --tls-cert /etc/stray/cert.pem --tls-key /etc/stray/key.pem --require-tls
   stray relay --config /etc/stray/stray.yaml --listen 127.0.0.1:10025
