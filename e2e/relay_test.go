@@ -34,6 +34,7 @@ type relayProc struct {
 	env  []string
 	cmd  *exec.Cmd
 	log  *syncBuffer
+	dir  string // its working directory (default: the test's)
 	Addr string
 	HTTP string // for hold links, when the config has a store
 	cfg  string
@@ -79,6 +80,7 @@ func (r *relayProc) start() {
 		bin = strayBin
 	}
 	r.cmd = exec.Command(bin, r.args...)
+	r.cmd.Dir = r.dir
 	r.cmd.Env = append(os.Environ(), r.env...)
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
 	if err := r.cmd.Start(); err != nil {

@@ -92,6 +92,9 @@ type Options struct {
 	SMTPPort int
 	// Extra main.cf settings.
 	Extra map[string]string
+	// Master is appended to master.cf: more services, such as a content
+	// filter's re-injection listener.
+	Master string
 }
 
 // Postfix is a running private Postfix.
@@ -191,7 +194,7 @@ func Start(t testing.TB, o Options) *Postfix {
 		fmt.Fprintf(&mb, "%s = %s\n", k, main[k])
 	}
 	write(t, filepath.Join(p.confDir, "main.cf"), mb.String())
-	write(t, filepath.Join(p.confDir, "master.cf"), strings.ReplaceAll(masterCF, "SMTPADDR", p.SMTP))
+	write(t, filepath.Join(p.confDir, "master.cf"), strings.ReplaceAll(masterCF, "SMTPADDR", p.SMTP)+o.Master)
 	t.Cleanup(p.stop)
 	p.postfix("start")
 	p.waitSMTP()
