@@ -140,18 +140,20 @@ perf:
 	STRAY_PERF_MESSAGES=3000 STRAY_PERF_UNIX=1 $(GO) test -count=1 -run '^TestPerfPostfixThroughput' -v -timeout 30m ./e2e
 	STRAY_SOAK=100000 STRAY_SOAK_RATE=500 $(GO) test -count=1 -run '^TestPerfMilterSoak' -v -timeout 30m ./e2e
 
-# The milter's per-message cost against a C libmilter no-op (issue #12):
-# over TCP, then over a unix socket, each in alternating rounds with bare
-# Postfix and the policy server (gcc and libmilter-dev). With
-# MILTER_PERF_BASE=REV the milter built from that git revision runs in the
-# same rounds too: an A/B on one machine in one run.
+# The milter's per-message cost against a C libmilter no-op (issue #12),
+# built twice (skipping the content, and with stray's hold-on
+# conversation): over TCP, then over a unix socket, each in alternating
+# rounds with bare Postfix and the policy server, then the latency of one
+# session at a time (gcc and libmilter-dev). With MILTER_PERF_BASE=REV the
+# milter built from that git revision runs in the same rounds too: an A/B
+# on one machine in one run.
 MILTER_PERF_BASE ?=
 .PHONY: perf-milter
 perf-milter:
 	@set -e; base=$$(GO=$(GO) scripts/build-rev.sh "$(MILTER_PERF_BASE)"); \
-	export STRAY_PERF_MILTER_BASE=$$base STRAY_PERF_CMILTER=1 STRAY_PERF_MESSAGES=3000 STRAY_PERF_ROUNDS=7; \
-	$(GO) test -count=1 -run '^TestPerfPostfixThroughput' -v -timeout 60m ./e2e; \
-	STRAY_PERF_UNIX=1 $(GO) test -count=1 -run '^TestPerfPostfixThroughput' -v -timeout 60m ./e2e
+	export STRAY_PERF_MILTER_BASE=$$base STRAY_PERF_CMILTER=hold STRAY_PERF_MESSAGES=3000 STRAY_PERF_ROUNDS=7 STRAY_PERF_MILTER_LAT=300; \
+	$(GO) test -count=1 -run '^TestPerf(PostfixThroughput|MilterLatency)' -v -timeout 60m ./e2e; \
+	STRAY_PERF_UNIX=1 $(GO) test -count=1 -run '^TestPerf(PostfixThroughput|MilterLatency)' -v -timeout 60m ./e2e
 
 # The SMTP relay (issue #13): a real Postfix as next hop (the main figure),
 # then smtp-sink (C, answers at once: the relay's own cost shows whole).

@@ -64,7 +64,10 @@ func smtpSource(t *testing.T, addr string, n, sessions int) time.Duration {
 // in one run. Target: ratio ≥ 0.90. With STRAY_PERF_CMILTER=1 it also runs
 // a C libmilter no-op on the same transport (TCP, or a unix socket with
 // STRAY_PERF_UNIX=1) and compares stray's milter with it: target ≥ 0.95 of
-// its rate and no more CPU per message. With STRAY_PERF_MILTER_BASE=/path/to/stray
+// its rate and no more CPU per message; with STRAY_PERF_CMILTER=hold, also
+// the no-op built with stray's hold-on conversation (noopmilter.c,
+// HOLD_STEPS), which separates what Postfix does differently for a milter
+// that may need the content. With STRAY_PERF_MILTER_BASE=/path/to/stray
 // another build's milter runs in the same rounds, for an A/B comparison
 // (make perf-milter MILTER_PERF_BASE=REV).
 func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
@@ -89,18 +92,23 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 	pol := postfixtest.Start(t, postfixtest.Options{Policy: s.Policy, Extra: map[string]string{"relayhost": relay}})
 	// Optionally a C libmilter no-op with the same conversation: what the
 	// milter protocol itself costs Postfix on this machine.
-	var noop *postfixtest.Postfix
-	noopPid := 0
+	var noop, noopHold *postfixtest.Postfix
+	noopPid, noopHoldPid := 0, 0
 	if os.Getenv("STRAY_PERF_CMILTER") != "" {
 		var spec string
-		spec, noopPid = startNoopMilter(t, sockDir != "")
+		spec, noopPid = startNoopMilter(t, sockDir != "", false)
 		noop = postfixtest.Start(t, postfixtest.Options{Milter: spec, Extra: map[string]string{"relayhost": relay}})
+	}
+	if os.Getenv("STRAY_PERF_CMILTER") == "hold" {
+		var spec string
+		spec, noopHoldPid = startNoopMilter(t, sockDir != "", true)
+		noopHold = postfixtest.Start(t, postfixtest.Options{Milter: spec, Extra: map[string]string{"relayhost": relay}})
 	}
 	var withBase *postfixtest.Postfix
 	if base != nil {
 		withBase = postfixtest.Start(t, postfixtest.Options{Milter: base.MilterSpec(), Extra: map[string]string{"relayhost": relay}})
 	}
-	for _, pf := range []*postfixtest.Postfix{bare, with, pol, noop, withBase} {
+	for _, pf := range []*postfixtest.Postfix{bare, with, pol, noop, noopHold, withBase} {
 		if pf != nil {
 			smtpSource(t, pf.SMTP, 200, 10) // warm up
 		}
@@ -121,9 +129,13 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 		cpu  []float64 // µs per message
 	}
 	runs := []*run{{name: "bare", pf: bare}, {name: "milter", pf: with, pid: s.cmd.Process.Pid}}
+	// The no-ops, next to stray's milter, which they are compared with.
+	noops := map[string]string{"noop": "the C libmilter no-op", "noop-hold": "the C libmilter no-op with the hold-on conversation"}
 	if noop != nil {
-		// Next to stray's milter, which it is compared with.
 		runs = append(runs, &run{name: "noop", pf: noop, pid: noopPid})
+	}
+	if noopHold != nil {
+		runs = append(runs, &run{name: "noop-hold", pf: noopHold, pid: noopHoldPid})
 	}
 	if base != nil {
 		runs = append(runs, &run{name: "base", pf: withBase, pid: base.cmd.Process.Pid})
@@ -147,8 +159,10 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 		m, p := byName["milter"], byName["policy"]
 		line := fmt.Sprintf("round %d: bare %.0f msg/s, with stray milter %.0f msg/s (%.0f µs CPU/msg), with stray policy server %.0f msg/s (%.0f µs CPU/msg)",
 			round+1, byName["bare"].rate[round], m.rate[round], m.cpu[round], p.rate[round], p.cpu[round])
-		if noop != nil {
-			line += fmt.Sprintf(", with the C libmilter no-op %.0f msg/s (%.0f µs CPU/msg)", byName["noop"].rate[round], byName["noop"].cpu[round])
+		for _, name := range []string{"noop", "noop-hold"} {
+			if r := byName[name]; r != nil {
+				line += fmt.Sprintf(", with %s %.0f msg/s (%.0f µs CPU/msg)", noops[name], r.rate[round], r.cpu[round])
+			}
 		}
 		if base != nil {
 			line += fmt.Sprintf(", with the base build's milter %.0f msg/s (%.0f µs CPU/msg)", byName["base"].rate[round], byName["base"].cpu[round])
@@ -176,17 +190,21 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 		t.Logf("this build's milter against the base build's over %s: message rate %.3f (median of per-round ratios, 95%% interval [%.3f, %.3f]), CPU per message %.0f µs against %.0f µs (median of per-round ratios %.2f, 95%% interval [%.2f, %.2f])",
 			transport, median(ratios(rw, rbase)), rlo, rhi, mean(mc), mean(bc), median(ratios(mc, bc)), clo, chi)
 	}
-	if noop != nil {
-		rc := byName["noop"].rate
-		t.Logf("C libmilter no-op: median %.0f msg/s (ratio %.3f), median of per-round ratios %.3f, CPU per message %.0f µs (median of rounds %.0f µs)",
-			median(rc), median(rc)/median(rb), median(ratios(rc, rb)), mean(byName["noop"].cpu), median(byName["noop"].cpu))
+	for _, name := range []string{"noop", "noop-hold"} {
+		r := byName[name]
+		if r == nil {
+			continue
+		}
+		rc := r.rate
+		t.Logf("%s: median %.0f msg/s (ratio %.3f), median of per-round ratios %.3f, CPU per message %.0f µs (median of rounds %.0f µs)",
+			noops[name], median(rc), median(rc)/median(rb), median(ratios(rc, rb)), mean(r.cpu), median(r.cpu))
 		// The figures: stray's milter against the no-op, both
 		// over the same transport, in the same rounds.
-		mc, nc := byName["milter"].cpu, byName["noop"].cpu
+		mc, nc := byName["milter"].cpu, r.cpu
 		rlo, rhi := bootMedian(ratios(rw, rc))
 		clo, chi := bootMedian(ratios(mc, nc))
-		t.Logf("stray's milter against the C libmilter no-op over %s: message rate %.3f of the no-op's (median of per-round ratios, 95%% interval [%.3f, %.3f]; medians %.0f and %.0f msg/s), CPU per message %.0f µs against %.0f µs (%.2f; median of per-round ratios %.2f, 95%% interval [%.2f, %.2f]); target ≥ 0.95 and ≤ 1",
-			transport, median(ratios(rw, rc)), rlo, rhi, median(rw), median(rc), mean(mc), mean(nc), mean(mc)/mean(nc), median(ratios(mc, nc)), clo, chi)
+		t.Logf("stray's milter against %s over %s: message rate %.3f of the no-op's (median of per-round ratios, 95%% interval [%.3f, %.3f]; medians %.0f and %.0f msg/s), CPU per message %.0f µs against %.0f µs (%.2f; median of per-round ratios %.2f, 95%% interval [%.2f, %.2f]); target ≥ 0.95 and ≤ 1",
+			noops[name], transport, median(ratios(rw, rc)), rlo, rhi, median(rw), median(rc), mean(mc), mean(nc), mean(mc)/mean(nc), median(ratios(mc, nc)), clo, chi)
 	}
 }
 
@@ -208,7 +226,7 @@ func startBaseMilter(t *testing.T, bin, sockDir string) *stray {
 // libmilter-dev) and runs it on the transport stray's milter uses in the
 // same run, so that the two are compared like for like: a unix socket
 // Postfix can reach when unix is true, a TCP port on loopback otherwise.
-func startNoopMilter(t *testing.T, unix bool) (spec string, pid int) {
+func startNoopMilter(t *testing.T, unix, holdSteps bool) (spec string, pid int) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "stray-noop-")
 	if err != nil {
@@ -217,7 +235,11 @@ func startNoopMilter(t *testing.T, unix bool) (spec string, pid int) {
 	os.Chmod(dir, 0o755)
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	bin := dir + "/noopmilter"
-	if out, err := exec.Command("gcc", "-O2", "-o", bin, "testdata/noopmilter.c", "-lmilter", "-lpthread").CombinedOutput(); err != nil {
+	args := []string{"-O2", "-o", bin, "testdata/noopmilter.c", "-lmilter", "-lpthread"}
+	if holdSteps {
+		args = append(args, "-DHOLD_STEPS")
+	}
+	if out, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
 		t.Fatalf("building the C no-op milter (apt-get install gcc libmilter-dev): %v\n%s", err, out)
 	}
 	sock := dir + "/noop.sock"
@@ -250,7 +272,8 @@ func startNoopMilter(t *testing.T, unix bool) (spec string, pid int) {
 
 // TestPerfMilterLatencyAgainstTheNoop: how long a message's SMTP session
 // through Postfix takes with stray's milter, with the C libmilter no-op
-// (the same conversation, deciding nothing) and with no milter, one session
+// (deciding nothing; built both ways, skipping the content and with
+// stray's hold-on conversation) and with no milter, one session
 // at a time so that the machine is idle and what shows is latency, not
 // CPU. The three Postfix instances take turns message by message, the
 // order rotating each round. It separates what the milter's rate against
@@ -270,14 +293,15 @@ func TestPerfMilterLatencyAgainstTheNoop(t *testing.T) {
 	s := startStrayOn(t, sockDir, milConfig+"log:\n  level: info\n")
 	sink := startSmtpSink(t)
 	relay := "[127.0.0.1]:" + sink[strings.LastIndexByte(sink, ':')+1:]
-	spec, _ := startNoopMilter(t, sockDir != "")
-	labels := []string{"bare", "stray", "noop"}
-	milters := []string{"", s.MilterSpec(), spec}
-	pairs := [][2]int{{1, 2}, {2, 0}, {1, 0}}
+	spec, _ := startNoopMilter(t, sockDir != "", false)
+	holdSpec, _ := startNoopMilter(t, sockDir != "", true)
+	labels := []string{"bare", "stray", "noop", "noop-hold"}
+	milters := []string{"", s.MilterSpec(), spec, holdSpec}
+	pairs := [][2]int{{1, 2}, {1, 3}, {3, 2}, {2, 0}, {1, 0}}
 	if bin := os.Getenv("STRAY_PERF_MILTER_BASE"); bin != "" {
 		labels = append(labels, "base")
 		milters = append(milters, startBaseMilter(t, bin, sockDir).MilterSpec())
-		pairs = append(pairs, [2]int{3, 2}, [2]int{1, 3})
+		pairs = append(pairs, [2]int{4, 2}, [2]int{1, 4})
 	}
 	var addrs []string
 	for _, m := range milters {

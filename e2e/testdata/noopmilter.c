@@ -1,12 +1,20 @@
 /*
  * noopmilter: the cheapest milter that has the same conversation with
- * Postfix as stray has for clean mail, built on Sendmail's C libmilter
+ * Postfix as stray has for clean mail with hold and confirm off, built on
+ * Sendmail's C libmilter
  * (Debian's libmilter-dev). It asks for no connect, helo, unknown, header
  * or body events, for the macros stray asks for at MAIL and RCPT and no
  * others, takes no reply for MAIL, continues at RCPT and accepts at DATA;
  * it decides nothing. The throughput test runs it next to stray
  * (STRAY_PERF_CMILTER=1) to separate the cost of the milter protocol from
  * the cost of stray.
+ *
+ * Built with -DHOLD_STEPS it has the conversation stray has with hold and
+ * confirm on instead: it may add headers, delete recipients and
+ * quarantine, and takes headers and body without a reply to each rather
+ * than skipping them (stray needs the content of a message it holds; for
+ * clean mail, accepted at DATA, Postfix sends none). What Postfix does
+ * differently for that is Postfix's cost, not stray's.
  *
  * usage: noopmilter unix:/path/to/socket
  */
@@ -23,8 +31,14 @@ static sfsistat negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsi
 	    smfi_setsymlist(ctx, SMFIM_ENVFROM, "i {auth_authen}") == MI_SUCCESS &&
 	    smfi_setsymlist(ctx, SMFIM_ENVRCPT, "i {rcpt_addr}") == MI_SUCCESS)
 		*pf0 = SMFIF_SETSYMLIST;
+#ifdef HOLD_STEPS
+	*pf0 |= f0 & (SMFIF_ADDHDRS | SMFIF_QUARANTINE | SMFIF_DELRCPT | SMFIF_CHGHDRS);
+	*pf1 = f1 & (SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NR_MAIL |
+		     SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY);
+#else
 	*pf1 = f1 & (SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NR_MAIL |
 		     SMFIP_NOHDRS | SMFIP_NOEOH | SMFIP_NOBODY);
+#endif
 	*pf2 = 0;
 	*pf3 = 0;
 	return SMFIS_CONTINUE;
