@@ -94,15 +94,14 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 	// milter protocol itself costs Postfix on this machine.
 	var noop, noopHold *postfixtest.Postfix
 	noopPid, noopHoldPid := 0, 0
+	var noopSpec, noopHoldSpec string
 	if os.Getenv("STRAY_PERF_CMILTER") != "" {
-		var spec string
-		spec, noopPid = startNoopMilter(t, sockDir != "", false)
-		noop = postfixtest.Start(t, postfixtest.Options{Milter: spec, Extra: map[string]string{"relayhost": relay}})
+		noopSpec, noopPid = startNoopMilter(t, sockDir != "", false)
+		noop = postfixtest.Start(t, postfixtest.Options{Milter: noopSpec, Extra: map[string]string{"relayhost": relay}})
 	}
 	if os.Getenv("STRAY_PERF_CMILTER") == "hold" {
-		var spec string
-		spec, noopHoldPid = startNoopMilter(t, sockDir != "", true)
-		noopHold = postfixtest.Start(t, postfixtest.Options{Milter: spec, Extra: map[string]string{"relayhost": relay}})
+		noopHoldSpec, noopHoldPid = startNoopMilter(t, sockDir != "", true)
+		noopHold = postfixtest.Start(t, postfixtest.Options{Milter: noopHoldSpec, Extra: map[string]string{"relayhost": relay}})
 	}
 	var withBase *postfixtest.Postfix
 	if base != nil {
@@ -120,32 +119,54 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 	// One run per front end and round, in alternating order (forward in
 	// odd rounds, backward in even ones) so that a drift in the machine's
 	// load does not favour whichever runs first; each run's rate and, for
-	// a milter or policy server, its process's CPU per message.
+	// a milter or policy server, its process's CPU per message. The
+	// milters (and none, "bare") move from one Postfix instance to the
+	// next each round: instances differ (where their queues lie, their
+	// processes' history), and a difference that stays with one instance
+	// through a run would otherwise count as its milter's.
 	type run struct {
-		name string
-		pf   *postfixtest.Postfix
-		pid  int // whose CPU the run costs (0: none measured)
-		rate []float64
-		cpu  []float64 // µs per message
+		name   string
+		pf     *postfixtest.Postfix
+		milter string // moves between instances with this milter ("": none)
+		moves  bool
+		pid    int // whose CPU the run costs (0: none measured)
+		rate   []float64
+		cpu    []float64 // µs per message
 	}
-	runs := []*run{{name: "bare", pf: bare}, {name: "milter", pf: with, pid: s.cmd.Process.Pid}}
+	runs := []*run{{name: "bare", pf: bare, moves: true}, {name: "milter", pf: with, milter: s.MilterSpec(), moves: true, pid: s.cmd.Process.Pid}}
 	// The no-ops, next to stray's milter, which they are compared with.
 	noops := map[string]string{"noop": "the C libmilter no-op", "noop-hold": "the C libmilter no-op with the hold-on conversation"}
 	if noop != nil {
-		runs = append(runs, &run{name: "noop", pf: noop, pid: noopPid})
+		runs = append(runs, &run{name: "noop", pf: noop, milter: noopSpec, moves: true, pid: noopPid})
 	}
 	if noopHold != nil {
-		runs = append(runs, &run{name: "noop-hold", pf: noopHold, pid: noopHoldPid})
+		runs = append(runs, &run{name: "noop-hold", pf: noopHold, milter: noopHoldSpec, moves: true, pid: noopHoldPid})
 	}
 	if base != nil {
-		runs = append(runs, &run{name: "base", pf: withBase, pid: base.cmd.Process.Pid})
+		runs = append(runs, &run{name: "base", pf: withBase, milter: base.MilterSpec(), moves: true, pid: base.cmd.Process.Pid})
 	}
 	runs = append(runs, &run{name: "policy", pf: pol, pid: s.cmd.Process.Pid})
 	byName := map[string]*run{}
+	var moving []*run
+	var instances []*postfixtest.Postfix
 	for _, r := range runs {
 		byName[r.name] = r
+		if r.moves {
+			moving = append(moving, r)
+			instances = append(instances, r.pf)
+		}
 	}
 	for round := 0; round < rounds; round++ {
+		if round > 0 && os.Getenv("STRAY_PERF_FIXED_INSTANCES") == "" {
+			for i, r := range moving {
+				r.pf = instances[(i+round)%len(instances)]
+				r.pf.SetMilter(r.milter)
+			}
+			time.Sleep(time.Second) // the old smtpd processes go
+			for _, r := range moving {
+				smtpSource(t, r.pf.SMTP, 100, 10) // warm up
+			}
+		}
 		order := append([]*run(nil), runs...)
 		if round%2 == 1 {
 			slices.Reverse(order)
@@ -276,7 +297,8 @@ func startNoopMilter(t *testing.T, unix, holdSteps bool) (spec string, pid int) 
 // stray's hold-on conversation) and with no milter, one session
 // at a time so that the machine is idle and what shows is latency, not
 // CPU. The three Postfix instances take turns message by message, the
-// order rotating each round. It separates what the milter's rate against
+// order rotating each round, the milters moving between the instances
+// from round to round. It separates what the milter's rate against
 // the no-op loses to round-trip latency (the wake-ups of a Go server
 // against a C thread blocked in read) from what it loses to CPU.
 // STRAY_PERF_MILTER_LAT=N sessions per instance and round,
@@ -303,14 +325,30 @@ func TestPerfMilterLatencyAgainstTheNoop(t *testing.T) {
 		milters = append(milters, startBaseMilter(t, bin, sockDir).MilterSpec())
 		pairs = append(pairs, [2]int{4, 2}, [2]int{1, 4})
 	}
-	var addrs []string
+	var instances []*postfixtest.Postfix
 	for _, m := range milters {
 		pf := postfixtest.Start(t, postfixtest.Options{Milter: m, Extra: map[string]string{"relayhost": relay}})
 		smtpSource(t, pf.SMTP, 200, 10) // warm up
-		addrs = append(addrs, pf.SMTP)
+		instances = append(instances, pf)
 	}
+	addrs := make([]string, len(milters)) // label i's instance this round
 	lat := make([][]float64, len(addrs))
 	for round := 0; round < rounds; round++ {
+		// The milters move from one instance to the next each round, as
+		// in the throughput test.
+		for i, m := range milters {
+			pf := instances[(i+round)%len(instances)]
+			if round > 0 {
+				pf.SetMilter(m)
+			}
+			addrs[i] = pf.SMTP
+		}
+		if round > 0 {
+			time.Sleep(time.Second) // the old smtpd processes go
+			for _, a := range addrs {
+				smtpSource(t, a, 100, 10)
+			}
+		}
 		got := rotate(probe(t, rotate(addrs, round), n, 1, 0), len(addrs)-round%len(addrs))
 		for i := range addrs {
 			lat[i] = append(lat[i], got[i]...)
