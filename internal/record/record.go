@@ -143,28 +143,14 @@ func (r *Recorder) Flush() {
 }
 
 func (r *Recorder) flushLearning() {
-	r.learnMu.Lock()
-	if len(r.learning) == 0 {
-		r.learnMu.Unlock()
-		return
-	}
-	batch := r.learning
-	r.learning = map[deliveryKey]deliverySpan{}
-	r.learnMu.Unlock()
-	cs := make([]store.DeliveryCount, 0, len(batch))
-	for k, s := range batch {
-		cs = append(cs, store.DeliveryCount{Domain: k.domain, Sender: k.sender, N: s.n, First: s.first, Last: s.last})
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := r.st.AddDeliveryCounts(ctx, cs); err != nil {
-		r.log.Warn("writing learned deliveries failed; keeping them for the next try", "err", err)
-		r.learnMu.Lock()
-		for k, s := range batch {
-			r.addLearning(k, s)
-		}
-		r.learnMu.Unlock()
-	}
+	flushSums(r, &r.learnMu, &r.learning, "learned deliveries",
+		func(ctx context.Context, batch map[deliveryKey]deliverySpan) error {
+			cs := make([]store.DeliveryCount, 0, len(batch))
+			for k, s := range batch {
+				cs = append(cs, store.DeliveryCount{Domain: k.domain, Sender: k.sender, N: s.n, First: s.first, Last: s.last})
+			}
+			return r.st.AddDeliveryCounts(ctx, cs)
+		}, r.addLearning)
 }
 
 // addLearning adds s to the sums under k, or drops it when maxLearning
@@ -179,27 +165,38 @@ func (r *Recorder) addLearning(k deliveryKey, s deliverySpan) {
 }
 
 func (r *Recorder) flushCounts() {
-	r.counts.Lock()
-	if len(r.pending) == 0 {
-		r.counts.Unlock()
+	flushSums(r, &r.counts, &r.pending, "decision counts",
+		func(ctx context.Context, batch map[countKey]int64) error {
+			var cs []store.DecisionCount
+			for k, n := range batch {
+				cs = append(cs, store.DecisionCount{Day: k.day, Verdict: k.verdict, Action: k.action, N: n})
+			}
+			return r.st.AddDecisionCounts(ctx, cs)
+		}, func(k countKey, n int64) { r.pending[k] += n })
+}
+
+// flushSums writes the sums gathered in *sums (guarded by mu) with write,
+// leaving an empty map to gather the next ones. On a store error it logs
+// and gives them back to add (called with mu held), for the next try.
+func flushSums[K comparable, V any](r *Recorder, mu *sync.Mutex, sums *map[K]V, what string,
+	write func(context.Context, map[K]V) error, add func(K, V)) {
+	mu.Lock()
+	if len(*sums) == 0 {
+		mu.Unlock()
 		return
 	}
-	batch := r.pending
-	r.pending = map[countKey]int64{}
-	r.counts.Unlock()
-	var cs []store.DecisionCount
-	for k, n := range batch {
-		cs = append(cs, store.DecisionCount{Day: k.day, Verdict: k.verdict, Action: k.action, N: n})
-	}
+	batch := *sums
+	*sums = map[K]V{}
+	mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := r.st.AddDecisionCounts(ctx, cs); err != nil {
-		r.log.Warn("writing decision counts failed; keeping them for the next try", "err", err)
-		r.counts.Lock()
-		for k, n := range batch {
-			r.pending[k] += n
+	if err := write(ctx, batch); err != nil {
+		r.log.Warn("writing "+what+" failed; keeping them for the next try", "err", err)
+		mu.Lock()
+		for k, v := range batch {
+			add(k, v)
 		}
-		r.counts.Unlock()
+		mu.Unlock()
 	}
 }
 

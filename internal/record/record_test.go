@@ -20,11 +20,7 @@ import (
 
 func TestRecorderCountsEveryDecisionAndLogsFlaggedOnesAsJSON(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "s.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	r := New(st, slog.New(slog.DiscardHandler))
 	for i := 0; i < 3; i++ {
 		r.Decided(detect.OK, policy.Pass)
@@ -66,11 +62,7 @@ func TestRecorderCountsEveryDecisionAndLogsFlaggedOnesAsJSON(t *testing.T) {
 func TestRecorderLearnsOnlyCleanRecipientsAndRemembersReleasesPerSender(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "s.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	r := New(st, slog.New(slog.DiscardHandler))
 	var changed atomic.Int32
 	r.OnSenderAllow(func() { changed.Add(1) })
@@ -136,11 +128,7 @@ func (c *countingStore) AddDeliveryCounts(ctx context.Context, counts []store.De
 func TestRecorderWritesDeliveriesInBatchesAndKeepsThemWhenTheStoreFails(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "s.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	cs := &countingStore{Store: st}
 	r := New(cs, slog.New(slog.DiscardHandler))
 	defer r.Close()
@@ -176,4 +164,15 @@ func TestRecorderWritesDeliveriesInBatchesAndKeepsThemWhenTheStoreFails(t *testi
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// openStore is a fresh SQLite store, closed when the test ends.
+func openStore(t *testing.T) store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

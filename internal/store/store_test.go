@@ -781,8 +781,12 @@ func TestAddDeliveryCountsIsTheSameAsEachMessageAddedAlone(t *testing.T) {
 				k := key{sender, fmt.Sprintf("batch-%d.example", n)}
 				if j, ok := at[k]; ok && batch[j].First.Truncate(24*time.Hour).Equal(when.Truncate(24*time.Hour)) {
 					batch[j].N++
-					batch[j].First = minT(batch[j].First, when)
-					batch[j].Last = maxT(batch[j].Last, when)
+					if when.Before(batch[j].First) {
+						batch[j].First = when
+					}
+					if when.After(batch[j].Last) {
+						batch[j].Last = when
+					}
 					continue
 				}
 				at[k] = len(batch)
@@ -832,20 +836,6 @@ func TestAddDeliveryCountsIsTheSameAsEachMessageAddedAlone(t *testing.T) {
 			t.Errorf("a refused batch wrote something: %d domains, was %d", len(cs), len(got))
 		}
 	})
-}
-
-func minT(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
-func maxT(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }
 
 // Deliveries from two nodes at once, naming the same domains in different
