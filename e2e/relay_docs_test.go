@@ -62,9 +62,9 @@ func TestRelayInFrontOfOnePostfixAsDocsRelayMdSays(t *testing.T) {
 	if _, data, err := postfixtest.Send(pf.SMTP, "you@example.com", []string{"b@examp1e.com", "colleague@example.com"}, "Subject: test\n\nhi\n"); err != nil || data.Code != 250 {
 		t.Fatalf("send: %v %v", data, err)
 	}
-	got := pf.Sink.WaitRecipients(2, 30*time.Second)
+	pf.Sink.WaitRecipients(2, 30*time.Second)
 	time.Sleep(2 * time.Second) // a loop would deliver more by now
-	got = pf.Sink.Recipients()
+	got := pf.Sink.Recipients()
 	if len(got) != 2 || countRcpt(got, "colleague@example.com") != 1 || countRcpt(got, "you@example.com") != 1 {
 		t.Fatalf("delivered %v; want colleague@example.com once and the bounce to you@example.com once", got)
 	}

@@ -253,15 +253,19 @@ func (r *Recorder) Delivered(sender string, rcpts []gate.Delivery) {
 	}
 	now := time.Now()
 	if len(domains) > 0 {
-		today := now.UTC().Truncate(24 * time.Hour)
-		r.learnMu.Lock()
+		// What the store would refuse is dropped here, alone, not with
+		// the batch it would poison.
+		learn := domains[:0]
 		for _, d := range domains {
-			// What the store would refuse is dropped here, alone, not
-			// with the batch it would poison.
 			if err := (store.DeliveryCount{Domain: d, Sender: sender, N: 1}).Check(); err != nil {
 				r.log.Warn("delivery not learned", "err", err)
 				continue
 			}
+			learn = append(learn, d)
+		}
+		today := now.UTC().Truncate(24 * time.Hour)
+		r.learnMu.Lock()
+		for _, d := range learn {
 			r.addLearning(deliveryKey{sender, d, today}, deliverySpan{1, now, now})
 		}
 		r.learnMu.Unlock()
