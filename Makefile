@@ -146,12 +146,15 @@ perf:
 # rounds with bare Postfix and the policy server, then the latency of one
 # session at a time (gcc and libmilter-dev). With MILTER_PERF_BASE=REV the
 # milter built from that git revision runs in the same rounds too: an A/B
-# on one machine in one run.
+# on one machine in one run. MILTER_PERF_ROUNDS and MILTER_PERF_MESSAGES
+# (messages per run) size the throughput runs.
 MILTER_PERF_BASE ?=
+MILTER_PERF_ROUNDS ?= 7
+MILTER_PERF_MESSAGES ?= 3000
 .PHONY: perf-milter
 perf-milter:
 	@set -e; base=$$(GO=$(GO) scripts/build-rev.sh "$(MILTER_PERF_BASE)"); \
-	export STRAY_PERF_MILTER_BASE=$$base STRAY_PERF_CMILTER=hold STRAY_PERF_MESSAGES=3000 STRAY_PERF_ROUNDS=7 STRAY_PERF_MILTER_LAT=300; \
+	export STRAY_PERF_MILTER_BASE=$$base STRAY_PERF_CMILTER=hold STRAY_PERF_MESSAGES=$(MILTER_PERF_MESSAGES) STRAY_PERF_ROUNDS=$(MILTER_PERF_ROUNDS) STRAY_PERF_MILTER_LAT=300; \
 	$(GO) test -count=1 -run '^TestPerf(PostfixThroughput|MilterLatency)' -v -timeout 60m ./e2e; \
 	STRAY_PERF_UNIX=1 $(GO) test -count=1 -run '^TestPerf(PostfixThroughput|MilterLatency)' -v -timeout 60m ./e2e
 

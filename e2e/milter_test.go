@@ -91,6 +91,9 @@ func TestPostfixHoldsLikelyTyposAndWarnsWeakOnes(t *testing.T) {
 	if _, held := pf.Queue(); held != 1 {
 		t.Errorf("hold queue has %d messages, want 1", held)
 	}
+	if n := pf.Queued(); n != 1 { // what the performance tests poll
+		t.Errorf("Queued() = %d, want the held message", n)
+	}
 	// Warn: delivered, without an X-Stray-Warning header (stray's
 	// analysis is the sender's business, not the recipient's).
 	if _, data, err := postfixtest.Send(pf.SMTP, "a@example.org", []string{"y@wastlandhigh.school.nz"}, msg); err != nil || data.Code != 250 {

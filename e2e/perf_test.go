@@ -107,9 +107,11 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 	if base != nil {
 		withBase = postfixtest.Start(t, postfixtest.Options{Milter: base.MilterSpec(), Extra: map[string]string{"relayhost": relay}})
 	}
+	var all []*postfixtest.Postfix
 	for _, pf := range []*postfixtest.Postfix{bare, with, pol, noop, noopHold, withBase} {
 		if pf != nil {
 			smtpSource(t, pf.SMTP, 200, 10) // warm up
+			all = append(all, pf)
 		}
 	}
 	rounds, _ := strconv.Atoi(os.Getenv("STRAY_PERF_ROUNDS"))
@@ -119,7 +121,8 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 	// One run per front end and round, in alternating order (forward in
 	// odd rounds, backward in even ones) so that a drift in the machine's
 	// load does not favour whichever runs first; each run's rate and, for
-	// a milter or policy server, its process's CPU per message. The
+	// a milter or policy server, its process's CPU per message; each run
+	// starts when every queue is empty (waitDrained). The
 	// milters (and none, "bare") move from one Postfix instance to the
 	// next each round: instances differ (where their queues lie, their
 	// processes' history), and a difference that stays with one instance
@@ -132,6 +135,7 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 		pid    int // whose CPU the run costs (0: none measured)
 		rate   []float64
 		cpu    []float64 // µs per message
+		left   []float64 // messages still queued when the run ended
 	}
 	runs := []*run{{name: "bare", pf: bare, moves: true}, {name: "milter", pf: with, milter: s.MilterSpec(), moves: true, pid: s.cmd.Process.Pid}}
 	// The no-ops, next to stray's milter, which they are compared with.
@@ -172,10 +176,12 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 			slices.Reverse(order)
 		}
 		for _, r := range order {
+			waitDrained(t, all)
 			c := cpuTime(t, r.pid)
 			d := smtpSource(t, r.pf.SMTP, n, 10)
 			r.rate = append(r.rate, float64(n)/d.Seconds())
 			r.cpu = append(r.cpu, float64((cpuTime(t, r.pid)-c).Microseconds())/float64(n))
+			r.left = append(r.left, float64(r.pf.Queued()))
 		}
 		m, p := byName["milter"], byName["policy"]
 		line := fmt.Sprintf("round %d: bare %.0f msg/s, with stray milter %.0f msg/s (%.0f µs CPU/msg), with stray policy server %.0f msg/s (%.0f µs CPU/msg)",
@@ -189,6 +195,9 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 			line += fmt.Sprintf(", with the base build's milter %.0f msg/s (%.0f µs CPU/msg)", byName["base"].rate[round], byName["base"].cpu[round])
 		}
 		t.Log(line)
+	}
+	for _, r := range runs {
+		t.Logf("%s: %.0f messages still queued at the end of a run (median; the next run waits until every queue is empty)", r.name, median(r.left))
 	}
 	rb, rw, rp := byName["bare"].rate, byName["milter"].rate, byName["policy"].rate
 	// CPU is read in clock ticks (10 ms): the mean over the rounds is the
@@ -226,6 +235,27 @@ func TestPerfPostfixThroughputWithAndWithoutMilter(t *testing.T) {
 		clo, chi := bootMedian(ratios(mc, nc))
 		t.Logf("stray's milter against %s over %s: message rate %.3f of the no-op's (median of per-round ratios, 95%% interval [%.3f, %.3f]; medians %.0f and %.0f msg/s), CPU per message %.0f µs against %.0f µs (%.2f; median of per-round ratios %.2f, 95%% interval [%.2f, %.2f]); target ≥ 0.95 and ≤ 1",
 			noops[name], transport, median(ratios(rw, rc)), rlo, rhi, median(rw), median(rc), mean(mc), mean(nc), mean(mc)/mean(nc), median(ratios(mc, nc)), clo, chi)
+	}
+}
+
+// waitDrained waits until every instance has delivered what it queued, so
+// that no run pays for the delivery of the run before it: a run ends when
+// its client has sent the last message, while its Postfix may still be
+// delivering, and whichever run came next would share the machine with
+// that. STRAY_PERF_NO_DRAIN=1 does not wait (as before 2026-11-30).
+func waitDrained(t *testing.T, pfs []*postfixtest.Postfix) {
+	t.Helper()
+	if os.Getenv("STRAY_PERF_NO_DRAIN") != "" {
+		return
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, pf := range pfs {
+		for pf.Queued() > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("Postfix at %s still has %d messages queued after 2 minutes", pf.SMTP, pf.Queued())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
 
@@ -349,6 +379,7 @@ func TestPerfMilterLatencyAgainstTheNoop(t *testing.T) {
 				smtpSource(t, a, 100, 10)
 			}
 		}
+		waitDrained(t, instances)
 		got := rotate(probe(t, rotate(addrs, round), n, 1, 0), len(addrs)-round%len(addrs))
 		for i := range addrs {
 			lat[i] = append(lat[i], got[i]...)

@@ -236,8 +236,8 @@ func TestRelayWithNextHopDownMakesPostfixKeepTheMessageUntilItIsBack(t *testing.
 	if !pf.WaitLog("next hop unavailable", 30*time.Second) {
 		t.Fatalf("no tempfail from the relay in the sending Postfix's log:\n%s", pf.Log())
 	}
-	if ids, _ := pf.Queue(); len(ids) != 1 {
-		t.Fatalf("queue %v, want the message kept", ids)
+	if ids, _ := pf.Queue(); len(ids) != 1 || pf.Queued() != 1 {
+		t.Fatalf("queue %v (Queued %d), want the message kept", ids, pf.Queued())
 	}
 	hop := startRefusingHop(t, hopAddr)
 	pf.Flush()
