@@ -53,6 +53,62 @@ func TestCorrespondentsCountDistinctSendersAndDays(t *testing.T) {
 	})
 }
 
+// One person is one sender whatever the case of the address they send
+// from: mail systems treat addresses case-insensitively, and counting
+// Alice@ and alice@ twice would let one sender reach the learning
+// threshold of distinct senders alone.
+func TestSendersDifferingOnlyInCaseCountOnce(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		for i, from := range []string{"alice@corp.example", "Alice@corp.example", "ALICE@Corp.Example", "Ålice@corp.example", "ålice@corp.example"} {
+			if err := s.AddDeliveries(ctx, from, []string{"partner.example"}, t0.Add(time.Duration(i)*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.AddDeliveryCounts(ctx, []DeliveryCount{
+			{Domain: "partner.example", Sender: "ALICE@CORP.EXAMPLE", N: 2, First: t0, Last: t0},
+			{Domain: "partner.example", Sender: "bob@corp.example", N: 1, First: t0, Last: t0},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Correspondents(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].Deliveries != 8 || got[0].Senders != 3 {
+			t.Errorf("got %+v, want 8 deliveries from 3 senders (alice, ålice, bob)", got)
+		}
+	})
+}
+
+// What an older stray recorded (senders in their own case) is folded when
+// a newer one opens the database.
+func TestOpenFoldsTheCaseOfSendersAnOlderStrayRecorded(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		s, err := Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddDeliveries(ctx, "alice@corp.example", []string{"partner.example", "other.example"}, t0); err != nil {
+			t.Fatal(err)
+		}
+		for _, row := range [][2]string{{"partner.example", "Alice@corp.example"}, {"partner.example", "BOB@corp.example"}, {"other.example", "Carol@Corp.Example"}} {
+			sqlOf(t, s, "INSERT INTO correspondent_senders (domain, sender) VALUES (?, ?) RETURNING domain", row[0], row[1])
+		}
+		sqlOf(t, s, "DELETE FROM schema_migrations WHERE version = 7 RETURNING version")
+		s.Close()
+
+		s = openStore(t, dsn)
+		got := sqlOf(t, s, "SELECT domain, sender FROM correspondent_senders ORDER BY domain, sender")
+		want := [][]any{{"other.example", "alice@corp.example"}, {"other.example", "carol@corp.example"}, {"partner.example", "alice@corp.example"}, {"partner.example", "bob@corp.example"}}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("senders after the upgrade:\n got %v\nwant %v", got, want)
+		}
+	})
+}
+
 func TestSenderAllowsAreAddedOnceListedAndDeleted(t *testing.T) {
 	eachBackend(t, func(t *testing.T, dsn string) {
 		s := openStore(t, dsn)

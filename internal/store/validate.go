@@ -480,7 +480,8 @@ func prepareDeliveryCounts(counts []DeliveryCount) (deliveryBatch, error) {
 		days[deliveryDay{c.Domain, day(first)}] = true
 		days[deliveryDay{c.Domain, day(last)}] = true
 		if c.Sender != "" {
-			senders[deliverySender{c.Domain, c.Sender}] = true
+			// One person, one sender, whatever the case of the address.
+			senders[deliverySender{c.Domain, strings.ToLower(c.Sender)}] = true
 		}
 	}
 	var b deliveryBatch

@@ -1,0 +1,11 @@
+-- Senders counted once whatever their case, PostgreSQL dialect. Keep in
+-- step with ../sqlite/0007_sender_case.sql.
+--
+-- correspondent_senders counts the distinct senders who wrote to a domain,
+-- the evidence learning weighs. Alice@ and alice@ are one person; stray now
+-- records senders in lower case, and this folds what older versions
+-- recorded.
+INSERT INTO correspondent_senders (domain, sender)
+	SELECT domain, lower(sender) FROM correspondent_senders WHERE sender <> lower(sender)
+	ON CONFLICT DO NOTHING;
+DELETE FROM correspondent_senders WHERE sender <> lower(sender);
