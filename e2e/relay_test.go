@@ -317,7 +317,8 @@ func TestRelayHoldsARecipientNotifiesAndReleasesItThroughTheNextHopOnce(t *testi
 	relayPort := postfixtest.FreePort(t)
 	// Released mail is re-injected into the relay, which recognises the
 	// signed release header and passes the recipient to its next hop.
-	cfg := milConfig + holdConfig(dir, postgresSchemaDSN(t), notify, relayPort, "127.0.0.1:1")
+	dsn := postgresSchemaDSN(t)
+	cfg := milConfig + holdConfig(dir, dsn, notify, relayPort, "127.0.0.1:1")
 	r := &relayProc{t: t, log: &syncBuffer{}, Addr: fmt.Sprintf("127.0.0.1:%d", relayPort), cfg: filepath.Join(dir, "stray.yaml")}
 	writeFile(t, r.cfg, cfg+"log:\n  level: debug\n")
 	r.args = []string{"relay", "--config", r.cfg, "--listen", r.Addr, "--next-hop", hop.Addr}
@@ -355,6 +356,11 @@ func TestRelayHoldsARecipientNotifiesAndReleasesItThroughTheNextHopOnce(t *testi
 	if countRcpt(got, "x@gmial.com") != 1 {
 		t.Fatalf("after release the next hop got %v", got)
 	}
+	// Released as typed by an administrator: alice may now write to that
+	// address, and the allow names the administrator who released it.
+	if a := waitSenderAllow(t, dsn, "alice@example.org", "x@gmial.com"); !strings.HasPrefix(a.CreatedBy, "admin:") {
+		t.Errorf("the sender allow is created by %q, want the administrator who released it (admin:NAME)", a.CreatedBy)
+	}
 	// Releasing again does nothing; the bounce for b@army.ml aside, the
 	// next hop saw y and x once each.
 	exec.Command(strayBin, "quarantine", "--config", r.cfg, "release", id).Run()
@@ -363,6 +369,31 @@ func TestRelayHoldsARecipientNotifiesAndReleasesItThroughTheNextHopOnce(t *testi
 	if countRcpt(got, "x@gmial.com") != 1 || countRcpt(got, "y@gmail.com") != 1 {
 		t.Errorf("next hop got %v, want x@gmial.com and y@gmail.com once each", got)
 	}
+}
+
+// waitSenderAllow waits until the store at dsn holds the sender allow
+// from → to (the recorder writes it in the background).
+func waitSenderAllow(t *testing.T, dsn, from, to string) store.SenderAllow {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var have []store.SenderAllow
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if have, err = st.ListSenderAllows(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range have {
+			if a.Sender == from && a.Recipient == to {
+				return a
+			}
+		}
+	}
+	t.Fatalf("no sender allow %s → %s after 10s; have %+v", from, to, have)
+	return store.SenderAllow{}
 }
 
 func TestSinkRefusesMailToADefensiveRegistrationAndPostfixBouncesWithTheAddressMeant(t *testing.T) {

@@ -17,9 +17,9 @@ type ctxKey struct{}
 // releases is a gate.Releases that keeps the context it was asked with.
 type releases struct{ got context.Context }
 
-func (r *releases) Released(ctx context.Context, _ string) ([]string, bool) {
+func (r *releases) Released(ctx context.Context, _ string) ([]string, string, bool) {
 	r.got = ctx
-	return []string{"j@gmial.com"}, ctx.Err() == nil
+	return []string{"j@gmial.com"}, "sender", ctx.Err() == nil
 }
 
 // Issue 12: End called the store with context.Background(), so a message

@@ -58,9 +58,11 @@ type Warner interface {
 
 // Releases recognises a message re-injected after its sender confirmed it:
 // it verifies the value of its release header and returns the recipients it
-// releases (ok false for a forged, expired or replayed header).
+// releases and who released them, as the hold's audit trail names them
+// ("sender", "admin:NAME"; "" if unknown); ok is false for a forged,
+// expired or replayed header.
 type Releases interface {
-	Released(ctx context.Context, header string) (rcpts []string, ok bool)
+	Released(ctx context.Context, header string) (rcpts []string, by string, ok bool)
 }
 
 // Recorder records what the gate saw, for learning and the audit trail.
@@ -106,6 +108,8 @@ func (p Passed) String() string {
 type Delivery struct {
 	Recipient string
 	Passed    Passed
+	// By is who released it, for PassedReleased (Releases' by).
+	By string
 }
 
 // Option gives a Gate one of its optional dependencies.
@@ -457,12 +461,12 @@ type End struct {
 // bounds the store calls it makes (recognising a release header).
 func (s *Session) End(ctx context.Context) End {
 	var e End
-	released := map[string]bool{}
+	released := map[string]string{} // recipient → who released it
 	if s.g.releases != nil {
 		for _, v := range s.release {
-			if rc, ok := s.g.releases.Released(ctx, v); ok {
+			if rc, by, ok := s.g.releases.Released(ctx, v); ok {
 				for _, r := range rc {
-					released[strings.ToLower(r)] = true
+					released[strings.ToLower(r)] = by
 				}
 			}
 		}
@@ -478,10 +482,10 @@ func (s *Session) End(ctx context.Context) End {
 		f := r.Decision.Finding
 		switch r.Decision.Action {
 		case policy.Hold:
-			if released[strings.ToLower(r.Recipient)] {
+			if by, ok := released[strings.ToLower(r.Recipient)]; ok {
 				e.Released = append(e.Released, r.Recipient)
-				delivered = append(delivered, Delivery{Recipient: r.Recipient, Passed: PassedReleased})
-				s.log.Info("released by its sender", "queue_id", s.queueID, "rcpt", clip(r.Recipient))
+				delivered = append(delivered, Delivery{Recipient: r.Recipient, Passed: PassedReleased, By: by})
+				s.log.Info("released as typed", "queue_id", s.queueID, "rcpt", clip(r.Recipient), "by", by)
 				continue
 			}
 			e.HeldRecipients = append(e.HeldRecipients, r)

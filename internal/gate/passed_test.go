@@ -30,9 +30,13 @@ func (r *fakeRecorder) Delivered(sender string, ds []gate.Delivery) {
 func (r *fakeRecorder) Flagged(string, string, gate.RcptResult) {}
 func (r *fakeRecorder) Decided(detect.Verdict, policy.Action)   {}
 
+// releaseAll releases its recipients, as released by the administrator
+// olivia.
 type releaseAll []string
 
-func (r releaseAll) Released(context.Context, string) ([]string, bool) { return r, true }
+func (r releaseAll) Released(context.Context, string) ([]string, string, bool) {
+	return r, "admin:olivia", true
+}
 
 // The recorder learns from delivered recipients; it must know why each one
 // passed, so that an allow rule or a release teaches nothing org-wide.
@@ -51,7 +55,7 @@ func TestDeliveredRecipientsSayWhyTheyPassed(t *testing.T) {
 		{"a domain on an allow rule", []string{"x@partner.ml"}, nil,
 			[]gate.Delivery{{Recipient: "x@partner.ml", Passed: gate.PassedAllowed}}},
 		{"a recipient released as typed", []string{"k@army.ml"}, []string{"k@army.ml"},
-			[]gate.Delivery{{Recipient: "k@army.ml", Passed: gate.PassedReleased}}},
+			[]gate.Delivery{{Recipient: "k@army.ml", Passed: gate.PassedReleased, By: "admin:olivia"}}},
 		{"a warned recipient teaches nothing", []string{"k@gmial.com"}, nil, nil},
 		{"mixed", []string{"a@example.org", "j@army.ml"}, nil,
 			[]gate.Delivery{{Recipient: "a@example.org", Passed: gate.PassedClean}, {Recipient: "j@army.ml", Passed: gate.PassedAllowed}}},

@@ -12,21 +12,29 @@ import (
 // Released implements gate.Releases: a release header is honoured when its
 // signature and expiry hold and the message is being released right now
 // (state releasing), so a header copied into another message, or replayed
-// after the release, is ignored.
-func (h *Holder) Released(ctx context.Context, header string) ([]string, bool) {
+// after the release, is ignored. by is the actor of the release (its
+// "releasing" event: "sender", "admin:NAME"), "" when that cannot be read.
+func (h *Holder) Released(ctx context.Context, header string) (rcpts []string, by string, ok bool) {
 	id, rcpts, err := h.signer.VerifyReleaseHeader(header, h.now())
 	if err != nil {
 		h.log.Warn("ignored a release header", "err", err)
-		return nil, false
+		return nil, "", false
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	m, err := h.store.Get(ctx, id)
 	if err != nil || m.State != store.StateReleasing {
 		h.log.Warn("ignored a release header for a message not being released", "id", id)
-		return nil, false
+		return nil, "", false
 	}
-	return rcpts, true
+	evs, err := h.store.Events(ctx, store.EventFilter{MessageID: id, Kind: "releasing", Limit: 1})
+	switch {
+	case err != nil:
+		h.log.Warn("reading who released a message", "id", id, "err", err)
+	case len(evs) == 1:
+		by = evs[0].Actor
+	}
+	return rcpts, by, true
 }
 
 // ReleaseEnvelopeID is the DSN envelope id (ENVID) a re-injection of

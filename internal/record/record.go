@@ -234,7 +234,7 @@ func (r *Recorder) drop() {
 func (r *Recorder) Delivered(sender string, rcpts []gate.Delivery) {
 	seen := map[string]bool{}
 	var domains []string
-	var released []string
+	var released []releasedTo
 	for _, d := range rcpts {
 		switch d.Passed {
 		case gate.PassedClean:
@@ -247,7 +247,7 @@ func (r *Recorder) Delivered(sender string, rcpts []gate.Delivery) {
 			}
 		case gate.PassedReleased:
 			if rc, err := policy.NormalizePattern(d.Recipient); err == nil && strings.Contains(rc, "@") {
-				released = append(released, rc)
+				released = append(released, releasedTo{rc, d.By})
 			}
 		}
 	}
@@ -276,8 +276,8 @@ func (r *Recorder) Delivered(sender string, rcpts []gate.Delivery) {
 	}
 	r.enqueue(func(ctx context.Context) error {
 		for _, rc := range released {
-			err := r.st.AddSenderAllow(ctx, &store.SenderAllow{Sender: from, Recipient: rc, Note: "released as typed",
-				CreatedBy: "release", CreatedAt: now})
+			err := r.st.AddSenderAllow(ctx, &store.SenderAllow{Sender: from, Recipient: rc.rcpt, Note: "released as typed",
+				CreatedBy: rc.createdBy(), CreatedAt: now})
 			switch {
 			case errors.Is(err, store.ErrExists):
 			case err != nil:
@@ -288,6 +288,19 @@ func (r *Recorder) Delivered(sender string, rcpts []gate.Delivery) {
 		}
 		return nil
 	})
+}
+
+// releasedTo is a recipient released as typed, and who released it.
+type releasedTo struct{ rcpt, by string }
+
+// createdBy names the sender allow's author: the administrator who
+// released the message ("admin:NAME"), or "release" for the sender's own
+// confirmation (and when who released it is unknown).
+func (r releasedTo) createdBy() string {
+	if strings.HasPrefix(r.by, "admin:") {
+		return r.by
+	}
+	return "release"
 }
 
 // Decision is the detail of a "decision" event, as JSON.

@@ -74,6 +74,10 @@ func TestRecorderLearnsOnlyCleanRecipientsAndRemembersReleasesPerSender(t *testi
 	r.Delivered("", []gate.Delivery{{Recipient: "x@army.ml", Passed: gate.PassedReleased}}) // a bounce: nobody to allow
 	r.Delivered("bob@army.mil", []gate.Delivery{{Recipient: "k@gmial.com", Passed: gate.PassedReleased}})
 	r.Delivered("alice@army.mil", []gate.Delivery{{Recipient: "k@gmial.com", Passed: gate.PassedReleased}}) // again: stored once
+	// Released by an administrator from the dashboard or the command line:
+	// the allow names them, not the sender.
+	r.Delivered("carol@army.mil", []gate.Delivery{{Recipient: "k@gmial.com", Passed: gate.PassedReleased, By: "admin:olivia"}})
+	r.Delivered("dave@army.mil", []gate.Delivery{{Recipient: "k@gmial.com", Passed: gate.PassedReleased, By: "sender"}})
 	r.Close()
 
 	cs, err := st.Correspondents(ctx, 0)
@@ -91,12 +95,13 @@ func TestRecorderLearnsOnlyCleanRecipientsAndRemembersReleasesPerSender(t *testi
 	for _, a := range allows {
 		got = append(got, a.Sender+" → "+a.Recipient+" by "+a.CreatedBy)
 	}
-	want := []string{"alice@army.mil → k@gmial.com by release", "bob@army.mil → k@gmial.com by release"}
+	want := []string{"alice@army.mil → k@gmial.com by release", "bob@army.mil → k@gmial.com by release",
+		"carol@army.mil → k@gmial.com by admin:olivia", "dave@army.mil → k@gmial.com by release"}
 	if !slices.Equal(got, want) {
 		t.Errorf("sender allows %q, want %q", got, want)
 	}
-	if n := changed.Load(); n != 2 {
-		t.Errorf("OnSenderAllow called %d times, want 2 (once per new allow)", n)
+	if n := changed.Load(); n != 4 {
+		t.Errorf("OnSenderAllow called %d times, want 4 (once per new allow)", n)
 	}
 }
 
