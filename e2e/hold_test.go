@@ -219,6 +219,20 @@ func quarantine(t *testing.T, cfg string, args ...string) string {
 	return string(out)
 }
 
+// onlyHeld returns the id of the one message held in cfg's store.
+func onlyHeld(t *testing.T, cfg string) string {
+	t.Helper()
+	list := quarantine(t, cfg, "list", "--format", "json")
+	id := ""
+	if i := strings.Index(list, `"id":"`); i >= 0 {
+		id = list[i+6 : i+6+strings.IndexByte(list[i+6:], '"')]
+	}
+	if id == "" || strings.Count(list, "\n") != 1 {
+		t.Fatalf("held messages: %s", list)
+	}
+	return id
+}
+
 // TestHoldLosesNothingWhenStrayIsKilledAtEachStep kills stray with SIGKILL
 // at each step between accepting a message and notifying its sender:
 // before storing and after storing (Postfix tempfails, the client retries

@@ -53,6 +53,23 @@ func docsRelaySetup(t *testing.T) docsRelay {
 	return d
 }
 
+// startRelay runs the doc's stray relay command in dir, args before the
+// doc's; the test's failure shows its log and Postfix's.
+func (d docsRelay) startRelay(t *testing.T, pf *postfixtest.Postfix, dir string, args ...string) *relayProc {
+	t.Helper()
+	r := &relayProc{t: t, log: &syncBuffer{}, dir: dir, Addr: d.relayAddr,
+		args: append(append([]string{"relay"}, args...), strings.Fields(d.command)...)}
+	r.start()
+	t.Cleanup(func() {
+		r.stop()
+		if t.Failed() {
+			t.Logf("stray relay log:\n%s", r.log.String())
+			t.Logf("Postfix log:\n%s", pf.Log())
+		}
+	})
+	return r
+}
+
 // TestHoldAndReleaseThroughOnePostfixAsDocsRelayMdSays: the same setup
 // with hold and confirm, its notifications and re-injections sent back
 // into that Postfix (as the defaults do with Postfix on port 25), so that
@@ -73,16 +90,7 @@ hold:
   reinject_smtp: %s
   sweep: 2s
 `, dir, dir, pf.SMTP, pf.SMTP))
-	r := &relayProc{t: t, log: &syncBuffer{}, dir: dir, Addr: d.relayAddr, cfg: cfg,
-		args: append([]string{"relay", "--config", cfg}, strings.Fields(d.command)...)}
-	r.start()
-	t.Cleanup(func() {
-		r.stop()
-		if t.Failed() {
-			t.Logf("stray relay log:\n%s", r.log.String())
-			t.Logf("Postfix log:\n%s", pf.Log())
-		}
-	})
+	d.startRelay(t, pf, dir, "--config", cfg)
 
 	if _, data, err := postfixtest.Send(pf.SMTP, "you@example.com", []string{"x@gmial.com", "colleague@example.com"}, "Subject: plans\n\nhi\n"); err != nil || data.Code != 250 {
 		t.Fatalf("send: %v %v", data, err)
@@ -96,14 +104,7 @@ hold:
 			t.Errorf("the notification does not carry the suggestion:\n%s", m.Data)
 		}
 	}
-	list := quarantine(t, cfg, "list", "--format", "json")
-	id := ""
-	if i := strings.Index(list, `"id":"`); i >= 0 {
-		id = list[i+6 : i+6+strings.IndexByte(list[i+6:], '"')]
-	}
-	if id == "" || strings.Count(list, "\n") != 1 {
-		t.Fatalf("held messages: %s", list)
-	}
+	id := onlyHeld(t, cfg)
 	quarantine(t, cfg, "release", id)
 	pf.Sink.WaitRecipients(3, 30*time.Second)
 	time.Sleep(2 * time.Second) // a loop would deliver more by now
@@ -131,16 +132,7 @@ func TestRelayInFrontOfOnePostfixAsDocsRelayMdSays(t *testing.T) {
 	pf := postfixtest.Start(t, postfixtest.Options{Extra: map[string]string{"content_filter": d.filter}, Master: d.master})
 	// As documented: no --config, so the embedded defaults in a directory
 	// of its own.
-	r := &relayProc{t: t, log: &syncBuffer{}, dir: t.TempDir(), Addr: d.relayAddr,
-		args: append([]string{"relay"}, strings.Fields(d.command)...)}
-	r.start()
-	t.Cleanup(func() {
-		r.stop()
-		if t.Failed() {
-			t.Logf("stray relay log:\n%s", r.log.String())
-			t.Logf("Postfix log:\n%s", pf.Log())
-		}
-	})
+	r := d.startRelay(t, pf, t.TempDir())
 
 	if _, data, err := postfixtest.Send(pf.SMTP, "you@example.com", []string{"b@examp1e.com", "colleague@example.com"}, "Subject: test\n\nhi\n"); err != nil || data.Code != 250 {
 		t.Fatalf("send: %v %v", data, err)
