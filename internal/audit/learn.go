@@ -8,6 +8,7 @@ import (
 	"hash/maphash"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,10 +20,12 @@ import (
 type LearnOptions struct {
 	// Since and Until bound the deliveries counted (Since ≤ t < Until).
 	Since, Until time.Time
-	// MinDeliveries and MinSenders drop domains below them from Result
-	// (defaults 1 and 0: deliveries whose sender the log lost still count).
+	// MinDeliveries, MinSenders and MinDays (distinct UTC days) drop
+	// domains below them from Result (defaults 1, 0 and 0: deliveries
+	// whose sender the log lost still count).
 	MinDeliveries int64
 	MinSenders    int
+	MinDays       int
 }
 
 // Correspondent is a domain the organisation delivered mail to.
@@ -30,6 +33,7 @@ type Correspondent struct {
 	Domain     string    `json:"domain"`
 	Deliveries int64     `json:"deliveries"`
 	Senders    int       `json:"senders"`
+	Days       int       `json:"days"` // distinct UTC days with a delivery
 	First      time.Time `json:"first"`
 	Last       time.Time `json:"last"`
 }
@@ -41,9 +45,10 @@ type learnCache struct {
 
 // Learner builds the known-correspondents list from deliveries: every
 // delivered recipient domain with how many deliveries, from how many
-// distinct senders, first and last seen. It holds one entry per domain
-// (the list itself) and 8 bytes per distinct (domain, sender) pair, at
-// most maxPairs of them. It leaves out deliveries that
+// distinct senders, on how many distinct UTC days, first and last seen.
+// It holds one entry per domain (the list itself) and 8 bytes per
+// distinct (domain, sender) and (domain, day) pair, at most maxPairs of
+// them. It leaves out deliveries that
 // are themselves flagged (a typo delivered a thousand times is still a
 // typo: see stray audit), bounces and other mail from the null sender
 // (they go back to whoever wrote to us, forged or not), and attempts that
@@ -53,8 +58,9 @@ type Learner struct {
 	opt     LearnOptions
 	cache   map[string]learnCache
 	domains map[string]*Correspondent
-	// pairs holds a hash of every (domain, sender) seen, so that distinct
-	// senders cost 8 bytes each rather than a string.
+	// pairs holds a hash of every (domain, sender) and (domain, day)
+	// seen, so that distinct senders and days cost 8 bytes each rather
+	// than a string.
 	pairs map[uint64]struct{}
 	seed  maphash.Seed
 
@@ -66,8 +72,8 @@ type Learner struct {
 	Deliveries     int64 // counted
 	first, last    time.Time
 	flaggedDropped bool
-	// SendersApproximate says distinct senders are lower bounds: more
-	// (domain, sender) pairs than maxPairs were seen.
+	// SendersApproximate says distinct senders and days are lower
+	// bounds: more pairs than maxPairs were seen.
 	SendersApproximate bool
 }
 
@@ -130,28 +136,36 @@ func (l *Learner) Delivery(d *maillog.Delivery) {
 	c.Deliveries++
 	c.First, c.Last = minTime(c.First, d.Time), maxTime(c.Last, d.Time)
 	if d.SenderKnown {
-		var h maphash.Hash
-		h.SetSeed(l.seed)
-		h.WriteString(e.domain)
-		h.WriteByte(0)
-		h.WriteString(strings.ToLower(d.From))
-		k := h.Sum64()
-		if _, seen := l.pairs[k]; !seen {
-			if len(l.pairs) < maxPairs {
-				l.pairs[k] = struct{}{}
-				c.Senders++
-			} else {
-				l.SendersApproximate = true
-			}
-		}
+		c.Senders += l.firstPair(e.domain, 0, strings.ToLower(d.From))
 	}
+	c.Days += l.firstPair(e.domain, 1, strconv.FormatInt(d.Time.UTC().Unix()/86400, 36))
+}
+
+// firstPair returns 1 the first time it sees (domain, kind, v), 0 after;
+// past maxPairs pairs it returns 0 and says the counts are lower bounds.
+func (l *Learner) firstPair(domain string, kind byte, v string) int {
+	var h maphash.Hash
+	h.SetSeed(l.seed)
+	h.WriteString(domain)
+	h.WriteByte(kind)
+	h.WriteString(v)
+	k := h.Sum64()
+	if _, seen := l.pairs[k]; seen {
+		return 0
+	}
+	if len(l.pairs) >= maxPairs {
+		l.SendersApproximate = true
+		return 0
+	}
+	l.pairs[k] = struct{}{}
+	return 1
 }
 
 // Result lists the correspondents, most delivered first.
 func (l *Learner) Result() []Correspondent {
 	out := make([]Correspondent, 0, len(l.domains))
 	for _, c := range l.domains {
-		if c.Deliveries >= l.opt.MinDeliveries && c.Senders >= l.opt.MinSenders {
+		if c.Deliveries >= l.opt.MinDeliveries && c.Senders >= l.opt.MinSenders && c.Days >= l.opt.MinDays {
 			out = append(out, *c)
 		}
 	}
@@ -191,9 +205,9 @@ func WriteKnown(w io.Writer, cs []Correspondent, header []string) error {
 	for _, h := range header {
 		fmt.Fprintf(bw, "# %s\n", h)
 	}
-	fmt.Fprintf(bw, "# DOMAIN DELIVERIES  # distinct senders, first and last delivery\n")
+	fmt.Fprintf(bw, "# DOMAIN DELIVERIES  # distinct senders and UTC days, first and last delivery\n")
 	for _, c := range cs {
-		fmt.Fprintf(bw, "%s %d  # senders=%d first=%s last=%s\n", c.Domain, c.Deliveries, c.Senders, day(c.First), day(c.Last))
+		fmt.Fprintf(bw, "%s %d  # senders=%d days=%d first=%s last=%s\n", c.Domain, c.Deliveries, c.Senders, c.Days, day(c.First), day(c.Last))
 	}
 	return bw.Flush()
 }
@@ -225,7 +239,7 @@ func (l *Learner) Summary(kept int) []string {
 	left += fmt.Sprintf(", %s from the null sender (bounces), %s unparsable", thousands(l.NullSender), thousands(l.Unparsable))
 	out = append(out, left)
 	if l.SendersApproximate {
-		out = append(out, "senders= counts are lower bounds: too many distinct senders to count them all")
+		out = append(out, "senders= and days= counts are lower bounds: too many to count them all")
 	}
 	return out
 }

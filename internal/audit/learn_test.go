@@ -30,8 +30,8 @@ func TestLearnCountsDeliveriesSendersAndDatesAndLeavesOutWhatItMust(t *testing.T
 	}
 	got := l.Result()
 	want := []Correspondent{
-		{Domain: "partner.com", Deliveries: 4, Senders: 2, First: day(0), Last: day(9)},
-		{Domain: "nodomain", Deliveries: 1, Senders: 1, First: day(1), Last: day(1)},
+		{Domain: "partner.com", Deliveries: 4, Senders: 2, Days: 4, First: day(0), Last: day(9)},
+		{Domain: "nodomain", Deliveries: 1, Senders: 1, Days: 1, First: day(1), Last: day(1)},
 	}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("got %+v\nwant %+v", got, want)
@@ -48,6 +48,17 @@ func TestLearnCountsDeliveriesSendersAndDatesAndLeavesOutWhatItMust(t *testing.T
 	if r := l2.Result(); len(r) != 1 || r[0].Domain != "partner.com" || r[0].Deliveries != 2 {
 		t.Errorf("thresholds and --since: %+v", r)
 	}
+	// Distinct UTC days, as stray serve counts them: two deliveries an
+	// hour apart across midnight are two days, two in one day are one.
+	l3 := NewLearner(realChecker(t), LearnOptions{MinDays: 2})
+	midnight := day(3).UTC().Truncate(24 * time.Hour)
+	l3.Delivery(delivery("a@partner.com", "x@corp.example", maillog.Sent, midnight.Add(-30*time.Minute)))
+	l3.Delivery(delivery("a@partner.com", "y@corp.example", maillog.Sent, midnight.Add(30*time.Minute)))
+	l3.Delivery(delivery("a@solo.com", "x@corp.example", maillog.Sent, midnight.Add(time.Hour)))
+	l3.Delivery(delivery("a@solo.com", "y@corp.example", maillog.Sent, midnight.Add(20*time.Hour)))
+	if r := l3.Result(); len(r) != 1 || r[0].Domain != "partner.com" || r[0].Days != 2 {
+		t.Errorf("--min-days 2: %+v", r)
+	}
 }
 
 // The known file learn writes is read back by detect.ReadKnown (what
@@ -56,14 +67,14 @@ func TestLearnCountsDeliveriesSendersAndDatesAndLeavesOutWhatItMust(t *testing.T
 func TestLearnedKnownFileIsReadBackByReadKnown(t *testing.T) {
 	t.Parallel()
 	cs := []Correspondent{
-		{Domain: "partner.com", Deliveries: 4211, Senders: 12, First: t0, Last: t0.AddDate(0, 3, 0)},
-		{Domain: "xn--mller-kva.de", Deliveries: 3, Senders: 1, First: t0, Last: t0},
+		{Domain: "partner.com", Deliveries: 4211, Senders: 12, Days: 61, First: t0, Last: t0.AddDate(0, 3, 0)},
+		{Domain: "xn--mller-kva.de", Deliveries: 3, Senders: 1, Days: 1, First: t0, Last: t0},
 	}
 	var buf bytes.Buffer
 	if err := WriteKnown(&buf, cs, []string{"from mail.log", "# tricky header"}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), "partner.com 4211  # senders=12 first=2024-03-01 last=2024-06-01\n") {
+	if !strings.Contains(buf.String(), "partner.com 4211  # senders=12 days=61 first=2024-03-01 last=2024-06-01\n") {
 		t.Errorf("line format:\n%s", buf.String())
 	}
 	known, err := detect.ReadKnown(&buf)
@@ -83,7 +94,7 @@ func TestLearnedKnownFileIsReadBackByReadKnown(t *testing.T) {
 	var js bytes.Buffer
 	WriteCorrespondentsJSON(&js, cs)
 	var o map[string]any
-	if err := json.Unmarshal(bytes.SplitN(js.Bytes(), []byte("\n"), 2)[0], &o); err != nil || o["domain"] != "partner.com" || o["deliveries"] != 4211.0 || o["senders"] != 12.0 {
+	if err := json.Unmarshal(bytes.SplitN(js.Bytes(), []byte("\n"), 2)[0], &o); err != nil || o["domain"] != "partner.com" || o["deliveries"] != 4211.0 || o["senders"] != 12.0 || o["days"] != 61.0 {
 		t.Errorf("json %s %v", js.String(), err)
 	}
 }

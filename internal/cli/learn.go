@@ -10,16 +10,22 @@ import (
 )
 
 const learnHelp = `usage: stray learn [--protect DOMAIN]... [--known FILE]... [--deny FILE]... [--config FILE] [--since TIME] [--until TIME]
-                   [--min-deliveries N] [--min-senders N] [--format known|json] [--output FILE] [FILE...]
+                   [--min-deliveries N] [--min-senders N] [--min-days N] [--format known|json] [--output FILE] [FILE...]
 
 Builds the list of domains your organisation really writes to from its mail
 logs (the same logs and options as stray audit): every domain mail was
-delivered to, with the number of deliveries, distinct senders, and first
-and last delivery. The default output is a known-correspondents file, one
-"DOMAIN COUNT" a line with the rest as a comment, which stray check --known
-and the detect.known configuration read:
+delivered to, with the number of deliveries, distinct senders, distinct
+UTC days, and first and last delivery. The default output is a
+known-correspondents file, one "DOMAIN COUNT" a line with the rest as a
+comment, which stray check --known and the detect.known configuration
+read:
 
-  gmail.com 5123  # senders=412 first=2024-01-02 last=2024-06-30
+  gmail.com 5123  # senders=412 days=179 first=2024-01-02 last=2024-06-30
+
+Every domain listed is trusted once the file is loaded, and by default
+every domain delivered to is listed, once is enough: review it, or ask for
+the evidence stray serve asks before it trusts a domain it learned
+(--min-senders 3 --min-days 2, its detect.learn defaults).
 
 Left out, and counted on standard error: deliveries to domains that are
 themselves flagged with the knowledge given (--protect, --known, --config,
@@ -30,14 +36,14 @@ bounced or were deferred. The result is written to a file (--output) or
 standard output.
 
 --format json prints one object per domain:
-{"domain","deliveries","senders","first","last"}.
+{"domain","deliveries","senders","days","first","last"}.
 
 Exit status: 0 success, 2 usage or input error (a log that could not be
 read: what it held before the error is still counted and written).
 
 Examples:
   stray learn --protect example.com --output /etc/stray/known.txt /var/log/mail.log*
-  stray learn --min-senders 2 --since 180d /var/log/mail.log.1 /var/log/mail.log
+  stray learn --min-senders 3 --min-days 2 --since 180d /var/log/mail.log.1 /var/log/mail.log
   stray check --known /etc/stray/known.txt j@exmaple-partner.com
 `
 
@@ -48,6 +54,7 @@ func runLearn(ctx context.Context, args []string, std Stdio) int {
 	output := fs.String("output", "", "write to `FILE` (replaced atomically) instead of standard output")
 	minDeliveries := fs.Int64("min-deliveries", 1, "leave out domains with fewer deliveries")
 	minSenders := fs.Int("min-senders", 0, "leave out domains with fewer distinct senders")
+	minDays := fs.Int("min-days", 0, "leave out domains with deliveries on fewer distinct UTC days")
 	lf := addLogFlags(fs)
 	files, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -57,8 +64,8 @@ func runLearn(ctx context.Context, args []string, std Stdio) int {
 	if *format != "known" && *format != "json" {
 		return usageErr("--format %q: want known or json", *format)
 	}
-	if *minDeliveries < 1 || *minSenders < 0 {
-		return usageErr("--min-deliveries wants at least 1, --min-senders at least 0")
+	if *minDeliveries < 1 || *minSenders < 0 || *minDays < 0 {
+		return usageErr("--min-deliveries wants at least 1, --min-senders and --min-days at least 0")
 	}
 	ropt, err := lf.options()
 	if err != nil {
@@ -72,7 +79,7 @@ func runLearn(ctx context.Context, args []string, std Stdio) int {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	l := audit.NewLearner(checker, audit.LearnOptions{Since: lf.since, Until: lf.until, MinDeliveries: *minDeliveries, MinSenders: *minSenders})
+	l := audit.NewLearner(checker, audit.LearnOptions{Since: lf.since, Until: lf.until, MinDeliveries: *minDeliveries, MinSenders: *minSenders, MinDays: *minDays})
 	prog := newProgress(std.Err, "reading")
 	ropt.Progress = prog.update
 	stats, err := maillog.Read(ctx, inputs, ropt, func(d *maillog.Delivery) error {

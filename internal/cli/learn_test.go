@@ -20,7 +20,7 @@ func TestLearnOutputFeedsCheckKnown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"# stray learn: known correspondents from ", "partner.example.com 1  # senders=1 first=2024-11-22 last=2024-11-22\n", "gmail.com "} {
+	for _, want := range []string{"# stray learn: known correspondents from ", "partner.example.com 1  # senders=1 days=1 first=2024-11-22 last=2024-11-22\n", "gmail.com "} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("known file lacks %q:\n%s", want, b)
 		}
@@ -50,10 +50,19 @@ func TestLearnJSONAndThresholds(t *testing.T) {
 	if code != ExitOK || len(objs) != 1 || objs[0]["domain"] != "gmail.com" || objs[0]["deliveries"] != 3.0 || objs[0]["senders"] != 3.0 {
 		t.Errorf("exit %d: %v", code, objs)
 	}
-	for _, k := range []string{"domain", "deliveries", "senders", "first", "last"} {
+	for _, k := range []string{"domain", "deliveries", "senders", "days", "first", "last"} {
 		if _, ok := objs[0][k]; !ok {
 			t.Errorf("no %q", k)
 		}
+	}
+	// gmail.com's three deliveries fall on one day: --min-days 2 leaves
+	// it out.
+	if objs[0]["days"] != 1.0 {
+		t.Errorf("gmail.com on %v days, want 1", objs[0]["days"])
+	}
+	code, out, _ = run(t, "", "learn", "--protect", "corp.example", "--year", "2024", "--format", "json", "--min-deliveries", "3", "--min-days", "2", realLog)
+	if objs := jsonLines(t, out); code != ExitOK || len(objs) != 0 {
+		t.Errorf("--min-days 2: exit %d: %v", code, objs)
 	}
 }
 
@@ -66,6 +75,7 @@ func TestLearnExitStatus(t *testing.T) {
 		{[]string{"learn", "--help"}, ExitOK},
 		{[]string{"learn", "--format", "yaml", realLog}, ExitUsage},
 		{[]string{"learn", "--min-senders", "-1", realLog}, ExitUsage},
+		{[]string{"learn", "--min-days", "-1", realLog}, ExitUsage},
 		{[]string{"learn", "--min-deliveries", "0", realLog}, ExitUsage},
 		{[]string{"learn", "/nonexistent"}, ExitUsage},
 		{[]string{"learn", "--output", "/nonexistent/dir/known.txt", realLog}, ExitUsage},
