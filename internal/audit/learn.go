@@ -3,12 +3,12 @@ package audit
 import (
 	"bufio"
 	"cmp"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"hash/maphash"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -72,9 +72,9 @@ type Learner struct {
 	Deliveries     int64 // counted
 	first, last    time.Time
 	flaggedDropped bool
-	// SendersApproximate says distinct senders and days are lower
-	// bounds: more pairs than maxPairs were seen.
-	SendersApproximate bool
+	// Approximate says distinct senders and days are lower bounds: more
+	// pairs than maxPairs were seen.
+	Approximate bool
 }
 
 // maxFlaggedListed bounds the flagged domains Learner remembers by name.
@@ -136,25 +136,29 @@ func (l *Learner) Delivery(d *maillog.Delivery) {
 	c.Deliveries++
 	c.First, c.Last = minTime(c.First, d.Time), maxTime(c.Last, d.Time)
 	if d.SenderKnown {
-		c.Senders += l.firstPair(e.domain, 0, strings.ToLower(d.From))
+		c.Senders += l.firstPair(e.domain, 's', strings.ToLower(d.From), 0)
 	}
-	c.Days += l.firstPair(e.domain, 1, strconv.FormatInt(d.Time.UTC().Unix()/86400, 36))
+	c.Days += l.firstPair(e.domain, 'd', "", uint64(d.Time.UTC().Unix()/86400))
 }
 
-// firstPair returns 1 the first time it sees (domain, kind, v), 0 after;
-// past maxPairs pairs it returns 0 and says the counts are lower bounds.
-func (l *Learner) firstPair(domain string, kind byte, v string) int {
+// firstPair returns 1 the first time it sees (domain, kind, s, n), 0
+// after; past maxPairs pairs it returns 0 and says the counts are lower
+// bounds. It allocates nothing: it runs for every delivery of a log.
+func (l *Learner) firstPair(domain string, kind byte, s string, n uint64) int {
 	var h maphash.Hash
 	h.SetSeed(l.seed)
 	h.WriteString(domain)
 	h.WriteByte(kind)
-	h.WriteString(v)
+	h.WriteString(s)
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], n)
+	h.Write(b[:])
 	k := h.Sum64()
 	if _, seen := l.pairs[k]; seen {
 		return 0
 	}
 	if len(l.pairs) >= maxPairs {
-		l.SendersApproximate = true
+		l.Approximate = true
 		return 0
 	}
 	l.pairs[k] = struct{}{}
@@ -238,7 +242,7 @@ func (l *Learner) Summary(kept int) []string {
 	}
 	left += fmt.Sprintf(", %s from the null sender (bounces), %s unparsable", thousands(l.NullSender), thousands(l.Unparsable))
 	out = append(out, left)
-	if l.SendersApproximate {
+	if l.Approximate {
 		out = append(out, "senders= and days= counts are lower bounds: too many to count them all")
 	}
 	return out
